@@ -1,0 +1,3 @@
+from hemo.cli import main
+
+raise SystemExit(main())

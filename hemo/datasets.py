@@ -1,0 +1,180 @@
+"""Find labelled slices in the folder layouts people download, and split them by patient.
+
+Neighbouring slices of one patient are nearly identical, so every split here keeps a
+patient's slices together unless the caller asks for the paper's (leaky) slice split.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterable, Sequence
+
+import numpy as np
+
+from hemo.imaging import HemoInputError, read_file
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".dcm"}
+_POSITIVE_DIRS = {"hemorrhagic", "haemorrhagic", "hemorrhage", "haemorrhage"}
+_NEGATIVE_DIRS = {"normal"}
+
+
+@dataclass(frozen=True)
+class Record:
+    """One labelled slice on disk."""
+
+    path: Path
+    label: int  # 1 = haemorrhage
+    patient: str
+
+
+def _ct_ich(root: Path) -> list[Record]:
+    """PhysioNet CT-ICH: Patients_CT/<PPP>/brain/<n>.jpg and hemorrhage_diagnosis.csv."""
+    records = []
+    with open(root / "hemorrhage_diagnosis.csv", newline="") as f:
+        for row in csv.DictReader(f):
+            patient = f"{int(row['PatientNumber']):03d}"
+            path = root / "Patients_CT" / patient / "brain" / f"{int(row['SliceNumber'])}.jpg"
+            if path.exists():
+                records.append(Record(path, int(int(row["No_Hemorrhage"]) == 0), patient))
+    return records
+
+
+def _kaggle_head_ct(root: Path) -> list[Record]:
+    """Kaggle "Head CT - hemorrhage": head_ct/[head_ct/]NNN.png and labels.csv (id, hemorrhage)."""
+    folder = root / "head_ct" / "head_ct" if (root / "head_ct" / "head_ct").is_dir() else root / "head_ct"
+    records = []
+    with open(root / "labels.csv", newline="") as f:
+        for row in csv.DictReader(f):
+            row = {key.strip(): value.strip() for key, value in row.items()}
+            path = folder / f"{int(row['id']):03d}.png"
+            if path.exists():
+                records.append(Record(path, int(row["hemorrhage"]), f"{int(row['id']):03d}"))
+    return records
+
+
+def _class_folders(root: Path) -> list[Record]:
+    """Folder per class (Hemorrhagic/ and NORMAL/, any case); a class's first subfolder is the patient."""
+    records = []
+    for folder in sorted(p for p in root.rglob("*") if p.is_dir()):
+        name = folder.name.lower()
+        if name not in _POSITIVE_DIRS | _NEGATIVE_DIRS:
+            continue
+        label = int(name in _POSITIVE_DIRS)
+        for path in sorted(folder.rglob("*")):
+            if path.suffix.lower() in IMAGE_SUFFIXES and path.is_file():
+                relative = path.relative_to(folder).parts
+                patient = relative[0] if len(relative) > 1 else path.stem
+                records.append(Record(path, label, f"{folder.name}/{patient}"))
+    return records
+
+
+def discover(root: str | Path) -> list[Record]:
+    """The labelled slices under ``root``, whichever supported layout it has."""
+    root = Path(root)
+    if (root / "hemorrhage_diagnosis.csv").exists() and (root / "Patients_CT").is_dir():
+        records = _ct_ich(root)
+    elif (root / "labels.csv").exists() and (root / "head_ct").is_dir():
+        records = _kaggle_head_ct(root)
+    else:
+        records = _class_folders(root)
+    if not records:
+        raise FileNotFoundError(
+            f"no labelled slices found in {root}: expected CT-ICH (Patients_CT/ + hemorrhage_diagnosis.csv), "
+            "Kaggle head_ct/ + labels.csv, or Hemorrhagic/ and NORMAL/ folders"
+        )
+    return records
+
+
+@dataclass
+class Dataset:
+    """Prepared slices in memory: images uint8 (N, 256, 256), labels, patients and source names."""
+
+    images: np.ndarray
+    labels: np.ndarray
+    patients: np.ndarray
+    names: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def subset(self, index: Sequence[int] | np.ndarray) -> "Dataset":
+        index = np.asarray(index, dtype=int)
+        return Dataset(self.images[index], self.labels[index], self.patients[index], self.names[index])
+
+    def inputs(self) -> np.ndarray:
+        """The model batch (N, 256, 256, 1) float32."""
+        return self.images[..., np.newaxis].astype(np.float32)
+
+    def save(self, path: str | Path) -> None:
+        np.savez_compressed(path, images=self.images, labels=self.labels, patients=self.patients, names=self.names)
+
+
+def load(source: str | Path, window_name: str = "brain", crop: bool = True,
+         progress: Callable[[int, int], None] | None = None) -> Dataset:
+    """Read a data folder (any layout above) or a ``.npz`` written by ``hemo cache``."""
+    source = Path(source)
+    if source.suffix == ".npz":
+        with np.load(source) as data:
+            return Dataset(data["images"], data["labels"], data["patients"], data["names"])
+    records = discover(source)
+    images = np.zeros((len(records), 256, 256), np.uint8)
+    keep = []
+    for i, record in enumerate(records):
+        try:
+            images[i] = np.round(read_file(record.path, window_name, crop)[0].pixels).astype(np.uint8)
+            keep.append(i)
+        except HemoInputError as error:
+            print(f"skipped: {error}")
+        if progress:
+            progress(i + 1, len(records))
+    names = [str(r.path.relative_to(source)) for r in records]
+    dataset = Dataset(images, np.array([r.label for r in records]), np.array([r.patient for r in records]),
+                      np.array(names))
+    return dataset.subset(keep)
+
+
+def _stratified_patients(dataset: Dataset, seed: int) -> tuple[list[str], list[str]]:
+    """Patients with and without any haemorrhage slice, each list shuffled by the seed."""
+    rng = np.random.default_rng(seed)
+    patients = sorted(set(dataset.patients.tolist()))
+    positive = {p for p, y in zip(dataset.patients, dataset.labels) if y}
+    groups = [[p for p in patients if p in positive], [p for p in patients if p not in positive]]
+    return [list(rng.permutation(g)) for g in groups]  # type: ignore[return-value]
+
+
+def patient_folds(dataset: Dataset, folds: int, seed: int = 0) -> list[list[str]]:
+    """Patients dealt into ``folds`` groups, stratified by whether a patient has any haemorrhage."""
+    groups: list[list[str]] = [[] for _ in range(folds)]
+    order = [p for group in _stratified_patients(dataset, seed) for p in group]
+    for i, patient in enumerate(order):
+        groups[i % folds].append(str(patient))
+    return groups
+
+
+def split_patients(dataset: Dataset, val_fraction: float = 0.2, seed: int = 0) -> dict[str, list[str]]:
+    """A stratified patient-level split: {"train": [...], "validation": [...]}."""
+    train, validation = [], []
+    for group in _stratified_patients(dataset, seed):
+        n_val = max(1, int(round(val_fraction * len(group)))) if len(group) > 1 else 0
+        validation += [str(p) for p in group[:n_val]]
+        train += [str(p) for p in group[n_val:]]
+    return {"train": sorted(train), "validation": sorted(validation)}
+
+
+def split_slices(dataset: Dataset, val_fraction: float = 0.1, seed: int = 0) -> dict[str, list[int]]:
+    """The paper's random slice split. It leaks: one patient's neighbouring slices land on both sides."""
+    order = np.random.default_rng(seed).permutation(len(dataset))
+    n_val = int(round(val_fraction * len(dataset)))
+    return {"train": sorted(order[n_val:].tolist()), "validation": sorted(order[:n_val].tolist())}
+
+
+def indices(dataset: Dataset, patients: Iterable[str]) -> np.ndarray:
+    """Indices of the slices that belong to the given patients."""
+    return np.flatnonzero(np.isin(dataset.patients, list(patients)))
+
+
+def write_split(path: str | Path, split: dict) -> None:
+    Path(path).write_text(json.dumps(split, indent=1) + "\n")

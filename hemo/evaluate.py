@@ -1,0 +1,101 @@
+"""The numbers a radiologist asks for: AUC with its interval, sensitivity and specificity at the
+operating threshold, the confusion matrix, the paper's classification report, and patient-level AUC.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.metrics import confusion_matrix, precision_recall_fscore_support, roc_auc_score, roc_curve
+
+from hemo.model import CLASSES
+
+
+def choose_threshold(labels: np.ndarray, scores: np.ndarray) -> float:
+    """The threshold with the best Youden index (sensitivity + specificity - 1) on these slices."""
+    if len(set(np.asarray(labels).tolist())) < 2:
+        return 0.5
+    fpr, tpr, thresholds = roc_curve(labels, scores)
+    best = int(np.argmax(tpr - fpr))
+    return float(min(thresholds[best], 1.0))
+
+
+def bootstrap_auc(labels: np.ndarray, scores: np.ndarray, groups: np.ndarray | None = None,
+                  n: int = 1000, seed: int = 0) -> tuple[float, float]:
+    """95% percentile interval of the AUC, resampling patients when they are known (slices are not independent)."""
+    rng = np.random.default_rng(seed)
+    labels, scores = np.asarray(labels), np.asarray(scores)
+    units = np.unique(groups) if groups is not None else np.arange(len(labels))
+    members = [np.flatnonzero(groups == u) for u in units] if groups is not None else [[i] for i in units]
+    aucs = []
+    for _ in range(n):
+        pick = np.concatenate([members[i] for i in rng.integers(0, len(units), len(units))])
+        if len(set(labels[pick].tolist())) == 2:
+            aucs.append(roc_auc_score(labels[pick], scores[pick]))
+    if not aucs:
+        return float("nan"), float("nan")
+    low, high = np.percentile(aucs, [2.5, 97.5])
+    return float(low), float(high)
+
+
+def patient_scores(labels: np.ndarray, scores: np.ndarray, patients: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per patient: has any haemorrhage slice, and its highest slice score."""
+    unique = np.unique(patients)
+    return (np.array([labels[patients == p].max() for p in unique]),
+            np.array([scores[patients == p].max() for p in unique]))
+
+
+def report(labels: np.ndarray, scores: np.ndarray, threshold: float, patients: np.ndarray | None = None,
+           seed: int = 0) -> dict:
+    """All metrics under stable keys (see README): n, positives, accuracy, auc, auc_ci, sensitivity, ..."""
+    labels, scores = np.asarray(labels).astype(int), np.asarray(scores, dtype=float)
+    predicted = (scores >= threshold).astype(int)
+    tn, fp, fn, tp = confusion_matrix(labels, predicted, labels=[0, 1]).ravel()
+    precision, recall, f1, support = precision_recall_fscore_support(labels, predicted, labels=[0, 1], zero_division=0)
+    both = len(set(labels.tolist())) == 2
+    fpr, tpr, _ = roc_curve(labels, scores) if both else ([], [], [])
+    result = {
+        "n": int(len(labels)),
+        "positives": int(labels.sum()),
+        "accuracy": float((predicted == labels).mean()),
+        "auc": float(roc_auc_score(labels, scores)) if both else None,
+        "auc_ci": list(bootstrap_auc(labels, scores, patients, seed=seed)) if both else None,
+        "sensitivity": float(tp / (tp + fn)) if tp + fn else None,
+        "specificity": float(tn / (tn + fp)) if tn + fp else None,
+        "threshold": float(threshold),
+        "f1": float(f1[1]),
+        "confusion_matrix": [[int(tn), int(fp)], [int(fn), int(tp)]],
+        "per_class": {name: {"precision": float(precision[i]), "recall": float(recall[i]),
+                             "f1": float(f1[i]), "support": int(support[i])} for i, name in enumerate(CLASSES)},
+        "roc": {"fpr": [round(float(v), 4) for v in fpr], "tpr": [round(float(v), 4) for v in tpr]},
+        "patient_auc": None,
+    }
+    if patients is not None:
+        patient_labels, patient_max = patient_scores(labels, scores, np.asarray(patients))
+        result["patients"] = int(len(patient_labels))
+        if len(set(patient_labels.tolist())) == 2:
+            result["patient_auc"] = float(roc_auc_score(patient_labels, patient_max))
+    return result
+
+
+def format_report(metrics: dict) -> str:
+    """The paper's classification report, the confusion matrix and the headline numbers as text."""
+    lines = [f"{'':>14}{'precision':>11}{'recall':>9}{'f1-score':>10}{'support':>9}"]
+    for name, row in metrics["per_class"].items():
+        lines.append(f"{name:>14}{row['precision']:>11.3f}{row['recall']:>9.3f}{row['f1']:>10.3f}{row['support']:>9d}")
+    lines.append(f"{'accuracy':>14}{'':>20}{metrics['accuracy']:>10.3f}{metrics['n']:>9d}")
+    (tn, fp), (fn, tp) = metrics["confusion_matrix"]
+    lines += ["", "confusion matrix (rows: true, columns: predicted)",
+              f"{'':>14}{'normal':>9}{'haemorr.':>10}", f"{'normal':>14}{tn:>9d}{fp:>10d}",
+              f"{'haemorrhage':>14}{fn:>9d}{tp:>10d}", ""]
+
+    def number(value) -> str:
+        return "n/a" if value is None else f"{value:.3f}"
+
+    ci = metrics.get("auc_ci") or [None, None]
+    lines.append(f"ROC AUC {number(metrics['auc'])} (95% CI {number(ci[0])}-{number(ci[1])})")
+    lines.append(f"threshold {metrics['threshold']:.3f}: sensitivity {number(metrics['sensitivity'])}, "
+                 f"specificity {number(metrics['specificity'])}")
+    if "patients" in metrics:
+        lines.append(f"patient-level AUC (highest slice per patient, {metrics['patients']} patients): "
+                     f"{number(metrics['patient_auc'])}")
+    return "\n".join(lines)

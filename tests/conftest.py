@@ -1,0 +1,91 @@
+"""Shared fixtures: small DICOM/PNG writers, the real data folder when present, one small saved model."""
+
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+
+import numpy as np
+import pydicom
+import pytest
+from pydicom.encaps import encapsulate
+from pydicom.dataset import FileDataset, FileMetaDataset
+from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED = Path(os.environ.get("HEMO_DATA_DIR", ROOT.parent / "shared" / "data"))
+
+
+def dicom_bytes(stored: np.ndarray, modality: str = "CT", slope: float | None = 1.0, intercept: float | None = -1024.0,
+                photometric: str = "MONOCHROME2", position: tuple[float, float, float] | None = None,
+                instance: int | None = None, window: tuple[float, float] | None = None,
+                transfer_syntax=ExplicitVRLittleEndian, pixels: bool = True) -> bytes:
+    """A minimal but valid DICOM file written by pydicom; frames first when ``stored`` is 3-D."""
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = CTImageStorage if modality == "CT" else SecondaryCaptureImageStorage
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.TransferSyntaxUID = transfer_syntax
+    ds = FileDataset("test.dcm", {}, file_meta=meta, preamble=b"\0" * 128)
+    ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
+    ds.Modality = modality
+    ds.PatientName, ds.PatientID, ds.PatientBirthDate, ds.AccessionNumber = "Doe^Jane", "PID-SECRET-42", "19700101", "ACC-SECRET-7"
+    frames = stored.ndim == 3
+    ds.Rows, ds.Columns = stored.shape[-2:]
+    if frames:
+        ds.NumberOfFrames = stored.shape[0]
+    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, photometric
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 1
+    if slope is not None:
+        ds.RescaleSlope, ds.RescaleIntercept = slope, intercept
+    if position is not None:
+        ds.ImagePositionPatient = list(position)
+        ds.ImageOrientationPatient = [1, 0, 0, 0, 1, 0]
+    if instance is not None:
+        ds.InstanceNumber = instance
+    if window is not None:
+        ds.WindowCenter, ds.WindowWidth = window
+    ds.PixelSpacing = [0.5, 0.5]
+    if pixels and transfer_syntax.is_compressed:
+        ds.PixelData = encapsulate([stored.astype(np.int16).tobytes()])
+        ds["PixelData"].VR = "OB"
+    elif pixels:
+        ds.PixelData = stored.astype(np.int16).tobytes()
+    buffer = io.BytesIO()
+    ds.save_as(buffer, enforce_file_format=True)
+    return buffer.getvalue()
+
+
+def head_phantom(size: int = 128, blob: tuple[int, int] | None = None) -> np.ndarray:
+    """A head-like ellipse in HU: air outside, skull ring, brain at 35 HU, optional 75 HU bleed."""
+    y, x = np.mgrid[:size, :size]
+    r = ((x - size / 2) / (0.42 * size)) ** 2 + ((y - size / 2) / (0.36 * size)) ** 2
+    hu = np.full((size, size), -1000.0)
+    hu[r < 1.0] = 1000.0
+    hu[r < 0.85] = 35.0
+    if blob:
+        hu[(x - blob[1]) ** 2 + (y - blob[0]) ** 2 < (size // 12) ** 2] = 75.0
+    return hu
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    if not (SHARED / "ct-ich").is_dir():
+        pytest.skip(f"the shared head-CT data is not at {SHARED} (set HEMO_DATA_DIR)")
+    return SHARED
+
+
+@pytest.fixture(scope="session")
+def small_model_path(tmp_path_factory) -> Path:
+    """An untrained hybrid model saved once per session (building one costs ~10 s)."""
+    from hemo.model import ModelInfo, build, save
+
+    path = tmp_path_factory.mktemp("model") / "hemo-hybrid.keras"
+    return save(build(pretrained="none"), path, ModelInfo(pretrained="none", threshold=0.5))
+
+
+@pytest.fixture(scope="session")
+def analyzer(small_model_path):
+    from hemo.analysis import Analyzer
+
+    return Analyzer.load(small_model_path)

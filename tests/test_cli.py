@@ -1,0 +1,74 @@
+import csv
+import json
+
+import cv2
+import numpy as np
+import pytest
+
+from hemo.cli import main
+from conftest import dicom_bytes, head_phantom
+
+
+@pytest.fixture(scope="module")
+def class_folders(tmp_path_factory):
+    """Eight tiny patients in the paper's folder-per-class layout."""
+    root = tmp_path_factory.mktemp("data")
+    rng = np.random.default_rng(0)
+    for patient in range(8):
+        label = "Hemorrhagic" if patient % 2 else "NORMAL"
+        for index in range(2):
+            image = np.clip(head_phantom(96) / 4 + 60 + rng.normal(0, 5, (96, 96)), 0, 255).astype(np.uint8)
+            path = root / label / f"p{patient}" / f"{index}.png"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            cv2.imwrite(str(path), image)
+    return root
+
+
+def test_train_writes_model_history_split_and_metrics(class_folders, tmp_path, capsys):
+    out = tmp_path / "run"
+    code = main(["train", str(class_folders), "--out", str(out), "--epochs", "1", "--warmup-epochs", "0",
+                 "--pretrained", "none", "--batch-size", "8", "--val-fraction", "0.25"])
+    assert code == 0
+    history = json.loads((out / "history.json").read_text())
+    assert {"accuracy", "loss", "val_accuracy", "val_loss", "learning_rate", "val_auc"} <= set(history["history"])
+    assert len(history["history"]["loss"]) == 1
+    assert {"data", "split", "seed", "backbone", "epochs", "seconds"} <= set(history["run"])
+    split = json.loads((out / "split.json").read_text())
+    assert not set(split["train"]) & set(split["validation"]) and len(split["validation"]) == 2
+    info = json.loads((out / "hemo-hybrid.json").read_text())
+    assert 0 <= info["threshold"] <= 1
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["n"] == 4 and metrics["patients"] == 2
+    assert "ROC AUC" in capsys.readouterr().out
+
+
+def test_slice_split_warns_that_it_leaks(class_folders, tmp_path, capsys):
+    main(["train", str(class_folders), "--out", str(tmp_path), "--epochs", "1", "--warmup-epochs", "0",
+          "--pretrained", "none", "--batch-size", "8", "--split", "slice", "--val-fraction", "0.25"])
+    assert "leaks" in capsys.readouterr().out
+
+
+def test_evaluate_json_has_stable_keys(class_folders, small_model_path, tmp_path):
+    out = tmp_path / "eval.json"
+    assert main(["evaluate", str(class_folders), "--model", str(small_model_path), "--json", str(out)]) == 0
+    metrics = json.loads(out.read_text())
+    assert {"n", "positives", "accuracy", "auc", "auc_ci", "sensitivity", "specificity", "threshold", "f1",
+            "confusion_matrix", "per_class", "patient_auc"} <= set(metrics)
+    assert metrics["n"] == 16 and metrics["positives"] == 8
+
+
+def test_predict_keeps_going_past_bad_files(small_model_path, tmp_path):
+    good = tmp_path / "slice.png"
+    cv2.imwrite(str(good), np.clip(head_phantom(128) / 4 + 60, 0, 255).astype(np.uint8))
+    (tmp_path / "scan.dcm").write_bytes(dicom_bytes((head_phantom(128) + 1024).astype(np.int16)))
+    (tmp_path / "broken.png").write_bytes(b"not an image at all")
+    table, explained = tmp_path / "out.csv", tmp_path / "explained"
+    assert main(["predict", str(good), str(tmp_path / "scan.dcm"), str(tmp_path / "broken.png"),
+                 "--model", str(small_model_path), "--csv", str(table), "--explain", str(explained)]) == 0
+    rows = list(csv.DictReader(open(table)))
+    assert [r["file"].rsplit("/", 1)[-1] for r in rows] == ["slice.png", "scan.dcm", "broken.png"]
+    assert all(0 <= float(r["probability"]) <= 1 and r["label"] for r in rows[:2])
+    assert "not a readable" in rows[2]["error"] and rows[2]["probability"] == ""
+    assert (explained / "slice_0_gradcam.png").exists()
+    attention = json.loads((explained / "scan_0_attention.json").read_text())
+    assert np.array(attention["attention"]).shape == (2, 10, 10)

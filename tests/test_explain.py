@@ -1,0 +1,66 @@
+import keras
+import numpy as np
+import pytest
+
+from hemo.explain import Explainer, overlay
+from hemo.imaging import prepare, window
+from hemo.model import build
+from hemo.train import _set_backbone_trainable
+from conftest import head_phantom
+
+
+def synthetic(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, list]:
+    """Half the slices carry a bright bleed-like blob at a random place inside the head."""
+    images, labels, centres = [], [], []
+    for i in range(n):
+        blob = (int(rng.integers(90, 166)), int(rng.integers(80, 176))) if i % 2 else None
+        hu = head_phantom(256, blob)
+        hu[hu == 75.0] = 400.0 if blob else hu[hu == 75.0]
+        images.append(prepare(window(hu, 40, 80), crop=False))
+        labels.append(i % 2)
+        centres.append(blob)
+    return np.stack(images)[..., np.newaxis], np.array(labels), centres
+
+
+@pytest.fixture(scope="module")
+def trained():
+    keras.utils.set_random_seed(0)
+    rng = np.random.default_rng(0)
+    x, y, _ = synthetic(64, rng)
+    model = build()
+    _set_backbone_trainable(model, False)
+    model.compile(keras.optimizers.Adam(1e-3), "categorical_crossentropy")
+    model.fit(x, np.eye(2)[y], batch_size=16, epochs=4, verbose=0)
+    return model
+
+
+def test_gradcam_lands_on_the_blob(trained):
+    x, y, centres = synthetic(8, np.random.default_rng(5))
+    explainer = Explainer(trained)
+    results = explainer.explain(x)
+    yy, xx = np.mgrid[:256, :256]
+    for explanation, label, centre in zip(results, y, centres):
+        assert explanation.cam.shape == (256, 256) and 0 <= explanation.cam.min() and explanation.cam.max() <= 1
+        assert explanation.attention.shape == (2, 10, 10)
+        if not label:
+            continue
+        assert explanation.probability > 0.5
+        near = (yy - centre[0]) ** 2 + (xx - centre[1]) ** 2 < 40**2
+        peak = np.unravel_index(np.argmax(explanation.cam), explanation.cam.shape)
+        assert near[peak], f"Grad-CAM peak {peak} is far from the blob at {centre}"
+        assert explanation.cam[near].mean() > 2 * explanation.cam[~near].mean()
+
+
+def test_gradcam_plus_plus_and_batches_agree(trained):
+    x, _, _ = synthetic(3, np.random.default_rng(7))
+    explainer = Explainer(trained)
+    one_by_one = [explainer.explain(x[i : i + 1])[0].probability for i in range(3)]
+    together = [e.probability for e in explainer.explain(x, "gradcam++")]
+    assert np.allclose(one_by_one, together, atol=1e-5)
+    with pytest.raises(ValueError, match="unknown method"):
+        explainer.explain(x, "saliency")
+
+
+def test_overlay_is_rgb():
+    picture = overlay(np.full((256, 256), 100, np.float32), np.zeros((256, 256), np.float32), 0.5)
+    assert picture.shape == (256, 256, 3) and picture.dtype == np.uint8

@@ -1,0 +1,172 @@
+import io
+import zlib
+
+import cv2
+import numpy as np
+import pytest
+from PIL import Image
+from pydicom.uid import JPEG2000Lossless
+
+from hemo.imaging import SIZE, HemoInputError, head_bbox, read_file, read_slices, sort_series, window
+from conftest import dicom_bytes, head_phantom
+
+
+def png_bytes(array: np.ndarray, mode: str | None = None) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(array, mode).save(buffer, format="PNG") if mode else Image.fromarray(array).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def test_brain_window_maps_40_hu_to_mid_gray():
+    stored = np.full((64, 64), 40 + 1024, np.int16)  # stored values, intercept -1024
+    [s] = read_slices(dicom_bytes(stored), "a.dcm", crop=False)
+    assert s.pixels.shape == (SIZE, SIZE) and s.pixels.dtype == np.float32
+    assert s.pixels.mean() == pytest.approx(127.5, abs=0.01)
+
+
+def test_window_edges():
+    out = window(np.array([-1000.0, 0.0, 40.0, 80.0, 3000.0]), 40, 80)
+    assert out.tolist() == [0.0, 0.0, 127.5, 255.0, 255.0]
+
+
+def test_rescale_slope_and_intercept_are_applied():
+    stored = np.full((64, 64), 30, np.int16)  # 30 * 2 - 20 = 40 HU
+    [s] = read_slices(dicom_bytes(stored, slope=2.0, intercept=-20.0), "b.dcm", crop=False)
+    assert s.pixels.mean() == pytest.approx(127.5, abs=0.01)
+
+
+def test_missing_rescale_defaults_to_stored_hounsfield_units():
+    [s] = read_slices(dicom_bytes(np.full((64, 64), 0, np.int16), slope=None), "c.dcm", crop=False)
+    assert s.pixels.mean() == pytest.approx(0.0)  # 0 HU is below the brain window (0..80 HU)
+
+
+def test_monochrome1_is_inverted():
+    stored = np.full((64, 64), 1024 + 60, np.int16)
+    [plain] = read_slices(dicom_bytes(stored), "m2.dcm", crop=False)
+    [inverted] = read_slices(dicom_bytes(stored, photometric="MONOCHROME1"), "m1.dcm", crop=False)
+    assert plain.pixels.mean() == pytest.approx(191.25, abs=0.01)
+    assert inverted.pixels.mean() == pytest.approx(255 - 191.25, abs=0.01)
+
+
+def test_multiframe_gives_one_slice_per_frame():
+    frames = np.stack([np.full((64, 64), 1024 + hu, np.int16) for hu in (0, 40, 80)])
+    slices = read_slices(dicom_bytes(frames), "multi.dcm", crop=False)
+    assert [round(float(s.pixels.mean()), 1) for s in slices] == [0.0, 127.5, 255.0]
+    assert [s.frame for s in slices] == [0, 1, 2]
+
+
+def test_named_windows_and_file_window():
+    stored = np.full((64, 64), 1024 + 80, np.int16)
+    subdural = read_slices(dicom_bytes(stored), "s.dcm", "subdural", crop=False)[0]
+    own = read_slices(dicom_bytes(stored, window=(80, 100)), "w.dcm", "file", crop=False)[0]
+    fallback = read_slices(dicom_bytes(stored), "n.dcm", "file", crop=False)[0]
+    assert subdural.pixels.mean() == pytest.approx(127.5, abs=0.01)
+    assert own.pixels.mean() == pytest.approx(127.5, abs=0.01)
+    assert fallback.pixels.mean() == pytest.approx(255.0) and fallback.warnings
+
+
+def test_series_sorted_by_position_not_file_name():
+    names = ["c.dcm", "a.dcm", "b.dcm"]
+    z = [30.0, 10.0, 20.0]
+    slices = [s for name, zz in zip(names, z)
+              for s in read_slices(dicom_bytes(np.zeros((64, 64), np.int16), position=(0, 0, zz)), name)]
+    assert [s.source for s in sort_series(slices)] == ["a.dcm", "b.dcm", "c.dcm"]
+    by_instance = [read_slices(dicom_bytes(np.zeros((64, 64), np.int16), instance=i), f"{9 - i}.dcm")[0] for i in (3, 1, 2)]
+    assert [s.position for s in sort_series(by_instance)] == [1.0, 2.0, 3.0]
+
+
+def test_sixteen_bit_png_uses_full_range():
+    array = np.full((64, 64), 32768, np.uint16)
+    [s] = read_slices(png_bytes(array), "x16.png", crop=False)
+    assert s.pixels.mean() == pytest.approx(127.5, abs=0.5)
+
+
+def test_rgba_png_becomes_gray():
+    rgba = np.zeros((64, 64, 4), np.uint8)
+    rgba[..., :3], rgba[..., 3] = 100, 255
+    [s] = read_slices(png_bytes(rgba), "rgba.png", crop=False)
+    assert s.pixels.mean() == pytest.approx(100, abs=0.5)
+
+
+def test_jpeg_rgb_is_read():
+    ok, encoded = cv2.imencode(".jpg", np.full((64, 64, 3), 200, np.uint8))
+    [s] = read_slices(encoded.tobytes(), "x.jpg", crop=False)
+    assert s.pixels.mean() == pytest.approx(200, abs=2)
+
+
+def test_head_crop_ignores_table_and_padding():
+    image = np.zeros((400, 300), np.float32)
+    image[100:260, 80:220] = 200  # head
+    image[330:336, 20:280] = 255  # scanner table, a separate thin object
+    assert head_bbox(image) == (100, 260, 80, 220)
+    [s] = read_slices(png_bytes(image.astype(np.uint8)), "head.png")
+    assert s.pixels[2, SIZE // 2] > 100 and s.pixels[-3, SIZE // 2] > 100  # the head fills the height
+
+
+@pytest.mark.parametrize("data, name, words", [
+    (np.random.default_rng(0).bytes(5000), "noise.png", "not a readable"),
+    (b"", "empty.dcm", "empty"),
+    (b"patient notes, not an image\n" * 20, "notes.png", "not a readable"),
+    (png_bytes(np.zeros((1, 1), np.uint8)), "dot.png", "only 1x1"),
+])
+def test_bad_files_raise_input_error(data, name, words):
+    with pytest.raises(HemoInputError, match=words):
+        read_slices(data, name)
+
+
+def test_truncated_dicom():
+    data = dicom_bytes(head_phantom(64))
+    with pytest.raises(HemoInputError, match="damaged or incomplete"):
+        read_slices(data[: len(data) // 2], "cut.dcm")
+
+
+def test_absurdly_large_png_is_refused_without_decoding():
+    header = png_bytes(np.zeros((40, 40), np.uint8))
+    huge = bytearray(header)
+    huge[16:24] = (100_000).to_bytes(4, "big") + (100_000).to_bytes(4, "big")  # IHDR width, height
+    huge[29:33] = zlib.crc32(bytes(huge[12:29])).to_bytes(4, "big")
+    with pytest.raises(HemoInputError, match="far larger"):
+        read_slices(bytes(huge), "huge.png")
+
+
+def test_wrong_modality_and_missing_pixels():
+    with pytest.raises(HemoInputError, match="MR image"):
+        read_slices(dicom_bytes(np.zeros((64, 64), np.int16), modality="MR"), "mr.dcm")
+    with pytest.raises(HemoInputError, match="no image"):
+        read_slices(dicom_bytes(np.zeros((64, 64), np.int16), pixels=False), "report.dcm")
+
+
+def test_compressed_without_decoder():
+    data = dicom_bytes(np.zeros((64, 64), np.int16), transfer_syntax=JPEG2000Lossless)
+    with pytest.raises(HemoInputError, match="compressed"):
+        read_slices(data, "j2k.dcm")
+
+
+def test_secondary_capture_with_hounsfield_values_is_accepted_with_warning():
+    [s] = read_slices(dicom_bytes(head_phantom(64).astype(np.int16), modality="OT", slope=None), "sc.dcm")
+    assert s.warnings and "Secondary Capture" in s.warnings[0]
+    with pytest.raises(HemoInputError, match="not CT"):
+        read_slices(dicom_bytes(np.full((64, 64), 120, np.int16), modality="OT", slope=None), "shot.dcm")
+
+
+def test_no_identifiers_in_slice_info():
+    [s] = read_slices(dicom_bytes(head_phantom(64) + 1024), "id.dcm")
+    text = repr(s)
+    assert "SECRET" not in text and "Doe" not in text and "19700101" not in text
+
+
+def test_real_ge_series_sorted(shared_data):
+    folder = shared_data / "dicom" / "ge-head-ct"
+    files = sorted(folder.glob("*.dcm"), reverse=True)
+    slices = sort_series(s for f in files for s in read_file(f))
+    assert len(slices) == 28
+    positions = [s.position for s in slices]
+    assert positions == sorted(positions) and len(set(positions)) == 28
+    assert all(s.info["Modality"] == "CT" for s in slices)
+    assert 20 < float(np.mean([s.pixels.mean() for s in slices])) < 200
+
+
+def test_real_secondary_capture_hu_slices(shared_data):
+    image = sorted((shared_data / "dicom" / "ct-ich-hu" / "images").glob("*.dcm"))[0]
+    [s] = read_file(image)
+    assert s.warnings and s.pixels.max() > 200
