@@ -1,0 +1,1 @@
+"""The Streamlit app: a thin layer of pages over the hemo library."""

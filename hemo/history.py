@@ -1,0 +1,35 @@
+"""Training history as a table: reads hemo's history.json or a plain Keras ``History.history`` dict."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+
+REQUIRED = ("accuracy", "loss", "val_accuracy", "val_loss")
+
+
+def read(source: str | Path | bytes | dict) -> tuple[pd.DataFrame, dict]:
+    """One row per epoch (epoch, accuracy, loss, val_*, learning_rate, ...) and the run metadata."""
+    if isinstance(source, (str, Path)):
+        source = Path(source).read_bytes()
+    raw = json.loads(source) if isinstance(source, bytes) else source
+    if not isinstance(raw, dict):
+        raise ValueError("a history JSON is an object of per-epoch lists")
+    series, run = (raw["history"], raw.get("run", {})) if "history" in raw else (raw, {})
+    missing = [key for key in REQUIRED if key not in series]
+    if missing:
+        raise ValueError(f"the history has no {', '.join(missing)}; expected Keras History.history keys")
+    lengths = {len(v) for v in series.values() if isinstance(v, list)}
+    if len(lengths) != 1:
+        raise ValueError("the per-epoch lists of the history have different lengths")
+    table = pd.DataFrame({k: v for k, v in series.items() if isinstance(v, list)})
+    table.insert(0, "epoch", range(1, len(table) + 1))
+    table["gap"] = table["accuracy"] - table["val_accuracy"]
+    return table, run
+
+
+def smooth(values: pd.Series, weight: float = 0.6) -> pd.Series:
+    """Exponential moving average, as TensorBoard smooths curves."""
+    return values.ewm(alpha=1 - weight, adjust=False).mean()

@@ -1,0 +1,96 @@
+"""Plotly figures for the app and reports: training curves, evaluation, attention, series."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from hemo.history import smooth
+from hemo.model import CLASSES, STEPS
+
+TRAIN, VALIDATION = "#1f77b4", "#ff7f0e"
+
+
+def curves(history: pd.DataFrame) -> go.Figure:
+    """Accuracy and loss per epoch, train and validation (the paper's Figs. 5 and 6)."""
+    figure = make_subplots(rows=1, cols=2, subplot_titles=("Accuracy", "Loss"))
+    for column, metric in enumerate(("accuracy", "loss"), start=1):
+        for prefix, name, colour in (("", "train", TRAIN), ("val_", "validation", VALIDATION)):
+            figure.add_scatter(x=history["epoch"], y=history[prefix + metric], name=f"{name} {metric}",
+                               line={"color": colour, "dash": "solid" if metric == "accuracy" else "dot"},
+                               row=1, col=column)
+    return figure.update_xaxes(title="epoch").update_layout(height=360, margin={"t": 40})
+
+
+def gap(history: pd.DataFrame) -> go.Figure:
+    """Train minus validation accuracy per epoch: a growing bar is overfitting."""
+    figure = go.Figure(go.Bar(x=history["epoch"], y=history["gap"], marker_color=np.where(history["gap"] > 0, TRAIN, VALIDATION)))
+    return figure.update_layout(title="Train - validation accuracy", xaxis_title="epoch", yaxis_title="gap", height=320)
+
+
+def loss_vs_accuracy(history: pd.DataFrame) -> go.Figure:
+    """Each epoch as a point of (loss, accuracy), train and validation."""
+    figure = go.Figure()
+    for prefix, name, colour in (("", "train", TRAIN), ("val_", "validation", VALIDATION)):
+        figure.add_scatter(x=history[prefix + "loss"], y=history[prefix + "accuracy"], mode="markers+lines", name=name,
+                           text=[f"epoch {e}" for e in history["epoch"]], marker={"color": colour})
+    return figure.update_layout(title="Loss vs accuracy", xaxis_title="loss", yaxis_title="accuracy", height=320)
+
+
+def smoothed_accuracy(history: pd.DataFrame, weight: float = 0.6) -> go.Figure:
+    """Accuracy with an exponential moving average over epochs."""
+    figure = go.Figure()
+    for prefix, name, colour in (("", "train", TRAIN), ("val_", "validation", VALIDATION)):
+        figure.add_scatter(x=history["epoch"], y=history[prefix + "accuracy"], name=f"{name} (raw)",
+                           line={"color": colour, "width": 1}, opacity=0.35)
+        figure.add_scatter(x=history["epoch"], y=smooth(history[prefix + "accuracy"], weight), name=f"{name} (smoothed)",
+                           line={"color": colour, "width": 3})
+    return figure.update_layout(title="Smoothed accuracy", xaxis_title="epoch", height=320)
+
+
+def learning_rate(history: pd.DataFrame) -> go.Figure:
+    figure = go.Figure(go.Scatter(x=history["epoch"], y=history["learning_rate"], mode="lines+markers"))
+    return figure.update_layout(title="Learning rate", xaxis_title="epoch", yaxis_type="log", height=300)
+
+
+def confusion(metrics: dict) -> go.Figure:
+    matrix = np.array(metrics["confusion_matrix"])
+    figure = go.Figure(go.Heatmap(z=matrix, x=list(CLASSES), y=list(CLASSES), text=matrix, texttemplate="%{text}",
+                                  colorscale="Blues", showscale=False))
+    return figure.update_layout(title=f"Confusion matrix at threshold {metrics['threshold']:.3f}",
+                                xaxis_title="predicted", yaxis_title="true", yaxis_autorange="reversed", height=340)
+
+
+def roc(metrics: dict) -> go.Figure:
+    figure = go.Figure(go.Scatter(x=metrics["roc"]["fpr"], y=metrics["roc"]["tpr"], mode="lines",
+                                  name=f"AUC {metrics['auc']:.3f}"))
+    figure.add_scatter(x=[0, 1], y=[0, 1], mode="lines", line={"dash": "dash", "color": "gray"}, name="chance")
+    if metrics.get("sensitivity") is not None and metrics.get("specificity") is not None:
+        figure.add_scatter(x=[1 - metrics["specificity"]], y=[metrics["sensitivity"]], mode="markers",
+                           marker={"size": 12, "color": "red"}, name="operating threshold")
+    return figure.update_layout(title="ROC curve", xaxis_title="1 - specificity", yaxis_title="sensitivity", height=360)
+
+
+def attention(weights: np.ndarray) -> go.Figure:
+    """Heatmaps of the 2 heads' attention over the 10 pseudo-time steps, and their mean."""
+    panels = [*weights, weights.mean(axis=0)]
+    titles = [f"head {i + 1}" for i in range(len(weights))] + ["mean"]
+    figure = make_subplots(rows=1, cols=len(panels), subplot_titles=titles, horizontal_spacing=0.06)
+    steps = list(range(1, STEPS + 1))
+    for column, panel in enumerate(panels, start=1):
+        figure.add_heatmap(z=panel, x=steps, y=steps, coloraxis="coloraxis", row=1, col=column,
+                           hovertemplate="query step %{y} -> key step %{x}: %{z:.3f}<extra></extra>")
+    figure.update_yaxes(autorange="reversed", title_text="query step", col=1)
+    figure.update_xaxes(title_text="key step")
+    return figure.update_layout(coloraxis={"colorscale": "Viridis"}, height=300, margin={"t": 40, "b": 10})
+
+
+def series(positions: list[float], probabilities: list[float], threshold: float, labels: list[str]) -> go.Figure:
+    """Probability per slice along the scan axis, with the operating threshold."""
+    figure = go.Figure(go.Scatter(x=positions, y=probabilities, mode="lines+markers", text=labels,
+                                  hovertemplate="%{text}<br>position %{x:.1f}<br>p=%{y:.3f}<extra></extra>"))
+    figure.add_hline(y=threshold, line_dash="dash", line_color="red", annotation_text="threshold")
+    return figure.update_layout(title="Probability of haemorrhage per slice", xaxis_title="slice position (mm)",
+                                yaxis_title="probability", yaxis_range=[0, 1], height=320)
