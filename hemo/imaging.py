@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import warnings
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Iterable, Sequence
 
 import cv2
@@ -158,12 +159,16 @@ def _position(ds: pydicom.Dataset) -> float | None:
 
 
 def _technical_info(ds: pydicom.Dataset, level: float, width: float, window_name: str) -> dict:
-    info = {"format": "DICOM", "window": f"{window_name} (L {level:g} / W {width:g})"}
+    """Only technical tags, never identifiers: safe to display."""
+    info: dict = {"format": "DICOM", "window": f"{window_name} (L {level:g} / W {width:g})"}
     for tag in _TECHNICAL_TAGS:
         value = ds.get(tag)
-        if value is not None and value != "":
-            info[tag] = [float(v) for v in value] if isinstance(value, pydicom.multival.MultiValue) else (
-                float(value) if isinstance(value, (int, float)) else str(value))
+        if isinstance(value, pydicom.multival.MultiValue):
+            info[tag] = [round(float(v), 3) for v in value]
+        elif isinstance(value, (int, float)):
+            info[tag] = float(value)
+        elif value:
+            info[tag] = str(value)
     return info
 
 
@@ -183,7 +188,7 @@ def _read_dicom(data: bytes, name: str, window_name: str, crop: bool) -> list[Sl
     syntax = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
     try:
         pixels = ds.pixel_array
-    except (NotImplementedError, RuntimeError) as error:
+    except (NotImplementedError, RuntimeError):
         label = syntax.name if syntax is not None else "unknown"
         raise HemoInputError(
             f"{name}: the pixels are compressed ({label}) and no decoder for that format is installed; "
@@ -234,10 +239,8 @@ def read_slices(data: bytes, name: str = "upload", window_name: str = "brain", c
     return _read_raster(data, name, crop)
 
 
-def read_file(path, window_name: str = "brain", crop: bool = True) -> list[Slice]:
+def read_file(path: str | Path, window_name: str = "brain", crop: bool = True) -> list[Slice]:
     """Read a file from disk; see :func:`read_slices`."""
-    from pathlib import Path
-
     path = Path(path)
     try:
         data = path.read_bytes()

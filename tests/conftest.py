@@ -7,7 +7,6 @@ import os
 from pathlib import Path
 
 import numpy as np
-import pydicom
 import pytest
 from pydicom.encaps import encapsulate
 from pydicom.dataset import FileDataset, FileMetaDataset

@@ -1,6 +1,5 @@
 """AppTest runs of every page against the shipped model (uploads stay in memory)."""
 
-import io
 import json
 
 import cv2

@@ -14,6 +14,9 @@ from hemo.app import resources
 def _history_section() -> None:
     upload = st.file_uploader("Another history JSON (Keras History.history or hemo's history.json)", type=["json"])
     source = upload.getvalue() if upload else resources.MODELS / "history.json"
+    if not upload and not source.exists():
+        st.info("No models/history.json here: upload a history JSON to plot it.")
+        return
     try:
         table, run = history.read(source)
     except (OSError, ValueError) as error:  # JSONDecodeError is a ValueError
