@@ -99,16 +99,18 @@ def cmd_predict(args) -> int:
         try:
             data = path.read_bytes()
         except OSError as error:
-            rows.append({"file": str(path), "slice": "", "probability": "", "label": "", "error": error.strerror})
+            rows.append({"file": str(path), "slice": "", "probability": "", "label": "", "error": error.strerror,
+                         "note": ""})
             continue
-        for result in analyzer.analyse(data, path.name, args.window):
-            row = {"file": str(path), "slice": result.frame, "probability": "", "label": "", "error": result.error or ""}
+        for result in analyzer.analyse(data, path.name, args.window, args.method):
+            row = {"file": str(path), "slice": result.frame, "probability": "", "label": "",
+                   "error": result.error or "", "note": " ".join(result.warnings)}
             if result.error is None:
                 row.update(probability=f"{result.probability:.4f}", label=result.verdict)
                 if out:
                     result.write(out, f"{path.stem}_{result.frame}")
             rows.append(row)
-    fields = ["file", "slice", "probability", "label", "error"]
+    fields = ["file", "slice", "probability", "label", "error", "note"]
     stream = open(args.csv, "w", newline="") if args.csv else sys.stdout
     writer = csv.DictWriter(stream, fieldnames=fields)
     writer.writeheader()
@@ -175,6 +177,7 @@ def main(argv: list[str] | None = None) -> int:
     predict.add_argument("--model", default=str(DEFAULT_MODEL))
     predict.add_argument("--window", choices=WINDOW_NAMES, default="brain")
     predict.add_argument("--explain", help="folder for Grad-CAM overlays and attention weights")
+    predict.add_argument("--method", choices=["gradcam", "gradcam++"], default="gradcam")
     predict.add_argument("--csv", help="write the table here instead of the terminal")
     predict.set_defaults(run=cmd_predict)
 

@@ -64,7 +64,8 @@ def test_predict_keeps_going_past_bad_files(small_model_path, tmp_path):
     (tmp_path / "broken.png").write_bytes(b"not an image at all")
     table, explained = tmp_path / "out.csv", tmp_path / "explained"
     assert main(["predict", str(good), str(tmp_path / "scan.dcm"), str(tmp_path / "broken.png"),
-                 "--model", str(small_model_path), "--csv", str(table), "--explain", str(explained)]) == 0
+                 "--model", str(small_model_path), "--csv", str(table), "--explain", str(explained),
+                 "--method", "gradcam++"]) == 0
     rows = list(csv.DictReader(open(table)))
     assert [r["file"].rsplit("/", 1)[-1] for r in rows] == ["slice.png", "scan.dcm", "broken.png"]
     assert all(0 <= float(r["probability"]) <= 1 and r["label"] for r in rows[:2])
