@@ -37,7 +37,7 @@ def _config(args):
 
     return TrainConfig(backbone=args.backbone, pretrained=args.pretrained, epochs=args.epochs,
                        warmup_epochs=args.warmup_epochs, batch_size=args.batch_size, seed=args.seed,
-                       learning_rate=args.lr, patience=args.patience)
+                       learning_rate=args.lr, patience=args.patience, init=args.init)
 
 
 def cmd_train(args) -> int:
@@ -143,6 +143,7 @@ def _training_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lr", type=float, default=1e-4)
     parser.add_argument("--patience", type=int, default=4)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--init", help="start from this saved model's weights (no warm-up)")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -18,7 +18,7 @@ import numpy as np
 
 from hemo import datasets
 from hemo.evaluate import choose_threshold, report
-from hemo.model import ModelInfo, build, predict, save
+from hemo.model import ModelInfo, build, copy_weights, load, predict, save
 
 
 @dataclass
@@ -34,6 +34,7 @@ class TrainConfig:
     augment: bool = True
     balance: bool = True
     seed: int = 0
+    init: str | None = None  # start from a saved model's weights (skips the warm-up)
 
 
 class Batches(keras.utils.PyDataset):
@@ -126,6 +127,8 @@ def fit(train: datasets.Dataset, validation: datasets.Dataset, config: TrainConf
     """Train on ``train``, select by validation AUC; returns the model with its best weights and the history."""
     keras.utils.set_random_seed(config.seed)
     model = build(config.backbone, config.pretrained)
+    if config.init:
+        copy_weights(load(config.init)[0], model)
     batches = Batches(train, config.batch_size, config.augment, config.balance, config.seed)
     val_data = (validation.inputs(), np.eye(2, dtype=np.float32)[validation.labels])
     history: dict[str, list[float]] = {}
@@ -138,7 +141,7 @@ def fit(train: datasets.Dataset, validation: datasets.Dataset, config: TrainConf
             history.setdefault(key, []).extend(float(v) for v in values)
         history.setdefault("stage", []).extend([stage] * len(result.history["loss"]))
 
-    if config.warmup_epochs and config.pretrained != "none":
+    if config.warmup_epochs and config.pretrained != "none" and not config.init:
         _set_backbone_trainable(model, False)
         run("warm-up", config.warmup_epochs, [])
         _set_backbone_trainable(model, True)

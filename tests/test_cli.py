@@ -42,10 +42,12 @@ def test_train_writes_model_history_split_and_metrics(class_folders, tmp_path, c
     assert "ROC AUC" in capsys.readouterr().out
 
 
-def test_slice_split_warns_that_it_leaks(class_folders, tmp_path, capsys):
-    main(["train", str(class_folders), "--out", str(tmp_path), "--epochs", "1", "--warmup-epochs", "0",
-          "--pretrained", "none", "--batch-size", "8", "--split", "slice", "--val-fraction", "0.25"])
+def test_slice_split_warns_that_it_leaks_and_init_continues_a_model(class_folders, small_model_path, tmp_path, capsys):
+    main(["train", str(class_folders), "--out", str(tmp_path), "--epochs", "1", "--pretrained", "none",
+          "--batch-size", "8", "--split", "slice", "--val-fraction", "0.25", "--init", str(small_model_path)])
     assert "leaks" in capsys.readouterr().out
+    history = json.loads((tmp_path / "history.json").read_text())
+    assert history["run"]["init"] == str(small_model_path) and history["history"]["stage"] == ["fine-tune"]
 
 
 def test_evaluate_json_has_stable_keys(class_folders, small_model_path, tmp_path):
