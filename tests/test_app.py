@@ -61,7 +61,16 @@ def test_series_gets_study_verdict_and_chart(app):
     app.run()
     assert not app.exception
     assert any("Study-level verdict" in m.value for m in app.markdown)
-    assert "series" in [c.key for c in app.get("plotly_chart") if hasattr(c, "key")] or len(app.get("plotly_chart")) >= 4
+    assert len(app.get("plotly_chart")) == 4  # the series chart and three attention heatmaps
+
+
+def test_same_file_twice_is_shown_twice(app):
+    data = png_slice()
+    app.file_uploader[0].upload("same.png", data, "image/png")
+    app.file_uploader[0].upload("same.png", data, "image/png")
+    app.run()
+    assert not app.exception
+    assert list(app.dataframe[0].value["file"]) == ["same.png", "same.png"]
 
 
 def test_window_change_reruns_dicom(app):

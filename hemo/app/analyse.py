@@ -33,7 +33,7 @@ def _thumbnails(results: list[SliceResult]) -> None:
                      f"({result.probability:.2f})", width="stretch")
 
 
-def _details(result: SliceResult, opacity: float, expanded: bool) -> None:
+def _details(index: int, result: SliceResult, opacity: float, expanded: bool) -> None:
     with st.expander(_label(result), expanded=expanded):
         st.markdown(_verdict_line(result))
         for warning in result.warnings:
@@ -41,9 +41,9 @@ def _details(result: SliceResult, opacity: float, expanded: bool) -> None:
         left, right = st.columns(2)
         left.image(result.slice.pixels.astype("uint8"), caption="slice as the model sees it", width="stretch")
         right.image(result.overlay(opacity), caption="Grad-CAM of the EfficientNet stage", width="stretch")
-        st.plotly_chart(plots.attention(result.attention), key=f"attention-{_label(result)}")
+        st.plotly_chart(plots.attention(result.attention), key=f"attention-{index}")
         st.caption(STEP_HELP)
-        technical = {k: v for k, v in result.slice.info.items()}
+        technical = dict(result.slice.info)
         if result.position is not None:
             technical["slice position (mm)"] = round(result.position, 2)
         st.caption(" · ".join(f"{k}: {v}" for k, v in technical.items()))
@@ -52,7 +52,7 @@ def _details(result: SliceResult, opacity: float, expanded: bool) -> None:
 def _table(results: list[SliceResult]) -> pd.DataFrame:
     return pd.DataFrame([{"file": r.source, "frame": r.frame,
                           "probability": None if r.error else round(r.probability, 4),
-                          "verdict": r.error and "error" or r.verdict,
+                          "verdict": "error" if r.error else r.verdict,
                           "threshold": None if r.error else round(r.threshold, 4), "error": r.error or ""}
                          for r in results])
 
@@ -102,7 +102,7 @@ def page() -> None:
     st.dataframe(table, hide_index=True)
     st.download_button("Download results (CSV)", table.to_csv(index=False), "hemo-results.csv", "text/csv")
     for index, result in enumerate(ordered):
-        _details(result, opacity, expanded=index == 0 or len(ordered) <= 3)
+        _details(index, result, opacity, expanded=index == 0 or len(ordered) <= 3)
 
 
 page()

@@ -43,7 +43,10 @@ def analyzer(path: str) -> Analyzer | None:
 
 @st.cache_data(max_entries=64, show_spinner=False)
 def analyse(data: bytes, name: str, window: str, method: str, _analyzer: Analyzer, model: str) -> list[SliceResult]:
-    """One file's results, kept in memory for reruns (opacity, page switches); never written to disk."""
+    """One file's results, kept in memory for reruns (opacity, page switches); never written to disk.
+
+    ``model`` (the model's path) is part of the cache key; the unhashed ``_analyzer`` is not.
+    """
     return _analyzer.analyse(data, name, window, method)
 
 
