@@ -1,24 +1,28 @@
 """From uploaded files to verdicts with their evidence: the one entry point the CLI and the app share.
 
-A bad file becomes a result with an ``error`` message instead of an exception, so one broken
-upload never stops the others.
+Each file is its own boundary: whatever goes wrong while reading or analysing it becomes that
+file's result with an ``error`` message, never an exception, so one broken upload never stops
+the others. An :class:`Analyzer` may be shared by any number of threads.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+import math
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Iterable
 
 import cv2
 import numpy as np
 
+from hemo import sanity
+from hemo.errors import HemoInputError
 from hemo.explain import Explainer, overlay
-from hemo.imaging import HemoInputError, Slice, read_slices, stack
+from hemo.imaging import Slice, read_slices, stack
 from hemo.model import DEFAULT_MODEL, ModelInfo, load
 
-POSITIVE, NEGATIVE = "indicative of haemorrhage", "likely normal"
+POSITIVE, NEGATIVE, NOT_ANALYSED = "indicative of haemorrhage", "likely normal", "not analysed"
 
 
 @dataclass
@@ -29,52 +33,115 @@ class SliceResult:
     frame: int = 0
     error: str | None = None
     slice: Slice | None = None
-    probability: float = float("nan")
+    probability: float = float("nan")  # calibrated: what is shown and compared with the threshold
     threshold: float = 0.5
     cam: np.ndarray | None = None
     attention: np.ndarray | None = None
     warnings: tuple[str, ...] = field(default_factory=tuple)
+    raw: float = float("nan")  # the paper model's own softmax output
+    embedding: np.ndarray | None = None
+
+    @property
+    def analysed(self) -> bool:
+        return self.error is None and math.isfinite(self.probability)
 
     @property
     def verdict(self) -> str:
+        if not self.analysed:
+            return NOT_ANALYSED
         return POSITIVE if self.probability >= self.threshold else NEGATIVE
 
     @property
     def position(self) -> float | None:
         return self.slice.position if self.slice else None
 
-    def overlay(self, opacity: float = 0.4) -> np.ndarray:
-        return overlay(self.slice.pixels, self.cam, opacity)
+    def light(self) -> "SliceResult":
+        """A copy without pictures and maps: what a study verdict needs, for long batches."""
+        slice_ = None if self.slice is None else replace(self.slice, pixels=None, display=None)
+        return replace(self, slice=slice_, cam=None)
 
-    def write(self, folder: str | Path, stem: str) -> None:
-        """Save the Grad-CAM overlay PNG and the attention weights JSON."""
+    def overlay(self, opacity: float = 0.4) -> np.ndarray:
+        """The slice with Grad-CAM x probability on a fixed 0..1 scale: a low score never looks like a finding."""
+        return overlay(self.slice.shown, self.cam.astype(np.float32) * float(self.probability), opacity)
+
+    def write(self, folder: str | Path, stem: str) -> list[Path]:
+        """Save the Grad-CAM overlay PNG and the attention weights JSON; never overwrites a file."""
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
-        cv2.imwrite(str(folder / f"{stem}_gradcam.png"), cv2.cvtColor(self.overlay(), cv2.COLOR_RGB2BGR))
-        (folder / f"{stem}_attention.json").write_text(json.dumps(
+        picture, weights = folder / f"{stem}_gradcam.png", folder / f"{stem}_attention.json"
+        for path in (picture, weights):
+            if path.exists():
+                raise FileExistsError(f"{path} exists already; choose an empty --explain folder")
+        cv2.imwrite(str(picture), cv2.cvtColor(self.overlay(), cv2.COLOR_RGB2BGR))
+        weights.write_text(json.dumps(
             {"probability": self.probability, "threshold": self.threshold, "verdict": self.verdict,
-             "attention": np.round(self.attention, 5).tolist()}) + "\n")
+             "attention": np.round(self.attention, 5).tolist()}, allow_nan=False) + "\n")
+        return [picture, weights]
+
+
+def _plain(error: Exception) -> str:
+    """A message for an unexpected failure: what happened, without a traceback."""
+    return f"could not be analysed ({type(error).__name__}); the other files are not affected."
 
 
 class Analyzer:
-    """A loaded model and its explainer; build once, analyse many files."""
+    """A loaded model and its explainer; build once, analyse many files, from many threads."""
 
-    def __init__(self, explainer: Explainer) -> None:
+    def __init__(self, explainer: Explainer, study=None) -> None:
         self.explainer = explainer
         self.info: ModelInfo = explainer.info
+        self.study_model = study
 
     @classmethod
-    def load(cls, path: str | Path = DEFAULT_MODEL) -> "Analyzer":
+    def load(cls, path: str | Path = DEFAULT_MODEL, warm: bool = False) -> "Analyzer":
         model, info = load(path)
-        return cls(Explainer(model, info))
+        study = None
+        if info.study and info.study.get("file"):
+            from hemo import study_model
 
-    def read(self, data: bytes, name: str, window_name: str | None = None) -> list[SliceResult]:
+            study = study_model.load(Path(path).parent / info.study["file"])
+        analyzer = cls(Explainer(model, info), study)
+        if warm:
+            analyzer.warm()
+        return analyzer
+
+    def warm(self) -> None:
+        """Trace every compiled function once, before the first user waits for it."""
+        self.explainer.warm()
+
+    @property
+    def model_window(self) -> tuple[float, float] | None:
+        return tuple(self.info.input_window) if self.info.input_window else None
+
+    def read(self, data: bytes, name: str, window_name: str | None = None, folder: str = "") -> list[SliceResult]:
         """Read one file into unexplained results (one per frame), or one error result."""
         try:
-            slices = read_slices(data, name, window_name or self.info.window, self.info.crop)
+            slices = read_slices(data, name, window_name or self.info.window, self.info.crop, self.model_window,
+                                 folder)
         except HemoInputError as error:
             return [SliceResult(name, error=str(error))]
-        return [SliceResult(name, s.frame, slice=s, threshold=self.info.threshold, warnings=s.warnings) for s in slices]
+        except Exception as error:  # noqa: BLE001 - one file's failure must never stop the batch
+            return [SliceResult(name, error=f"{name}: {_plain(error)}")]
+        results = []
+        for s in slices:
+            try:
+                notes = sanity.check(s)
+            except HemoInputError as error:
+                results.append(SliceResult(name, s.frame, error=str(error)))
+                continue
+            results.append(SliceResult(name, s.frame, slice=s, threshold=self.info.threshold,
+                                       warnings=s.warnings + notes))
+        return results
+
+    def _explain_batch(self, chunk: list[SliceResult], method: str) -> None:
+        for result, explanation in zip(chunk, self.explainer.explain(stack([r.slice for r in chunk]), method)):
+            shown = float(self.info.calibrate(explanation.probability))
+            if not (math.isfinite(shown) and np.isfinite(explanation.cam).all()):
+                result.error = f"{result.source}: the model gave no finite score for this slice."
+                continue
+            result.raw, result.probability = explanation.probability, shown
+            result.cam = explanation.cam.astype(np.float16)  # 0..1 for display: half the memory of a long series
+            result.attention, result.embedding = explanation.attention, explanation.embedding
 
     def explain(self, results: list[SliceResult], method: str = "gradcam",
                 progress: Callable[[int, int], None] | None = None, batch: int = 8) -> list[SliceResult]:
@@ -82,25 +149,25 @@ class Analyzer:
         readable = [r for r in results if r.error is None]
         for start in range(0, len(readable), batch):
             chunk = readable[start : start + batch]
-            for result, explanation in zip(chunk, self.explainer.explain(stack([r.slice for r in chunk]), method)):
-                result.probability, result.cam, result.attention = (
-                    explanation.probability, explanation.cam, explanation.attention)
+            try:
+                self._explain_batch(chunk, method)
+            except ValueError:
+                raise  # a programming error such as an unknown method: not a file's fault
+            except Exception:  # noqa: BLE001 - retry one by one so only the culprit fails
+                for result in chunk:
+                    try:
+                        self._explain_batch([result], method)
+                    except Exception as error:  # noqa: BLE001
+                        result.error = f"{result.source}: {_plain(error)}"
             if progress:
                 progress(min(start + batch, len(readable)), len(readable))
         return results
 
     def analyse(self, data: bytes, name: str, window_name: str | None = None,
-                method: str = "gradcam") -> list[SliceResult]:
-        return self.explain(self.read(data, name, window_name), method)
+                method: str = "gradcam", folder: str = "") -> list[SliceResult]:
+        return self.explain(self.read(data, name, window_name, folder), method)
 
     def analyse_files(self, files: Iterable[tuple[str, bytes]], window_name: str | None = None,
                       method: str = "gradcam", progress: Callable[[int, int], None] | None = None) -> list[SliceResult]:
         results = [r for name, data in files for r in self.read(data, name, window_name)]
         return self.explain(results, method, progress)
-
-
-def study(results: list[SliceResult]) -> tuple[list[SliceResult], SliceResult | None]:
-    """The readable slices ordered along the scan axis, and the highest-probability slice (the study verdict)."""
-    readable = [r for r in results if r.error is None]
-    ordered = sorted(readable, key=lambda r: (r.position is None, r.position or 0.0, r.source, r.frame))
-    return ordered, max(readable, key=lambda r: r.probability, default=None)

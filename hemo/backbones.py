@@ -6,7 +6,6 @@ Flat (``input_tensor=...``) matters: Grad-CAM needs every EfficientNet layer, an
 
 from __future__ import annotations
 
-import copy
 from pathlib import Path
 from typing import Callable
 
@@ -34,23 +33,72 @@ def lite0_weights_path() -> Path:
     return Path(EfficientnetLite0ModelFile.get_model_file_path())
 
 
-def _lite_blocks() -> list[dict]:
-    from keras.src.applications.efficientnet import DEFAULT_BLOCKS_ARGS
+#: EfficientNet-B0's stages (kernel, repeats, filters in/out, expansion, stride); Lite0 uses them unchanged
+#: but without squeeze-excitation and with ReLU6 (Tan & Le 2019; the TensorFlow EfficientNet-Lite release).
+_STAGES = ((3, 1, 32, 16, 1, 1), (3, 2, 16, 24, 6, 2), (5, 2, 24, 40, 6, 2), (3, 3, 40, 80, 6, 2),
+           (5, 3, 80, 112, 6, 1), (5, 4, 112, 192, 6, 2), (3, 1, 192, 320, 6, 1))
+_CONV_INIT = keras.initializers.VarianceScaling(2.0, "fan_out", "truncated_normal")
 
-    blocks = copy.deepcopy(DEFAULT_BLOCKS_ARGS)
-    for block in blocks:
-        block["se_ratio"] = 0.0
-    return blocks
+
+def _pad_for_stride_2(x, kernel: int):
+    """The same padding as Keras's EfficientNet ('correct_pad'): one pixel less before than after."""
+    half = kernel // 2
+    adjust = [1 - size % 2 for size in x.shape[1:3]]
+    return ((half - adjust[0], half), (half - adjust[1], half))
+
+
+def _mbconv(x, name: str, kernel: int, filters_in: int, filters_out: int, expand: int, stride: int, drop: float):
+    """One inverted-residual block, layer for layer (and name for name) as Keras builds EfficientNet."""
+    inputs = x
+    if expand != 1:
+        x = layers.Conv2D(filters_in * expand, 1, padding="same", use_bias=False, kernel_initializer=_CONV_INIT,
+                          name=f"{name}expand_conv")(x)
+        x = layers.BatchNormalization(name=f"{name}expand_bn")(x)
+        x = layers.Activation("relu6", name=f"{name}expand_activation")(x)
+    if stride == 2:
+        x = layers.ZeroPadding2D(_pad_for_stride_2(x, kernel), name=f"{name}dwconv_pad")(x)
+    x = layers.DepthwiseConv2D(kernel, strides=stride, padding="valid" if stride == 2 else "same", use_bias=False,
+                               depthwise_initializer=_CONV_INIT, name=f"{name}dwconv")(x)
+    x = layers.BatchNormalization(name=f"{name}bn")(x)
+    x = layers.Activation("relu6", name=f"{name}activation")(x)
+    x = layers.Conv2D(filters_out, 1, padding="same", use_bias=False, kernel_initializer=_CONV_INIT,
+                      name=f"{name}project_conv")(x)
+    x = layers.BatchNormalization(name=f"{name}project_bn")(x)
+    if stride == 1 and filters_in == filters_out:
+        if drop > 0:
+            x = layers.Dropout(drop, noise_shape=(None, 1, 1, 1), name=f"{name}drop")(x)
+        x = layers.add([x, inputs], name=f"{name}add")
+    return x
 
 
 def efficientnet_lite0(input_tensor, include_top: bool = False) -> keras.Model:
-    """EfficientNet-Lite0 (no squeeze-excitation, ReLU6) from Keras's own EfficientNet builder."""
-    from keras.src.applications.efficientnet import EfficientNet
+    """EfficientNet-Lite0 (no squeeze-excitation, ReLU6) built flat from public Keras layers.
 
-    return EfficientNet(
-        1.0, 1.0, 224, dropout_rate=0.2, activation="relu6", blocks_args=_lite_blocks(),
-        name="efficientnet_lite0", include_top=include_top, weights=None, input_tensor=input_tensor,
-    )
+    Layer names and order follow Keras's EfficientNet, so ``top_activation`` and the block
+    outputs are where the explanation and the bleed decoder look for them, and the ImageNet
+    weights map onto the layers by order.
+    """
+    x = layers.Rescaling(1.0 / 255.0, name="rescaling")(input_tensor)
+    x = layers.Normalization(axis=-1, name="normalization")(x)
+    x = layers.ZeroPadding2D(_pad_for_stride_2(x, 3), name="stem_conv_pad")(x)
+    x = layers.Conv2D(32, 3, strides=2, padding="valid", use_bias=False, kernel_initializer=_CONV_INIT,
+                      name="stem_conv")(x)
+    x = layers.BatchNormalization(name="stem_bn")(x)
+    x = layers.Activation("relu6", name="stem_activation")(x)
+    total, done = sum(stage[1] for stage in _STAGES), 0
+    for number, (kernel, repeats, filters_in, filters_out, expand, stride) in enumerate(_STAGES, start=1):
+        for repeat in range(repeats):
+            x = _mbconv(x, f"block{number}{chr(97 + repeat)}_", kernel, filters_in if repeat == 0 else filters_out,
+                        filters_out, expand, stride if repeat == 0 else 1, 0.2 * done / total)
+            done += 1
+    x = layers.Conv2D(1280, 1, padding="same", use_bias=False, kernel_initializer=_CONV_INIT, name="top_conv")(x)
+    x = layers.BatchNormalization(name="top_bn")(x)
+    x = layers.Activation("relu6", name=FEATURE_LAYER)(x)
+    if include_top:
+        x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
+        x = layers.Dropout(0.2, name="top_dropout")(x)
+        x = layers.Dense(1000, activation="softmax", name="predictions")(x)
+    return keras.Model(keras.utils.get_source_inputs(input_tensor), x, name="efficientnet_lite0")
 
 
 def efficientnet_b0(input_tensor, include_top: bool = False, imagenet: bool = False) -> keras.Model:

@@ -37,7 +37,8 @@ def _config(args):
 
     return TrainConfig(backbone=args.backbone, pretrained=args.pretrained, epochs=args.epochs,
                        warmup_epochs=args.warmup_epochs, batch_size=args.batch_size, seed=args.seed,
-                       learning_rate=args.lr, patience=args.patience, init=args.init)
+                       learning_rate=args.lr, patience=args.patience, init=args.init, mask_weight=args.mask_weight,
+                       robust=args.robust, freeze_below=args.freeze_below, schedule=args.schedule)
 
 
 def cmd_train(args) -> int:
@@ -46,7 +47,8 @@ def cmd_train(args) -> int:
 
     metrics = train(_load_data(args.data), args.out, _config(args), args.split, args.val_fraction, str(args.data),
                     _verbosity())
-    print(format_report(metrics))
+    if "per_class" in metrics:
+        print(format_report(metrics))
     print(f"wrote {Path(args.out) / 'hemo-hybrid.keras'}, history.json, split.json, metrics.json")
     return 0
 
@@ -54,7 +56,7 @@ def cmd_train(args) -> int:
 def cmd_cv(args) -> int:
     from hemo.train import cross_validate
 
-    rows = cross_validate(_load_data(args.data), _config(args), args.folds, args.fold or None)
+    rows = cross_validate(_load_data(args.data), _config(args), args.folds, args.fold or None, out_dir=args.out)
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=1) + "\n")
     aucs = [r["auc"] for r in rows]
@@ -64,8 +66,8 @@ def cmd_cv(args) -> int:
 
 def cmd_evaluate(args) -> int:
     from hemo import datasets
-    from hemo.evaluate import format_report, report
-    from hemo.model import load, predict
+    from hemo.evaluate import format_report, study_report
+    from hemo.model import load
 
     model, info = load(args.model)
     data = _load_data(args.data)
@@ -73,50 +75,92 @@ def cmd_evaluate(args) -> int:
         wanted = json.loads(Path(args.patients).read_text())
         data = data.subset(datasets.indices(data, wanted.get(args.part, [])))
         print(f"evaluating the {len(set(data.patients.tolist()))} {args.part} patients of {args.patients}")
-    metrics = report(data.labels, predict(model, data.inputs()), info.threshold, data.patients)
+    metrics = study_report(model, info, Path(args.model), data)
     print(format_report(metrics))
     if args.json:
         Path(args.json).write_text(json.dumps(metrics, indent=1) + "\n")
     return 0
 
 
-def _inputs(paths: list[str]) -> list[Path]:
+def cmd_calibrate(args) -> int:
+    from hemo.calibrate import run
+
+    report = run(args.oof, args.model if args.write else None, args.epochs)
+    if args.json:
+        Path(args.json).write_text(json.dumps(report, indent=1) + "\n")
+    slices, studies = report["slice_calibrated"], report["study_model"]
+    print(f"slices: out-of-fold AUC {report['slice_raw']['auc']:.3f} (fold mean {report['slice_raw']['fold_auc_mean']:.3f}"
+          f" sd {report['slice_raw']['fold_auc_sd']:.3f}); threshold {slices['threshold']:.3f}: sensitivity "
+          f"{slices['sensitivity']:.3f}, specificity {slices['specificity']:.3f} (nested {slices['nested']['sensitivity']:.3f}"
+          f" / {slices['nested']['specificity']:.3f}); Brier {report['slice_raw']['brier']:.3f} raw, "
+          f"{slices['brier_nested']:.3f} calibrated (nested)")
+    print(f"studies: highest slice AUC {report['study_highest_slice']['auc']:.3f}; study model AUC {studies['auc']:.3f}"
+          f"; threshold {studies['threshold']:.3f}: sensitivity {studies['sensitivity']:.3f}, specificity "
+          f"{studies['specificity']:.3f} (nested {studies['nested']['sensitivity']:.3f} / {studies['nested']['specificity']:.3f})")
+    if args.write:
+        print(f"stored the operating points, calibration and study model beside {args.model}")
+    return 0
+
+
+def _inputs(paths: list[str]) -> list[tuple[Path, Path]]:
+    """(file, the folder it was found under) for every file; CT-ICH bleed masks and hidden files skipped."""
+    from hemo.datasets import is_annotation
+
     files = []
     for path in map(Path, paths):
-        files += sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+        found = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+        files += [(f, path if path.is_dir() else path.parent) for f in found
+                  if not f.name.startswith(".") and not is_annotation(f)]
     return files
 
 
 def cmd_predict(args) -> int:
     from hemo.analysis import Analyzer
+    from hemo.study import studies
+    from hemo.table import FIELDS, row
 
     analyzer = Analyzer.load(args.model)
     out = Path(args.explain) if args.explain else None
-    rows = []
+    if out is not None and out.exists() and any(out.iterdir()):
+        raise ValueError(f"--explain folder {out} is not empty; hemo never overwrites explanation files")
     files = _inputs(args.paths)
-    for number, path in enumerate(files, 1):
-        print(f"[{number}/{len(files)}] {path}", file=sys.stderr, flush=True)
-        try:
-            data = path.read_bytes()
-        except OSError as error:
-            rows.append({"file": str(path), "slice": "", "probability": "", "label": "", "error": error.strerror,
-                         "note": ""})
-            continue
-        for result in analyzer.analyse(data, path.name, args.window, args.method):
-            row = {"file": str(path), "slice": result.frame, "probability": "", "label": "",
-                   "error": result.error or "", "note": " ".join(result.warnings)}
-            if result.error is None:
-                row.update(probability=f"{result.probability:.4f}", label=result.verdict)
-                if out:
-                    result.write(out, f"{path.stem}_{result.frame}")
-            rows.append(row)
-    fields = ["file", "slice", "probability", "label", "error", "note"]
     stream = open(args.csv, "w", newline="") if args.csv else sys.stdout
-    writer = csv.DictWriter(stream, fieldnames=fields)
+    writer = csv.DictWriter(stream, fieldnames=[*FIELDS, "explanation"])
     writer.writeheader()
-    writer.writerows(rows)
-    if args.csv:
-        stream.close()
+    numbers: dict[tuple[str, str], int] = {}
+    counts: dict[int, int] = {}
+    kept = []
+    try:
+        for index, (path, root) in enumerate(files, 1):
+            print(f"[{index}/{len(files)}]", file=sys.stderr, flush=True)
+            try:
+                data = path.read_bytes()
+            except OSError as error:
+                data, failure = b"", f"{path.name}: cannot be opened ({error.strerror})."
+            else:
+                failure = None
+            results = analyzer.analyse(data, path.name, args.window, args.method, folder=str(path.parent))
+            for result in results:
+                if failure:
+                    result.error = failure
+                study = numbers.setdefault((result.slice.study, result.slice.series), len(numbers) + 1) \
+                    if result.analysed else None
+                counts[study] = counts.get(study, 0) + 1
+                line = row(result, study, counts[study] if study else None, str(path))
+                line["explanation"] = ""
+                if out and result.analysed:
+                    stem = f"{index:05d}_f{result.frame}"
+                    result.write(out, stem)
+                    line["explanation"] = stem
+                writer.writerow(line)
+                kept.append(result.light())
+            stream.flush()
+    finally:
+        if args.csv:
+            stream.close()
+    for found in studies(kept, analyzer):
+        print(f"study {numbers[found.key]}: {len(found.slices)} slices, {found.method}: {found.verdict} "
+              f"(probability {found.probability:.3f}, threshold {found.threshold:.3f})", file=sys.stderr)
     return 0
 
 
@@ -144,6 +188,13 @@ def _training_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--patience", type=int, default=4)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--init", help="start from this saved model's weights (no warm-up)")
+    parser.add_argument("--mask-weight", type=float, default=0.0,
+                        help="> 0: learn the bleed masks too (auxiliary decoder), with this loss weight")
+    parser.add_argument("--robust", action="store_true",
+                        help="other-source augmentation: window, gamma, noise, blur, scale, rotation, JPEG")
+    parser.add_argument("--freeze-below", help="keep EfficientNet layers before this one frozen, e.g. block4a")
+    parser.add_argument("--schedule", choices=["plateau", "cosine"], default="plateau",
+                        help="learning rate: halve on plateau (needs validation) or cosine over --epochs")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -153,8 +204,9 @@ def main(argv: list[str] | None = None) -> int:
     train = commands.add_parser("train", help="train the hybrid model with a patient-level split")
     _training_options(train)
     train.add_argument("--out", required=True, help="folder for hemo-hybrid.keras and its records")
-    train.add_argument("--split", choices=["patient", "slice"], default="patient",
-                       help="'slice' reproduces the paper's leaky protocol")
+    train.add_argument("--split", choices=["patient", "slice", "none"], default="patient",
+                       help="'none' trains on every patient for exactly --epochs (the final model); "
+                            "'slice' reproduces the paper's leaky protocol")
     train.add_argument("--val-fraction", type=float, default=0.2)
     train.set_defaults(run=cmd_train)
 
@@ -163,6 +215,7 @@ def main(argv: list[str] | None = None) -> int:
     cv.add_argument("--folds", type=int, default=5)
     cv.add_argument("--fold", type=int, action="append", help="run only this fold (repeatable)")
     cv.add_argument("--json", help="write the per-fold rows here")
+    cv.add_argument("--out", help="folder for out-of-fold scores and embeddings (fixed epochs, resumable)")
     cv.set_defaults(run=cmd_cv)
 
     evaluate = commands.add_parser("evaluate", help="metrics of a model on labelled data")
@@ -172,6 +225,14 @@ def main(argv: list[str] | None = None) -> int:
     evaluate.add_argument("--patients", help="a split.json: evaluate only one part of it")
     evaluate.add_argument("--part", default="validation", help="which part of --patients (default validation)")
     evaluate.set_defaults(run=cmd_evaluate)
+
+    calibrate = commands.add_parser("calibrate", help="operating points, calibration and study model from 'cv --out'")
+    calibrate.add_argument("oof", help="the --out folder of 'python -m hemo cv'")
+    calibrate.add_argument("--model", default=str(DEFAULT_MODEL), help="the model to store them beside (with --write)")
+    calibrate.add_argument("--write", action="store_true", help="store them in the model's JSON and a study file")
+    calibrate.add_argument("--epochs", type=int, default=80, help="study model epochs")
+    calibrate.add_argument("--json", help="write the full report here")
+    calibrate.set_defaults(run=cmd_calibrate)
 
     predict = commands.add_parser("predict", help="probabilities for slices (files or folders)")
     predict.add_argument("paths", nargs="+")

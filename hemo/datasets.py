@@ -13,12 +13,18 @@ from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
 import numpy as np
+from PIL import Image
 
-from hemo.imaging import HemoInputError, read_file
+from hemo.imaging import HemoInputError, prepare, read_file
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".dcm"}
 _POSITIVE_DIRS = {"hemorrhagic", "haemorrhagic", "hemorrhage", "haemorrhage"}
 _NEGATIVE_DIRS = {"normal"}
+
+
+def is_annotation(path: Path) -> bool:
+    """CT-ICH's bleed masks (``<n>_HGE_Seg.jpg``) lie beside the slices; they are not slices."""
+    return path.stem.lower().endswith("_hge_seg")
 
 
 @dataclass(frozen=True)
@@ -28,6 +34,7 @@ class Record:
     path: Path
     label: int  # 1 = haemorrhage
     patient: str
+    mask: Path | None = None  # the radiologists' bleed annotation of this slice, when the layout has one
 
 
 def _ct_ich(root: Path) -> list[Record]:
@@ -37,8 +44,10 @@ def _ct_ich(root: Path) -> list[Record]:
         for row in csv.DictReader(f):
             patient = f"{int(row['PatientNumber']):03d}"
             path = root / "Patients_CT" / patient / "brain" / f"{int(row['SliceNumber'])}.jpg"
+            mask = path.with_name(f"{path.stem}_HGE_Seg.jpg")
             if path.exists():
-                records.append(Record(path, int(int(row["No_Hemorrhage"]) == 0), patient))
+                records.append(Record(path, int(int(row["No_Hemorrhage"]) == 0), patient,
+                                      mask if mask.exists() else None))
     return records
 
 
@@ -64,7 +73,7 @@ def _class_folders(root: Path) -> list[Record]:
             continue
         label = int(name in _POSITIVE_DIRS)
         for path in sorted(folder.rglob("*")):
-            if path.suffix.lower() in IMAGE_SUFFIXES and path.is_file():
+            if path.suffix.lower() in IMAGE_SUFFIXES and path.is_file() and not is_annotation(path):
                 relative = path.relative_to(folder).parts
                 patient = relative[0] if len(relative) > 1 else path.stem
                 records.append(Record(path, label, f"{folder.name}/{patient}"))
@@ -90,26 +99,48 @@ def discover(root: str | Path) -> list[Record]:
 
 @dataclass
 class Dataset:
-    """Prepared slices in memory: images uint8 (N, 256, 256), labels, patients and source names."""
+    """Prepared slices in memory: images uint8 (N, 256, 256), labels, patients and source names.
+
+    ``masks`` (uint8 N x 256 x 256, 255 = bleed) holds the bleed annotations cropped like the
+    slices when the layout has them (CT-ICH); a slice without haemorrhage has an empty mask.
+    """
 
     images: np.ndarray
     labels: np.ndarray
     patients: np.ndarray
     names: np.ndarray
+    masks: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.labels)
 
     def subset(self, index: Sequence[int] | np.ndarray) -> "Dataset":
         index = np.asarray(index, dtype=int)
-        return Dataset(self.images[index], self.labels[index], self.patients[index], self.names[index])
+        masks = None if self.masks is None else self.masks[index]
+        return Dataset(self.images[index], self.labels[index], self.patients[index], self.names[index], masks)
 
     def inputs(self) -> np.ndarray:
         """The model batch (N, 256, 256, 1) float32."""
         return self.images[..., np.newaxis].astype(np.float32)
 
     def save(self, path: str | Path) -> None:
-        np.savez_compressed(path, images=self.images, labels=self.labels, patients=self.patients, names=self.names)
+        extra = {} if self.masks is None else {"masks": self.masks}
+        np.savez_compressed(path, images=self.images, labels=self.labels, patients=self.patients, names=self.names,
+                            **extra)
+
+
+def _with_mask(record: Record, window_name: str, crop: bool) -> tuple[np.ndarray, np.ndarray]:
+    """The slice and its annotation, cropped by the same head box (the mask alone has no head to find)."""
+    pixels = read_file(record.path, window_name, crop)[0].pixels
+    if record.mask is None:
+        return pixels, np.zeros_like(pixels)
+    with Image.open(record.path) as image, Image.open(record.mask) as annotation:
+        gray = np.asarray(image.convert("L"), np.float32)
+        bleed = np.asarray(annotation.convert("L").resize(image.size), np.float32)
+    same, mask = prepare(gray, crop, (bleed > 127).astype(np.float32) * 255)
+    if not np.allclose(same, pixels, atol=0.5):  # a non-8-bit or DICOM slice: the mask cannot be aligned here
+        return pixels, np.zeros_like(pixels)
+    return pixels, mask
 
 
 def load(source: str | Path, window_name: str = "brain", crop: bool = True,
@@ -118,13 +149,21 @@ def load(source: str | Path, window_name: str = "brain", crop: bool = True,
     source = Path(source)
     if source.suffix == ".npz":
         with np.load(source) as data:
-            return Dataset(data["images"], data["labels"], data["patients"], data["names"])
+            return Dataset(data["images"], data["labels"], data["patients"], data["names"],
+                           data["masks"] if "masks" in data else None)
     records = discover(source)
     images = np.zeros((len(records), 256, 256), np.uint8)
+    has_masks = any(r.mask is not None for r in records)
+    masks = np.zeros_like(images) if has_masks else None
     keep = []
     for i, record in enumerate(records):
         try:
-            images[i] = np.round(read_file(record.path, window_name, crop)[0].pixels).astype(np.uint8)
+            if masks is not None:
+                pixels, mask = _with_mask(record, window_name, crop)
+                masks[i] = np.round(mask).astype(np.uint8)
+            else:
+                pixels = read_file(record.path, window_name, crop)[0].pixels
+            images[i] = np.round(pixels).astype(np.uint8)
             keep.append(i)
         except HemoInputError as error:
             print(f"skipped: {error}")
@@ -132,7 +171,7 @@ def load(source: str | Path, window_name: str = "brain", crop: bool = True,
             progress(i + 1, len(records))
     names = [str(r.path.relative_to(source)) for r in records]
     dataset = Dataset(images, np.array([r.label for r in records]), np.array([r.patient for r in records]),
-                      np.array(names))
+                      np.array(names), masks)
     return dataset.subset(keep)
 
 

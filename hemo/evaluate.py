@@ -24,6 +24,7 @@ def bootstrap_auc(labels: np.ndarray, scores: np.ndarray, groups: np.ndarray | N
     """95% percentile interval of the AUC, resampling patients when they are known (slices are not independent)."""
     rng = np.random.default_rng(seed)
     labels, scores = np.asarray(labels), np.asarray(scores)
+    groups = None if groups is None else np.asarray(groups)  # a plain list compared with == gave no members
     units = np.unique(groups) if groups is not None else np.arange(len(labels))
     members = [np.flatnonzero(groups == u) for u in units] if groups is not None else [[i] for i in units]
     aucs = []
@@ -98,4 +99,58 @@ def format_report(metrics: dict) -> str:
     if "patients" in metrics:
         lines.append(f"patient-level AUC (highest slice per patient, {metrics['patients']} patients): "
                      f"{number(metrics['patient_auc'])}")
+    if "study_auc" in metrics:
+        lines.append(f"study level ({metrics['study_method']}, {metrics['studies']} studies): AUC "
+                     f"{number(metrics['study_auc'])}; threshold {metrics['study_threshold']:.3f}: sensitivity "
+                     f"{number(metrics['study_sensitivity'])}, specificity {number(metrics['study_specificity'])}")
+    if metrics.get("brier") is not None:
+        lines.append(f"Brier score of the shown probabilities: {metrics['brier']:.4f}")
     return "\n".join(lines)
+
+
+def study_report(model, info, model_path, data) -> dict:
+    """:func:`report` on the shown (calibrated) slice probabilities, plus the study level and the Brier score.
+
+    A study is one patient of ``data``, its slices in the natural order of their file names; it
+    is scored the way the app and the CLI score an ordered series (the study model when the
+    model ships one and the series is long enough, else its highest slice).
+    """
+    from pathlib import Path
+
+    from sklearn.metrics import brier_score_loss
+
+    from hemo import study_model
+    from hemo.imaging import natural_key
+    from hemo.model import embed, platt
+    from hemo.study import MIN_SERIES
+
+    raw, embeddings = embed(model, data.inputs())
+    shown = info.calibrate(raw)
+    metrics = report(data.labels, shown, info.threshold, data.patients)
+    metrics["brier"] = float(brier_score_loss(data.labels, shown)) if len(data.labels) else None
+    study = study_model.load(Path(model_path).parent / info.study["file"]) if info.study else None
+    labels, scores, methods = [], [], set()
+    for patient in np.unique(data.patients):
+        index = np.flatnonzero(data.patients == patient)
+        index = np.array(sorted(index, key=lambda i: natural_key(str(data.names[i]))))
+        labels.append(int(data.labels[index].max()))
+        if study is not None and len(index) >= MIN_SERIES:
+            raw_study = study_model.predict(study, study_model.features(embeddings[index], raw[index]))[1]
+            scores.append(float(platt(raw_study, info.study.get("calibration"))))
+            methods.add("study model")
+        else:
+            scores.append(float(shown[index].max()))
+            methods.add("highest slice")
+    threshold = info.study["threshold"] if methods == {"study model"} else info.threshold
+    labels_, scores_ = np.array(labels), np.array(scores)
+    both = len(set(labels)) == 2
+    predicted = scores_ >= threshold
+    metrics.update({
+        "studies": len(labels),
+        "study_method": " / ".join(sorted(methods)),
+        "study_auc": float(roc_auc_score(labels_, scores_)) if both else None,
+        "study_threshold": float(threshold),
+        "study_sensitivity": float(predicted[labels_ == 1].mean()) if (labels_ == 1).any() else None,
+        "study_specificity": float((~predicted)[labels_ == 0].mean()) if (labels_ == 0).any() else None,
+    })
+    return metrics

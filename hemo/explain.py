@@ -9,6 +9,7 @@ eagerly on every call.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from typing import Callable
 
@@ -51,18 +52,26 @@ class _CompiledHead(keras.layers.Layer):
 class Explanation:
     """The model's answer for one slice and the evidence for it."""
 
-    probability: float  # of haemorrhage
+    probability: float  # of haemorrhage: the model's raw softmax output
     label: int  # 1 when probability >= threshold
     cam: np.ndarray  # SIZE x SIZE in 0..1, where the EfficientNet stage saw haemorrhage evidence
     attention: np.ndarray  # (2 heads, 10, 10): how much each pseudo-time step attends to each other
+    embedding: np.ndarray | None = None  # the 256-d ``dense`` features (the study model's input)
 
 
 class Explainer:
-    """Built once per model; explains batches of slices (N, 256, 256, 1) in 0..255."""
+    """Built once per model; explains batches of slices (N, 256, 256, 1) in 0..255.
+
+    Safe to share between threads: TensorFlow's first trace of a function and tf-keras-vis's
+    gradient tape are not, so calls take turns (on a CPU they would compete for the same cores
+    anyway). :meth:`warm` traces everything once, so the first real caller waits no longer
+    than the others.
+    """
 
     def __init__(self, model: keras.Model, info: ModelInfo | None = None, batch_size: int = 16) -> None:
         self.info = info or ModelInfo()
         self.batch_size = batch_size
+        self._lock = threading.Lock()
         self.backbone, self.head = split(model)
         self._features = tf.function(lambda x: self.backbone(x, training=False), reduce_retracing=True)
         self._head = tf.function(lambda f: self.head(f, training=False), reduce_retracing=True)
@@ -75,13 +84,20 @@ class Explainer:
         return np.concatenate([self._features(tf.constant(slices[i : i + self.batch_size])).numpy()
                                for i in range(0, len(slices), self.batch_size)])
 
-    def _head_outputs(self, features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        probabilities, attention = self._head(tf.constant(features))
-        return probabilities.numpy()[:, 1], attention.numpy()
+    def _head_outputs(self, features: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        probabilities, attention, embedding = self._head(tf.constant(features))
+        return probabilities.numpy()[:, 1], attention.numpy(), embedding.numpy()
 
     def predict(self, slices: np.ndarray) -> np.ndarray:
-        """Probability of haemorrhage per slice."""
-        return self._head_outputs(self.features(slices))[0]
+        """Raw probability of haemorrhage per slice."""
+        with self._lock:
+            return self._head_outputs(self.features(slices))[0]
+
+    def warm(self) -> None:
+        """Trace the backbone, the head and both CAM methods once (the first call costs seconds)."""
+        blank = np.zeros((1, SIZE, SIZE, 1), np.float32)
+        for method in self._cams:
+            self.explain(blank, method)
 
     def cam(self, features: np.ndarray, method: str = "gradcam",
             target: Callable[[tf.Tensor], tf.Tensor] = haemorrhage_evidence) -> np.ndarray:
@@ -93,12 +109,16 @@ class Explainer:
         return np.stack([_upsample(np.asarray(c)) for c in np.reshape(raw, (len(features), *raw.shape[-2:]))])
 
     def explain(self, slices: np.ndarray, method: str = "gradcam") -> list[Explanation]:
-        """Probability, label, Grad-CAM and attention for every slice of the batch."""
-        features = self.features(slices)
-        probabilities, attention = self._head_outputs(features)
-        cams = self.cam(features, method)
-        return [Explanation(float(p), int(p >= self.info.threshold), c, a)
-                for p, c, a in zip(probabilities, cams, attention)]
+        """Probability, label, Grad-CAM, attention and embedding for every slice of the batch."""
+        if method not in self._cams:
+            raise ValueError(f"unknown method '{method}'; choose one of {', '.join(self._cams)}")
+        with self._lock:
+            features = self.features(slices)
+            probabilities, attention, embeddings = self._head_outputs(features)
+            cams = self.cam(features, method)
+        shown = self.info.calibrate(probabilities)
+        return [Explanation(float(p), int(q >= self.info.threshold), c, a, e)
+                for p, q, c, a, e in zip(probabilities, shown, cams, attention, embeddings)]
 
 
 def _upsample(cam: np.ndarray) -> np.ndarray:
@@ -108,9 +128,16 @@ def _upsample(cam: np.ndarray) -> np.ndarray:
     return cam / peak if peak > 0 else cam
 
 
+def colour_bar(width: int = SIZE, height: int = 14) -> np.ndarray:
+    """The overlay's colour scale as an RGB strip, 0 (left, blue) to 1 (right, red)."""
+    ramp = np.tile(np.linspace(0, 255, width).astype(np.uint8), (height, 1))
+    return cv2.cvtColor(cv2.applyColorMap(ramp, cv2.COLORMAP_JET), cv2.COLOR_BGR2RGB)
+
+
 def overlay(pixels: np.ndarray, cam: np.ndarray, opacity: float = 0.4) -> np.ndarray:
-    """RGB uint8 picture of the slice with the Grad-CAM map blended over it (jet colours)."""
+    """RGB uint8 picture of the slice with a 0..1 map blended over it (jet colours, fixed scale)."""
     gray = np.clip(pixels.squeeze(), 0, 255).astype(np.uint8)
     base = cv2.cvtColor(gray, cv2.COLOR_GRAY2RGB)
-    heat = cv2.cvtColor(cv2.applyColorMap((cam * 255).astype(np.uint8), cv2.COLORMAP_JET), cv2.COLOR_BGR2RGB)
+    heat = cv2.cvtColor(cv2.applyColorMap((np.clip(cam, 0, 1) * 255).astype(np.uint8), cv2.COLORMAP_JET),
+                        cv2.COLOR_BGR2RGB)
     return cv2.addWeighted(heat, float(opacity), base, 1.0 - float(opacity), 0.0)

@@ -1,26 +1,30 @@
 """Turn any supported file into the model's input: a windowed, head-cropped 256x256 slice.
 
 Training, evaluation, the CLI and the app all call :func:`read_slices`, so a slice is
-prepared the same way wherever it comes from.
+prepared the same way wherever it comes from. DICOM reaches the model through the model's own
+input window; the window the user picks changes only the picture shown beside it.
 """
 
 from __future__ import annotations
 
 import io
+import re
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Iterable, Sequence
 
 import cv2
 import numpy as np
-import pydicom
 from PIL import Image, UnidentifiedImageError
-from pydicom.errors import InvalidDicomError
+
+from hemo import dicom
+from hemo.errors import HemoInputError
 
 SIZE = 256
 MIN_SIDE = 32
-MAX_PIXELS = 64_000_000
+#: Raster images larger than this are no CT slice (4096 x 4096), checked from the header.
+MAX_PIXELS = dicom.MAX_FRAME_PIXELS
 
 #: Named CT windows as (level, width) in Hounsfield units. "file" uses the DICOM's own window.
 WINDOWS: dict[str, tuple[float, float]] = {
@@ -30,26 +34,27 @@ WINDOWS: dict[str, tuple[float, float]] = {
 }
 WINDOW_NAMES = (*WINDOWS, "file")
 
-_ACCEPTED_MODALITIES = {"CT"}
-_SECONDARY_CAPTURE = {"OT", "SC"}
-#: Only these header fields are ever read for display; identifiers never leave pydicom.
-_TECHNICAL_TAGS = ("Modality", "PixelSpacing", "SliceThickness", "ImagePositionPatient", "InstanceNumber")
-
-
-class HemoInputError(ValueError):
-    """A file that cannot be read as a head-CT slice; the message is meant for the user."""
+__all__ = ["HemoInputError", "Slice", "read_slices", "read_file", "sort_series", "stack", "window", "prepare"]
 
 
 @dataclass(frozen=True)
 class Slice:
     """One model-ready slice and the technical facts about where it came from."""
 
-    pixels: np.ndarray  # float32, SIZE x SIZE, 0..255
+    pixels: np.ndarray  # float32, SIZE x SIZE, 0..255: what the model sees
     source: str
     frame: int = 0
     position: float | None = None
     info: dict = field(default_factory=dict)
     warnings: tuple[str, ...] = ()
+    display: np.ndarray | None = None  # uint8, the same crop in the window the user chose (DICOM); None: ``pixels``
+    quality: dict = field(default_factory=dict)  # measured on the full image before cropping (hemo.sanity)
+    study: str = ""  # StudyInstanceUID, else the folder; groups uploads, never shown
+    series: str = ""
+
+    @property
+    def shown(self) -> np.ndarray:
+        return self.pixels if self.display is None else self.display
 
 
 def window(hu: np.ndarray, level: float, width: float) -> np.ndarray:
@@ -77,18 +82,43 @@ def head_bbox(gray: np.ndarray) -> tuple[int, int, int, int]:
     return int(y), int(y + bh), int(x), int(x + bw)
 
 
-def prepare(gray: np.ndarray, crop: bool = True) -> np.ndarray:
-    """Crop a 0..255 gray image to the head, pad it square and resize to SIZE x SIZE."""
-    gray = gray.astype(np.float32)
-    if crop:
-        top, bottom, left, right = head_bbox(gray)
-        gray = gray[top:bottom, left:right]
+def square_resize(gray: np.ndarray) -> np.ndarray:
+    """Pad a 2-D image square (centred) and resize it to SIZE x SIZE."""
     h, w = gray.shape
     side = max(h, w)
     square = np.zeros((side, side), np.float32)
     square[(side - h) // 2 : (side - h) // 2 + h, (side - w) // 2 : (side - w) // 2 + w] = gray
     interpolation = cv2.INTER_AREA if side > SIZE else cv2.INTER_LINEAR
     return cv2.resize(square, (SIZE, SIZE), interpolation=interpolation)
+
+
+def prepare(gray: np.ndarray, crop: bool = True, *also: np.ndarray):
+    """Crop a 0..255 gray image to the head, pad it square and resize to SIZE x SIZE.
+
+    Cropping first means the model never sees a file's original size or field of view. Arrays
+    in ``also`` (a mask, another window, the HU of the same image) are cropped identically and
+    returned after the slice as a tuple.
+    """
+    gray = gray.astype(np.float32)
+    top, bottom, left, right = head_bbox(gray) if crop else (0, gray.shape[0], 0, gray.shape[1])
+    prepared = square_resize(gray[top:bottom, left:right])
+    if not also:
+        return prepared
+    return (prepared, *(square_resize(a.astype(np.float32)[top:bottom, left:right]) for a in also))
+
+
+def measure(gray: np.ndarray, hu: np.ndarray | None = None) -> dict:
+    """What :mod:`hemo.sanity` judges, on the full-resolution image (resizing would smooth noise away)."""
+    left, right = gray[:, :-1].ravel(), gray[:, 1:].ravel()
+    spread = float(left.std()) * float(right.std())
+    quality = {"finite": bool(np.isfinite(gray).all()), "std": float(np.nan_to_num(gray).std()),
+               "foreground": float((gray > 10).mean()),
+               "neighbour_correlation": float(np.corrcoef(left, right)[0, 1]) if spread > 1e-6 else 1.0}
+    if hu is not None:
+        quality.update(finite=quality["finite"] and bool(np.isfinite(hu).all()), hu_min=float(np.nanmin(hu)),
+                       hu_max=float(np.nanmax(hu)), air=float((hu < -500).mean()),
+                       tissue=float(((hu > -100) & (hu < 100)).mean()))
+    return quality
 
 
 def _check_size(rows: int, cols: int, name: str) -> None:
@@ -98,11 +128,18 @@ def _check_size(rows: int, cols: int, name: str) -> None:
         raise HemoInputError(f"{name}: the image is {cols}x{rows} pixels, far larger than any CT slice; it was not opened.")
 
 
-def _is_dicom(data: bytes, name: str) -> bool:
+def is_dicom(data: bytes, name: str) -> bool:
+    """DICOM by its magic bytes (files from CDs and PACS often have no extension) or by its name."""
     return data[128:132] == b"DICM" or name.lower().endswith((".dcm", ".dicom"))
 
 
-def _read_raster(data: bytes, name: str, crop: bool) -> list[Slice]:
+_CT_NUMBER_NOTE = ("16-bit image whose values fit in 12 bits: read as CT numbers (HU + 1024) and windowed "
+                   "like DICOM. Check that the export holds raw CT values.")
+_EIGHT_BIT_NOTE = "8-bit image: taken as already in a brain window (the model was trained on such exports)."
+
+
+def _read_raster(data: bytes, name: str, crop: bool, model_window: tuple[float, float],
+                 display_window: tuple[float, float]) -> list[Slice]:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -117,136 +154,81 @@ def _read_raster(data: bytes, name: str, crop: bool) -> list[Slice]:
         raise HemoInputError(f"{name}: not a readable PNG, JPEG or DICOM image.") from None
     except (OSError, SyntaxError, ValueError) as error:
         raise HemoInputError(f"{name}: the image file is damaged or incomplete ({error}).") from None
+    info = {"format": image.format or "image"}
     if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
-        gray = np.asarray(image, dtype=np.float32)
-        top = 65535.0 if image.mode.startswith("I;16") or gray.max() > 255 else 255.0
-        gray = gray * (255.0 / top)
-    else:
-        gray = np.asarray(image.convert("L"), dtype=np.float32)
-    return [Slice(prepare(gray, crop), name, info={"format": image.format or "image"})]
+        values = np.asarray(image, dtype=np.float32)
+        if not np.isfinite(values).all():
+            raise HemoInputError(f"{name}: the image holds values that are not numbers.")
+        if image.mode != "F" and 0 <= values.min() and values.max() <= 4095 and values.max() > 255:
+            hu = values - 1024.0
+            gray = window(hu, *model_window)
+            pixels, shown = prepare(gray, crop, window(hu, *display_window))
+            return [Slice(pixels, name, info=info, warnings=(_CT_NUMBER_NOTE,), display=shown.astype(np.uint8),
+                          quality=measure(gray, hu))]
+        top = 65535.0 if image.mode.startswith("I;16") or values.max() > 255 else 255.0
+        gray = values * (255.0 / top)
+        return [Slice(prepare(gray, crop), name, info=info, quality=measure(gray))]
+    gray = np.asarray(image.convert("L"), dtype=np.float32)
+    return [Slice(prepare(gray, crop), name, info=info, warnings=(_EIGHT_BIT_NOTE,), quality=measure(gray))]
 
 
-def _hounsfield(ds: pydicom.Dataset, pixels: np.ndarray) -> np.ndarray:
-    """Apply the modality LUT; CT defaults (slope 1, intercept 0) when the tags are absent."""
-    slope = float(ds.get("RescaleSlope", 1.0) or 1.0)
-    intercept = float(ds.get("RescaleIntercept", 0.0) or 0.0)
-    return pixels.astype(np.float32) * slope + intercept
-
-
-def _first(value) -> float | None:
-    if value is None:
-        return None
-    if isinstance(value, (list, tuple, pydicom.multival.MultiValue)):
-        value = value[0] if len(value) else None
-    return None if value is None else float(value)
-
-
-def _file_window(ds: pydicom.Dataset) -> tuple[float, float] | None:
-    level, width = _first(ds.get("WindowCenter")), _first(ds.get("WindowWidth"))
-    return (level, width) if level is not None and width else None
-
-
-def _position(ds: pydicom.Dataset) -> float | None:
-    ipp = ds.get("ImagePositionPatient")
-    if ipp is not None and len(ipp) == 3:
-        iop = ds.get("ImageOrientationPatient")
-        if iop is not None and len(iop) == 6:
-            normal = np.cross(np.asarray(iop[:3], float), np.asarray(iop[3:], float))
-            return float(np.dot(normal, np.asarray(ipp, float)))
-        return float(ipp[2])
-    number = ds.get("InstanceNumber")
-    return None if number is None else float(number)
-
-
-def _technical_info(ds: pydicom.Dataset, level: float, width: float, window_name: str) -> dict:
-    """Only technical tags, never identifiers: safe to display."""
-    info: dict = {"format": "DICOM", "window": f"{window_name} (L {level:g} / W {width:g})"}
-    for tag in _TECHNICAL_TAGS:
-        value = ds.get(tag)
-        if isinstance(value, pydicom.multival.MultiValue):
-            info[tag] = [round(float(v), 3) for v in value]
-        elif isinstance(value, (int, float)):
-            info[tag] = float(value)
-        elif value:
-            info[tag] = str(value)
-    return info
-
-
-def _read_dicom(data: bytes, name: str, window_name: str, crop: bool) -> list[Slice]:
-    try:
-        ds = pydicom.dcmread(io.BytesIO(data), force=True)
-    except (InvalidDicomError, EOFError, OSError, ValueError, TypeError, KeyError, AttributeError) as error:
-        raise HemoInputError(f"{name}: the DICOM file is damaged or incomplete ({type(error).__name__}).") from None
-    if "PixelData" not in ds:
-        raise HemoInputError(f"{name}: this DICOM file holds no image (no pixel data); it may be a report or a truncated file.")
-    modality = str(ds.get("Modality", "")).upper()
-    notes: list[str] = []
-    if modality and modality not in _ACCEPTED_MODALITIES | _SECONDARY_CAPTURE:
-        raise HemoInputError(f"{name}: this is a {modality} image; the model reads CT slices only.")
-    rows, cols = int(ds.get("Rows", 0) or 0), int(ds.get("Columns", 0) or 0)
-    _check_size(rows, cols, name)
-    syntax = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
-    try:
-        pixels = ds.pixel_array
-    except (NotImplementedError, RuntimeError):
-        label = syntax.name if syntax is not None else "unknown"
-        raise HemoInputError(
-            f"{name}: the pixels are compressed ({label}) and no decoder for that format is installed; "
-            "export the series uncompressed or install pylibjpeg/GDCM."
-        ) from None
-    except (ValueError, TypeError, AttributeError, KeyError, EOFError) as error:
-        raise HemoInputError(f"{name}: the DICOM pixel data is damaged or incomplete ({error}).") from None
-    if int(ds.get("SamplesPerPixel", 1) or 1) != 1:
-        raise HemoInputError(f"{name}: this DICOM holds a colour picture, not CT values.")
-    frames = pixels if int(ds.get("NumberOfFrames", 1) or 1) > 1 else pixels[np.newaxis]
-    hu = _hounsfield(ds, frames)
-    if modality in _SECONDARY_CAPTURE:
-        if hu.min() > -500 or hu.max() > 5000:
-            raise HemoInputError(f"{name}: a secondary-capture image whose values are not CT Hounsfield units.")
-        notes.append("Secondary Capture, not a CT object: read as Hounsfield units because its values look like CT.")
-    elif not modality:
-        notes.append("No modality in the header: read as CT.")
+def resolve_window(window_name: str, own: tuple[float, float] | None = None) -> tuple[tuple[float, float], str | None]:
+    """(level, width) of a named window; "file" uses the file's own, falling back to brain with a note."""
     if window_name == "file":
-        own = _file_window(ds)
         if own is None:
-            notes.append("The file has no window of its own: the brain window was used.")
-        level, width = own or WINDOWS["brain"]
-    elif window_name in WINDOWS:
-        level, width = WINDOWS[window_name]
-    else:
+            return WINDOWS["brain"], "The file has no window of its own: the brain window is shown."
+        return own, None
+    if window_name not in WINDOWS:
         raise HemoInputError(f"unknown window '{window_name}'; choose one of {', '.join(WINDOW_NAMES)}.")
-    inverted = str(ds.get("PhotometricInterpretation", "")).upper() == "MONOCHROME1"
-    info = _technical_info(ds, level, width, window_name)
-    position = _position(ds)
+    return WINDOWS[window_name], None
+
+
+def _read_dicom(data: bytes, name: str, crop: bool, model_window: tuple[float, float], window_name: str,
+                folder: str) -> list[Slice]:
     slices = []
-    for index, frame in enumerate(hu):
-        gray = window(frame, level, width)
-        if inverted:
-            gray = 255.0 - gray
-        slices.append(Slice(prepare(gray, crop), name, index, position, info, tuple(notes)))
+    for frame in dicom.read_frames(data, name):
+        shown_window, note = resolve_window(window_name, frame.window)
+        notes = frame.notes + ((note,) if note else ())
+        info = {**frame.info, "window shown": f"{window_name} (L {shown_window[0]:g} / W {shown_window[1]:g})",
+                "model input window": f"L {model_window[0]:g} / W {model_window[1]:g}"}
+        gray = window(frame.hu, *model_window)
+        pixels, shown = prepare(gray, crop, window(frame.hu, *shown_window))
+        slices.append(Slice(pixels, name, frame.index, frame.position, info, notes, shown.astype(np.uint8),
+                            measure(gray, frame.hu),
+                            frame.study or folder, frame.series or folder))
     return slices
 
 
-def read_slices(data: bytes, name: str = "upload", window_name: str = "brain", crop: bool = True) -> list[Slice]:
+def read_slices(data: bytes, name: str = "upload", window_name: str = "brain", crop: bool = True,
+                model_window: tuple[float, float] | None = None, folder: str = "") -> list[Slice]:
     """Read PNG/JPEG/DICOM bytes into model-ready slices (one per DICOM frame).
 
+    ``model_window`` (level, width) is the HU window the model was trained in (its
+    ``ModelInfo.input_window``); DICOM pixels reach the model through it, and ``window_name``
+    only sets the picture shown. Without it the named window feeds the model too (older
+    models). ``folder`` groups non-DICOM files (and DICOM without UIDs) into one study.
     Raises :class:`HemoInputError` for anything that is not a readable CT slice.
     """
     if not data:
         raise HemoInputError(f"{name}: the file is empty.")
-    if _is_dicom(data, name):
-        return _read_dicom(data, name, window_name, crop)
-    return _read_raster(data, name, crop)
+    if model_window is None:
+        model_window = resolve_window(window_name)[0] if window_name != "file" else WINDOWS["brain"]
+    if is_dicom(data, name):
+        return _read_dicom(data, name, crop, tuple(model_window), window_name, folder)
+    slices = _read_raster(data, name, crop, tuple(model_window), resolve_window(
+        window_name if window_name != "file" else "brain")[0])
+    return [replace(s, study=folder, series=folder) for s in slices]
 
 
-def read_file(path: str | Path, window_name: str = "brain", crop: bool = True) -> list[Slice]:
+def read_file(path: str | Path, window_name: str = "brain", crop: bool = True,
+              model_window: tuple[float, float] | None = None) -> list[Slice]:
     """Read a file from disk; see :func:`read_slices`."""
     path = Path(path)
     try:
         data = path.read_bytes()
     except OSError as error:
         raise HemoInputError(f"{path.name}: cannot be opened ({error.strerror}).") from None
-    return read_slices(data, path.name, window_name, crop)
+    return read_slices(data, path.name, window_name, crop, model_window, str(path.parent))
 
 
 def sort_series(slices: Iterable[Slice]) -> list[Slice]:
@@ -255,7 +237,13 @@ def sort_series(slices: Iterable[Slice]) -> list[Slice]:
     Never by file name: scanners and PACS exports name files arbitrarily.
     """
     slices = list(slices)
-    return sorted(slices, key=lambda s: (s.position is None, s.position if s.position is not None else 0.0, s.frame))
+    return sorted(slices, key=lambda s: (s.position is None, s.position if s.position is not None else 0.0,
+                                         natural_key(s.source), s.frame))
+
+
+def natural_key(name: str) -> tuple:
+    """'slice2' before 'slice10': the order of numbered exports (CT-ICH's 1.jpg, 2.jpg, ...)."""
+    return tuple(int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name))
 
 
 def stack(slices: Sequence[Slice]) -> np.ndarray:

@@ -7,7 +7,7 @@ stable ("top_activation", "bilstm", "mha", ...) because the explanation code loo
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import keras
@@ -28,11 +28,33 @@ class ModelInfo:
 
     backbone: str = "efficientnet_lite0"
     pretrained: str = "imagenet"
-    threshold: float = 0.5
+    threshold: float = 0.5  # slice operating point, on the (calibrated) probability that is shown
     window: str = "brain"
     crop: bool = True
     input_size: int = SIZE
     extra: dict = field(default_factory=dict)
+    #: The HU window (level, width) the model was trained in; DICOM always reaches the model through
+    #: it, whatever window the user looks at. None: the named ``window`` (models before this field).
+    input_window: list[float] | None = None
+    #: Platt scaling of the raw score's logit, fitted on out-of-fold predictions: {"a": .., "b": ..}.
+    calibration: dict | None = None
+    #: The study model beside this file and its operating point: {"file", "threshold", "calibration", ...}.
+    study: dict | None = None
+    #: How the operating points were chosen, in words and numbers (shown by the app and the CLI).
+    provenance: dict = field(default_factory=dict)
+
+    def calibrate(self, scores):
+        """The shown probability: the raw score through the stored calibration (identity without one)."""
+        return platt(scores, self.calibration)
+
+
+def platt(scores, calibration: dict | None):
+    """sigmoid(a * logit(score) + b); identity when ``calibration`` is None."""
+    scores = np.asarray(scores, dtype=np.float64)
+    if not calibration:
+        return scores
+    logit = np.log(np.clip(scores, 1e-7, 1 - 1e-7)) - np.log(np.clip(1 - scores, 1e-7, 1))
+    return 1.0 / (1.0 + np.exp(-(calibration["a"] * logit + calibration["b"])))
 
 
 def _head_layers() -> list[layers.Layer]:
@@ -50,12 +72,12 @@ def _head_layers() -> list[layers.Layer]:
 
 
 def _apply_head(head: list[layers.Layer], features):
-    """Wire the sequence head on a (8, 8, 1280) feature map; returns (probabilities, attention)."""
+    """Wire the sequence head on a (8, 8, 1280) feature map; returns (probabilities, attention, embedding)."""
     gap, reshape, bilstm, mha, residual, flatten, dense, dropout, probabilities = head
     sequence = bilstm(reshape(gap(features)))
     attended, scores = mha(sequence, sequence, return_attention_scores=True)
-    x = dropout(dense(flatten(residual([sequence, attended]))))
-    return probabilities(x), scores
+    embedding = dense(flatten(residual([sequence, attended])))
+    return probabilities(dropout(embedding)), scores, embedding
 
 
 def build(backbone: str = "efficientnet_lite0", pretrained: str = "imagenet") -> keras.Model:
@@ -63,12 +85,12 @@ def build(backbone: str = "efficientnet_lite0", pretrained: str = "imagenet") ->
     image = keras.Input((SIZE, SIZE, 1), name="slice")
     rgb = layers.Concatenate(name="gray_to_rgb")([image, image, image])
     features = build_backbone(backbone, rgb, pretrained).output
-    probabilities, _ = _apply_head(_head_layers(), features)
+    probabilities = _apply_head(_head_layers(), features)[0]
     return keras.Model(image, probabilities, name="hemo_hybrid")
 
 
 def split(model: keras.Model) -> tuple[keras.Model, keras.Model]:
-    """Split into backbone (slice -> top_activation) and head (top_activation -> probabilities, attention).
+    """Split into backbone (slice -> top_activation) and head (top_activation -> probabilities, attention, embedding).
 
     The head shares the model's layers and weights; its input is named after the feature layer.
     """
@@ -76,8 +98,7 @@ def split(model: keras.Model) -> tuple[keras.Model, keras.Model]:
     backbone = keras.Model(model.input, feature_layer.output, name="backbone")
     features = keras.Input(feature_layer.output.shape[1:], name=FEATURE_LAYER)
     head_layers = [model.get_layer(layer.name) for layer in _head_layers()]
-    probabilities, scores = _apply_head(head_layers, features)
-    return backbone, keras.Model(features, [probabilities, scores], name="head")
+    return backbone, keras.Model(features, list(_apply_head(head_layers, features)), name="head")
 
 
 def copy_weights(source: keras.Model, target: keras.Model) -> None:
@@ -96,7 +117,7 @@ def save(model: keras.Model, path: str | Path, info: ModelInfo) -> Path:
     """Save weights and graph without optimizer state, and the ModelInfo as JSON beside it."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    clean = build(info.backbone, "none")
+    clean = keras.models.clone_model(model)  # the same graph (B0's ImageNet rescaling too), no optimizer state
     copy_weights(model, clean)
     clean.save(path)
     info_path(path).write_text(json.dumps(asdict(info), indent=2) + "\n")
@@ -111,10 +132,23 @@ def load(path: str | Path = DEFAULT_MODEL) -> tuple[keras.Model, ModelInfo]:
             f"no model at {path}: train one with 'python -m hemo train DATA_DIR --out {path.parent}' "
             "or pass --model PATH"
         )
-    model = keras.models.load_model(path, compile=False)
     meta = info_path(path)
-    info = ModelInfo(**json.loads(meta.read_text())) if meta.exists() else ModelInfo()
+    if not meta.exists():
+        raise FileNotFoundError(
+            f"{meta.name} is missing beside {path.name}: without it the operating threshold and the input "
+            "window are unknown. Copy it with the model, or re-create it with 'python -m hemo train'."
+        )
+    known = {f.name for f in fields(ModelInfo)}
+    info = ModelInfo(**{k: v for k, v in json.loads(meta.read_text()).items() if k in known})
+    model = keras.models.load_model(path, compile=False)
     return model, info
+
+
+def embed(model: keras.Model, images: np.ndarray, batch_size: int = 32) -> tuple[np.ndarray, np.ndarray]:
+    """Raw probability of haemorrhage and the 256-d ``dense`` embedding per slice (the study model's input)."""
+    both = keras.Model(model.input, [model.output, model.get_layer("dense").output])
+    probabilities, embeddings = both.predict(images, batch_size=batch_size, verbose=0)
+    return np.asarray(probabilities)[:, 1], np.asarray(embeddings)
 
 
 def predict(model: keras.Model, images: np.ndarray, batch_size: int = 32) -> np.ndarray:

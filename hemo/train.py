@@ -17,8 +17,10 @@ import keras
 import numpy as np
 
 from hemo import datasets
+from hemo.augment import TRAIN_WINDOW, augment
+from hemo.bleed import MAP_SIZE, bleed_loss, with_decoder
 from hemo.evaluate import choose_threshold, report
-from hemo.model import ModelInfo, build, copy_weights, load, predict, save
+from hemo.model import ModelInfo, build, copy_weights, embed, load, predict, save
 
 
 @dataclass
@@ -35,14 +37,23 @@ class TrainConfig:
     balance: bool = True
     seed: int = 0
     init: str | None = None  # start from a saved model's weights (skips the warm-up)
+    mask_weight: float = 0.0  # > 0: train a bleed decoder on the masks jointly (hemo.bleed)
+    robust: bool = False  # other-source augmentation (hemo.augment)
+    freeze_below: str | None = None  # keep EfficientNet layers before this one (e.g. "block4a") frozen
+    schedule: str = "plateau"  # "plateau" (needs validation) or "cosine" (fixed epoch count)
 
 
 class Batches(keras.utils.PyDataset):
-    """Shuffled, augmented, class-weighted batches of (slice, one-hot label, sample weight)."""
+    """Shuffled, augmented, class-weighted batches of (slice, one-hot label, sample weight).
 
-    def __init__(self, data: datasets.Dataset, batch_size: int, augment: bool, balance: bool, seed: int) -> None:
+    With ``masks`` the targets and weights are dicts for the model with a bleed decoder.
+    """
+
+    def __init__(self, data: datasets.Dataset, batch_size: int, augment: bool, balance: bool, seed: int,
+                 masks: bool = False, robust: bool = False) -> None:
         super().__init__()
-        self.data, self.batch_size, self.augment = data, batch_size, augment
+        self.data, self.batch_size, self.augment, self.robust = data, batch_size, augment, robust
+        self.masks = masks and data.masks is not None
         self.rng = np.random.default_rng(seed)
         counts = np.bincount(data.labels, minlength=2).astype(float)
         self.class_weight = len(data) / (2 * np.maximum(counts, 1)) if balance else np.ones(2)
@@ -57,31 +68,25 @@ class Batches(keras.utils.PyDataset):
     def __getitem__(self, index: int):
         batch = self.order[index * self.batch_size : (index + 1) * self.batch_size]
         images = self.data.images[batch].astype(np.float32)
+        masks = list(self.data.masks[batch].astype(np.float32)) if self.masks else [None] * len(batch)
         if self.augment:
-            images = np.stack([augment(image, self.rng) for image in images])
+            pairs = [augment(image, self.rng, mask, self.robust) for image, mask in zip(images, masks)]
+            images, masks = np.stack([p[0] for p in pairs]), [p[1] for p in pairs]
         labels = self.data.labels[batch]
-        return images[..., np.newaxis], np.eye(2, dtype=np.float32)[labels], self.class_weight[labels].astype(np.float32)
-
-
-def augment(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """A plausible other acquisition: flip, small rotation/shift/zoom, contrast and brightness."""
-    if rng.random() < 0.5:
-        image = image[:, ::-1]
-    size = image.shape[0]
-    matrix = cv2.getRotationMatrix2D((size / 2, size / 2), rng.uniform(-10, 10), rng.uniform(0.93, 1.07))
-    matrix[:, 2] += rng.uniform(-0.05, 0.05, 2) * size
-    image = cv2.warpAffine(np.ascontiguousarray(image), matrix, (size, size), flags=cv2.INTER_LINEAR,
-                           borderMode=cv2.BORDER_CONSTANT, borderValue=0)
-    image = (image - 127.5) * rng.uniform(0.85, 1.15) + 127.5 + rng.uniform(-12, 12)
-    return np.clip(image, 0, 255)
+        targets, weights = np.eye(2, dtype=np.float32)[labels], self.class_weight[labels].astype(np.float32)
+        if not self.masks:
+            return images[..., np.newaxis], targets, weights
+        maps = np.stack([cv2.resize(m, (MAP_SIZE, MAP_SIZE), interpolation=cv2.INTER_AREA) / 255.0 for m in masks])
+        return (images[..., np.newaxis], {"probabilities": targets, "bleed": maps[..., np.newaxis].astype(np.float32)},
+                {"probabilities": weights, "bleed": np.ones(len(batch), np.float32)})
 
 
 class ValidationAUC(keras.callbacks.Callback):
     """Adds ``val_auc`` (slice level) and the learning rate to the epoch logs; early stopping watches val_auc."""
 
-    def __init__(self, data: datasets.Dataset, batch_size: int) -> None:
+    def __init__(self, data: datasets.Dataset, batch_size: int, scored: keras.Model | None = None) -> None:
         super().__init__()
-        self.data, self.batch_size = data, batch_size
+        self.data, self.batch_size, self.scored = data, batch_size, scored
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         from sklearn.metrics import roc_auc_score
@@ -90,7 +95,7 @@ class ValidationAUC(keras.callbacks.Callback):
             return
         logs["learning_rate"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
         if len(set(self.data.labels.tolist())) == 2:
-            scores = predict(self.model, self.data.inputs(), self.batch_size)
+            scores = predict(self.scored or self.model, self.data.inputs(), self.batch_size)
             logs["val_auc"] = float(roc_auc_score(self.data.labels, scores))
 
 
@@ -106,37 +111,64 @@ class EpochLog(keras.callbacks.Callback):
         print(f"[{self.stage}] epoch {epoch + 1} {shown} ({time.time() - self.start:.0f}s)", flush=True)
 
 
-def _set_backbone_trainable(model: keras.Model, trainable: bool) -> None:
-    """(Un)freeze the EfficientNet stage; its batch norms stay frozen (small batches, ImageNet statistics)."""
+def _set_backbone_trainable(model: keras.Model, trainable: bool, freeze_below: str | None = None) -> None:
+    """(Un)freeze the EfficientNet stage; its batch norms stay frozen (small batches, ImageNet statistics).
+
+    ``freeze_below`` keeps the early, generic layers frozen too: half the backward pass on a CPU.
+    """
+    frozen_prefix = freeze_below is not None
     for layer in model.layers:
         if layer.name == "gap":
             break
-        layer.trainable = trainable and not isinstance(layer, keras.layers.BatchNormalization)
+        if frozen_prefix and layer.name.startswith(freeze_below):
+            frozen_prefix = False
+        layer.trainable = trainable and not frozen_prefix and not isinstance(layer, keras.layers.BatchNormalization)
 
 
-def _compile(model: keras.Model, config: TrainConfig) -> None:
-    model.compile(
-        optimizer=keras.optimizers.Adam(config.learning_rate),
-        loss=keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing),
-        metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")],
-    )
+def _compile(model: keras.Model, config: TrainConfig, steps: int) -> None:
+    rate = config.learning_rate
+    if config.schedule == "cosine":
+        rate = keras.optimizers.schedules.CosineDecay(config.learning_rate, steps, alpha=0.02)
+    classification = keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing)
+    if isinstance(model.output, dict):
+        model.compile(optimizer=keras.optimizers.Adam(rate),
+                      loss={"probabilities": classification, "bleed": bleed_loss},
+                      loss_weights={"probabilities": 1.0, "bleed": config.mask_weight},
+                      metrics={"probabilities": [keras.metrics.CategoricalAccuracy(name="accuracy")]})
+    else:
+        model.compile(optimizer=keras.optimizers.Adam(rate), loss=classification,
+                      metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")])
 
 
-def fit(train: datasets.Dataset, validation: datasets.Dataset, config: TrainConfig,
-        verbose: int = 1) -> tuple[keras.Model, dict[str, list[float]]]:
-    """Train on ``train``, select by validation AUC; returns the model with its best weights and the history."""
+def fit(train: datasets.Dataset, validation: datasets.Dataset | None, config: TrainConfig,
+        verbose: int = 1, backup: str | Path | None = None) -> tuple[keras.Model, dict[str, list[float]]]:
+    """Train on ``train``; returns the paper's model (no decoder) and the history.
+
+    With ``validation``, early stopping on its AUC restores the best epoch. Without, it trains
+    exactly ``config.epochs`` epochs (the count chosen by cross-validation): no patient is then
+    used both to stop training and to measure it. ``backup`` is a folder that lets an
+    interrupted run resume from its last finished epoch.
+    """
     keras.utils.set_random_seed(config.seed)
     model = build(config.backbone, config.pretrained)
     if config.init:
         copy_weights(load(config.init)[0], model)
-    batches = Batches(train, config.batch_size, config.augment, config.balance, config.seed)
-    val_data = (validation.inputs(), np.eye(2, dtype=np.float32)[validation.labels])
+    masks = config.mask_weight > 0 and train.masks is not None
+    trained = with_decoder(model) if masks else model
+    batches = Batches(train, config.batch_size, config.augment, config.balance, config.seed, masks, config.robust)
     history: dict[str, list[float]] = {}
 
     def run(stage: str, epochs: int, callbacks: list) -> None:
-        _compile(model, config)
-        result = model.fit(batches, validation_data=val_data, epochs=epochs, verbose=verbose,
-                           callbacks=[ValidationAUC(validation, 32), *callbacks, EpochLog(stage)])
+        _compile(trained, config, epochs * len(batches))
+        if validation is not None and not masks:
+            extra = {"validation_data": (validation.inputs(), np.eye(2, dtype=np.float32)[validation.labels])}
+        else:
+            extra = {}
+        watch = [ValidationAUC(validation, 32, model)] if validation is not None else []
+        if backup is not None:
+            callbacks = [keras.callbacks.BackupAndRestore(str(Path(backup) / stage)), *callbacks]
+        result = trained.fit(batches, epochs=epochs, verbose=verbose, callbacks=[*watch, *callbacks, EpochLog(stage)],
+                             **extra)
         for key, values in result.history.items():
             history.setdefault(key, []).extend(float(v) for v in values)
         history.setdefault("stage", []).extend([stage] * len(result.history["loss"]))
@@ -144,20 +176,44 @@ def fit(train: datasets.Dataset, validation: datasets.Dataset, config: TrainConf
     if config.warmup_epochs and config.pretrained != "none" and not config.init:
         _set_backbone_trainable(model, False)
         run("warm-up", config.warmup_epochs, [])
-        _set_backbone_trainable(model, True)
-    run("fine-tune", config.epochs, [
-        keras.callbacks.EarlyStopping(monitor="val_auc", mode="max", patience=config.patience,
-                                      restore_best_weights=True),
-        keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=2, min_lr=1e-6),
-    ])
+    _set_backbone_trainable(model, True, config.freeze_below)
+    callbacks = []
+    if validation is not None:
+        callbacks.append(keras.callbacks.EarlyStopping(monitor="val_auc", mode="max", patience=config.patience,
+                                                       restore_best_weights=True))
+        if config.schedule == "plateau" and not masks:
+            callbacks.append(keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=2, min_lr=1e-6))
+    run("fine-tune", config.epochs, callbacks)
     return model, history
+
+
+def _info(config: TrainConfig, threshold: float) -> ModelInfo:
+    return ModelInfo(config.backbone, config.pretrained, threshold, input_window=list(TRAIN_WINDOW))
+
+
+def _run_record(config: TrainConfig, source: str, split: str, n_train: int, n_validation: int, seconds: float,
+                history: dict) -> dict:
+    return {"data": source, "split": split, "n_train": n_train, "n_validation": n_validation,
+            "seconds": round(seconds, 1), "epochs_run": len(history.get("loss", [])),
+            "backend": keras.backend.backend(), "machine": platform.machine(), **asdict(config)}
 
 
 def train(data: datasets.Dataset, out_dir: str | Path, config: TrainConfig, split: str = "patient",
           val_fraction: float = 0.2, source: str = "", verbose: int = 1) -> dict:
-    """Split, fit, choose the threshold on validation patients, and write the model and its records."""
+    """Split, fit, choose the threshold on validation patients, and write the model and its records.
+
+    ``split="none"`` trains on every patient for exactly ``config.epochs`` epochs (the final
+    model); its operating points then come from ``hemo calibrate`` on cross-validation.
+    """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    if split == "none":
+        started = time.time()
+        model, history = fit(data, None, config, verbose, backup=out / "backup")
+        save(model, out / "hemo-hybrid.keras", _info(config, 0.5))
+        run = _run_record(config, source, split, len(data), 0, time.time() - started, history)
+        (out / "history.json").write_text(json.dumps({"history": history, "run": run}, indent=1) + "\n")
+        return {"run": run}
     if split == "patient":
         parts = datasets.split_patients(data, val_fraction, config.seed)
         train_set = data.subset(datasets.indices(data, parts["train"]))
@@ -168,18 +224,16 @@ def train(data: datasets.Dataset, out_dir: str | Path, config: TrainConfig, spli
         parts = datasets.split_slices(data, val_fraction, config.seed)
         train_set, val_set = data.subset(parts["train"]), data.subset(parts["validation"])
     else:
-        raise ValueError(f"unknown split '{split}': use 'patient' or 'slice'")
+        raise ValueError(f"unknown split '{split}': use 'patient', 'slice' or 'none'")
     started = time.time()
     model, history = fit(train_set, val_set, config, verbose)
     seconds = time.time() - started
     scores = predict(model, val_set.inputs())
     threshold = choose_threshold(val_set.labels, scores)
     metrics = report(val_set.labels, scores, threshold, val_set.patients if split == "patient" else None)
-    info = ModelInfo(config.backbone, config.pretrained, threshold)
-    save(model, out / "hemo-hybrid.keras", info)
-    run = {"data": source, "split": split, "val_fraction": val_fraction, "n_train": len(train_set),
-           "n_validation": len(val_set), "seconds": round(seconds, 1), "epochs_run": len(history["loss"]),
-           "backend": keras.backend.backend(), "machine": platform.machine(), **asdict(config)}
+    save(model, out / "hemo-hybrid.keras", _info(config, threshold))
+    run = {**_run_record(config, source, split, len(train_set), len(val_set), seconds, history),
+           "val_fraction": val_fraction}
     (out / "history.json").write_text(json.dumps({"history": history, "run": run}, indent=1) + "\n")
     datasets.write_split(out / "split.json", {"split": split, "seed": config.seed, **parts})
     (out / "metrics.json").write_text(json.dumps({"run": run, **metrics}, indent=1) + "\n")
@@ -187,11 +241,15 @@ def train(data: datasets.Dataset, out_dir: str | Path, config: TrainConfig, spli
 
 
 def cross_validate(data: datasets.Dataset, config: TrainConfig, folds: int = 5, only: list[int] | None = None,
-                   verbose: int = 0) -> list[dict]:
+                   verbose: int = 0, out_dir: str | Path | None = None) -> list[dict]:
     """Patient-grouped k-fold CV: one row per fold with AUC, patient AUC, epochs and time.
 
-    Sensitivity and specificity use the Youden threshold of the fold's own validation slices,
-    so they are optimistic; compare variants by AUC.
+    With ``out_dir`` each fold trains exactly ``config.epochs`` epochs without looking at its
+    held-out patients, and writes their out-of-fold scores and embeddings (``fold<k>/oof.npz``):
+    what ``hemo calibrate`` fits thresholds, calibration and the study model on. A finished fold
+    is skipped and an interrupted one resumes, so the command can simply be run again.
+    Without ``out_dir`` (the older protocol) early stopping watches the held-out fold, and
+    sensitivity/specificity use its own Youden threshold: optimistic, compare by AUC only.
     """
     rows = []
     for fold, patients in enumerate(datasets.patient_folds(data, folds, config.seed)):
@@ -199,14 +257,24 @@ def cross_validate(data: datasets.Dataset, config: TrainConfig, folds: int = 5, 
             continue
         val_set = data.subset(datasets.indices(data, patients))
         train_set = data.subset(np.setdiff1d(np.arange(len(data)), datasets.indices(data, patients)))
-        started = time.time()
-        model, history = fit(train_set, val_set, config, verbose)
-        scores = predict(model, val_set.inputs())
+        folder = Path(out_dir) / f"fold{fold}" if out_dir is not None else None
+        if folder is not None and (folder / "oof.npz").exists():
+            with np.load(folder / "oof.npz") as done:
+                scores, seconds, epochs = done["scores"], float(done["seconds"]), int(done["epochs"])
+        else:
+            started = time.time()
+            model, history = fit(train_set, None if folder else val_set, config, verbose, backup=folder)
+            seconds, epochs = time.time() - started, len(history.get("loss", []))
+            scores, embeddings = embed(model, val_set.inputs())
+            if folder is not None:
+                np.savez(folder / "oof.npz", scores=scores, embeddings=embeddings, labels=val_set.labels,
+                         patients=val_set.patients, names=val_set.names, seconds=seconds, epochs=epochs,
+                         config=json.dumps(asdict(config)))
         metrics = report(val_set.labels, scores, choose_threshold(val_set.labels, scores), val_set.patients)
         rows.append({"fold": fold, "backbone": config.backbone, "pretrained": config.pretrained,
                      "patients": len(patients), "n": metrics["n"], "positives": metrics["positives"],
                      "auc": metrics["auc"], "patient_auc": metrics["patient_auc"],
                      "sensitivity": metrics["sensitivity"], "specificity": metrics["specificity"],
-                     "epochs": len(history["loss"]), "seconds": round(time.time() - started, 1)})
+                     "epochs": epochs, "seconds": round(seconds, 1)})
         print(json.dumps(rows[-1]), flush=True)
     return rows

@@ -31,6 +31,10 @@ def app() -> AppTest:
     return at
 
 
+def slice_verdicts(at: AppTest) -> list[str]:
+    return [m.value for m in at.markdown if m.value.startswith((":red[", ":green[")) and "threshold" in m.value]
+
+
 def test_analyse_png_dicom_and_a_bad_file(app):
     uploader = app.file_uploader[0]
     uploader.upload("slice.png", png_slice(), "image/png")
@@ -39,19 +43,23 @@ def test_analyse_png_dicom_and_a_bad_file(app):
     app.run()
     assert not app.exception
     shown = texts(app)
-    assert "broken.png" in shown and "not a readable PNG, JPEG or DICOM image" in shown
-    verdicts = [m.value for m in app.markdown if "probability" in m.value and "threshold" in m.value]
+    assert "not a readable PNG, JPEG or DICOM image" in shown
+    verdicts = slice_verdicts(app)
     assert len(verdicts) == 2
     for verdict in verdicts:
         assert ("indicative of haemorrhage" in verdict) or ("likely normal" in verdict)
         probability = float(verdict.split("probability ")[1].split(" ")[0])
         assert 0.0 <= probability <= 1.0
     assert len(app.get("plotly_chart")) >= 2  # attention heatmaps
-    assert len(app.image) >= 4  # thumbnails, slices and Grad-CAM overlays
-    frame = app.dataframe[0].value
-    assert list(frame["file"]) == ["slice.png", "scan.dcm", "broken.png"]
+    assert len(app.image) >= 4  # slices and Grad-CAM overlays
+    assert "file" not in app.dataframe[0].value.columns and len(app.dataframe[0].value) == 3
     assert "Doe" not in shown and "SECRET" not in shown
+    for name in ("slice.png", "scan.dcm", "broken.png"):  # file names may be patient names: hidden by default
+        assert name not in shown
     assert "not a medical device" in texts(app) + "\n".join(w.value for w in app.warning)
+    app.sidebar.toggle[0].set_value(True).run()
+    assert list(app.dataframe[0].value["file"]) == ["slice.png", "scan.dcm", "broken.png"]
+    assert "broken.png" in texts(app)
 
 
 def test_series_gets_study_verdict_and_chart(app):
@@ -60,8 +68,34 @@ def test_series_gets_study_verdict_and_chart(app):
                                                                    position=(0, 0, z)), "application/dicom")
     app.run()
     assert not app.exception
-    assert any("Study-level verdict" in m.value for m in app.markdown)
+    assert sum("Study verdict" in m.value for m in app.markdown) == 1
     assert len(app.get("plotly_chart")) == 4  # the series chart and three attention heatmaps
+
+
+def test_two_studies_get_two_verdicts(app):
+    for study in ("1.2.3.1", "1.2.3.2"):
+        for z in (0.0, 5.0):
+            app.file_uploader[0].upload(f"{study}-{z}.dcm", dicom_bytes(
+                (head_phantom(256) + 1024).astype(np.int16), position=(0, 0, z), study=study), "application/dicom")
+    app.run()
+    assert not app.exception
+    assert sum("Study verdict" in m.value for m in app.markdown) == 2
+    assert {s.value for s in app.subheader} >= {"Study 1: 2 slices", "Study 2: 2 slices"}
+
+
+def test_hostile_corpus_in_the_app(app):
+    import corpus
+
+    cases = corpus.hostile()
+    for name, data, _ in cases:
+        app.file_uploader[0].upload(name, data, "application/octet-stream")
+    for name, data in corpus.good():
+        app.file_uploader[0].upload(name, data, "application/octet-stream")
+    app.run()
+    assert not app.exception
+    assert len(app.error) >= sum(1 for *_, e in cases if e == "error")
+    frame = app.dataframe[0].value
+    assert frame["probability"].notna().sum() >= 2 + sum(1 for *_, e in cases if e != "error")
 
 
 def test_same_file_twice_is_shown_twice(app):
@@ -70,17 +104,19 @@ def test_same_file_twice_is_shown_twice(app):
     app.file_uploader[0].upload("same.png", data, "image/png")
     app.run()
     assert not app.exception
-    assert list(app.dataframe[0].value["file"]) == ["same.png", "same.png"]
+    assert len(app.dataframe[0].value) == 2 and len(slice_verdicts(app)) == 2
 
 
 def test_window_change_reruns_dicom(app):
     app.file_uploader[0].upload("scan.dcm", dicom_bytes((head_phantom(256) + 1024).astype(np.int16)), "application/dicom")
     app.run()
-    before = [m.value for m in app.markdown if "probability" in m.value]
+    before = slice_verdicts(app)
     app.sidebar.selectbox[0].select("bone")
     app.run()
-    after = [m.value for m in app.markdown if "probability" in m.value]
-    assert not app.exception and before and after and before != after
+    after = slice_verdicts(app)
+    assert not app.exception and before and after
+    assert before == after  # the model reads its own window: the verdict does not move with the display
+    assert any("window shown: bone (L 600 / W 2800)" in c.value for c in app.caption)  # ...the picture does
 
 
 def test_dashboard_renders_all_charts_from_history(app, tmp_path):
@@ -111,6 +147,24 @@ def test_model_card_shows_metrics(app):
     assert f"{evaluation['auc']:.3f}" in " ".join(table["value"])
 
 
+def test_one_class_evaluation_does_not_crash_about_or_dashboard(monkeypatch, tmp_path, app):
+    one_class = {"n": 5, "positives": 0, "accuracy": 1.0, "auc": None, "auc_ci": None, "sensitivity": None,
+                 "specificity": 1.0, "threshold": 0.5, "f1": 0.0, "confusion_matrix": [[5, 0], [0, 0]],
+                 "per_class": {}, "roc": {"fpr": [], "tpr": []}, "patient_auc": None}
+    app.switch_page("hemo/app/dashboard.py")
+    app.run()
+    app.file_uploader[1].upload("eval.json", json.dumps(one_class).encode(), "application/json")
+    app.run()
+    assert not app.exception and any(m.value == "n/a" for m in app.metric)
+    (tmp_path / "evaluation.json").write_text(json.dumps(one_class))
+    monkeypatch.setenv("HEMO_MODEL", str(tmp_path / "missing.keras"))
+    about = AppTest.from_file(APP, default_timeout=180)
+    about.run()
+    about.switch_page("hemo/app/about.py")
+    about.run()
+    assert not about.exception and "n/a" in " ".join(about.table[0].value["value"])
+
+
 def test_no_model_explains_how_to_get_one(monkeypatch, tmp_path):
     monkeypatch.setenv("HEMO_MODEL", str(tmp_path / "missing.keras"))
     at = AppTest.from_file(APP, default_timeout=180)
@@ -129,6 +183,5 @@ def test_two_sessions_get_their_own_results():
     second.file_uploader[0].upload("second.png", cv2.imencode(".png", blank)[1].tobytes(), "image/png")
     first.run()
     second.run()
-    assert list(first.dataframe[0].value["file"]) == ["first.png"]
-    assert list(second.dataframe[0].value["file"]) == ["second.png"]
+    assert len(first.dataframe[0].value) == 1 and len(second.dataframe[0].value) == 1
     assert first.dataframe[0].value["probability"][0] != second.dataframe[0].value["probability"][0]

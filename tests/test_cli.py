@@ -55,7 +55,9 @@ def test_evaluate_json_has_stable_keys(class_folders, small_model_path, tmp_path
     assert main(["evaluate", str(class_folders), "--model", str(small_model_path), "--json", str(out)]) == 0
     metrics = json.loads(out.read_text())
     assert {"n", "positives", "accuracy", "auc", "auc_ci", "sensitivity", "specificity", "threshold", "f1",
-            "confusion_matrix", "per_class", "patient_auc"} <= set(metrics)
+            "confusion_matrix", "per_class", "patient_auc", "study_auc", "study_sensitivity", "study_specificity",
+            "study_threshold", "brier"} <= set(metrics)
+    assert metrics["studies"] == 8 and 0 <= metrics["brier"] <= 1
     assert metrics["n"] == 16 and metrics["positives"] == 8
 
 
@@ -70,8 +72,9 @@ def test_predict_keeps_going_past_bad_files(small_model_path, tmp_path):
                  "--method", "gradcam++"]) == 0
     rows = list(csv.DictReader(open(table)))
     assert [r["file"].rsplit("/", 1)[-1] for r in rows] == ["slice.png", "scan.dcm", "broken.png"]
-    assert all(0 <= float(r["probability"]) <= 1 and r["label"] for r in rows[:2])
+    assert all(0 <= float(r["probability"]) <= 1 and r["verdict"] != "error" for r in rows[:2])
     assert "not a readable" in rows[2]["error"] and rows[2]["probability"] == ""
-    assert (explained / "slice_0_gradcam.png").exists()
-    attention = json.loads((explained / "scan_0_attention.json").read_text())
+    assert [r["explanation"] for r in rows] == ["00001_f0", "00002_f0", ""]
+    assert (explained / "00001_f0_gradcam.png").exists()
+    attention = json.loads((explained / "00002_f0_attention.json").read_text())
     assert np.array(attention["attention"]).shape == (2, 10, 10)

@@ -75,8 +75,9 @@ def test_drop_slices_then_open_dashboard(server, shots):
             {"name": "slice.png", "mimeType": "image/png", "buffer": png},
         ])
         verdicts = page.get_by_text("(threshold")
-        verdicts.nth(1).wait_for(timeout=180_000)
-        assert verdicts.count() == 2
+        verdicts.nth(3).wait_for(timeout=180_000)
+        assert verdicts.count() == 4  # two studies (a DICOM study, a loose PNG): a study and a slice verdict each
+        assert page.get_by_text("scan.dcm").count() == 0  # file names stay hidden unless asked for
         page.get_by_text("Grad-CAM of the EfficientNet stage").first.wait_for(timeout=60_000)
         page.locator(".js-plotly-plot").nth(1).wait_for(timeout=60_000)  # both attention heatmaps
         page.wait_for_timeout(1500)

@@ -52,11 +52,17 @@ def test_gradcam_lands_on_the_blob(trained):
 
 
 def test_gradcam_plus_plus_and_batches_agree(trained):
-    x, _, _ = synthetic(3, np.random.default_rng(7))
+    x, y, centres = synthetic(4, np.random.default_rng(7))
     explainer = Explainer(trained)
-    one_by_one = [explainer.explain(x[i : i + 1])[0].probability for i in range(3)]
-    together = [e.probability for e in explainer.explain(x, "gradcam++")]
-    assert np.allclose(one_by_one, together, atol=1e-5)
+    one_by_one = [explainer.explain(x[i : i + 1])[0].probability for i in range(4)]
+    together = explainer.explain(x, "gradcam++")
+    assert np.allclose(one_by_one, [e.probability for e in together], atol=1e-5)
+    yy, xx = np.mgrid[:256, :256]
+    for explanation, label, centre in zip(together, y, centres):
+        if label:  # the Grad-CAM++ map itself must point at the bleed, not only exist
+            near = (yy - centre[0]) ** 2 + (xx - centre[1]) ** 2 < 40**2
+            assert near[np.unravel_index(np.argmax(explanation.cam), explanation.cam.shape)]
+            assert explanation.cam[near].mean() > 2 * explanation.cam[~near].mean()
     with pytest.raises(ValueError, match="unknown method"):
         explainer.explain(x, "saliency")
 
@@ -91,3 +97,32 @@ def test_gradcam_of_shipped_model_favours_annotated_bleeds(shared_data):
         ratios.append(result.cam[mask].mean() / result.cam[~mask].mean())
     assert len(ratios) == 22
     assert np.median(ratios) > 1.3
+
+
+def test_attention_is_drawn_on_one_fixed_scale_all_panels_the_same_way_up():
+    from hemo import plots
+
+    rng = np.random.default_rng(0)
+    figures = []
+    for spread in (0.001, 0.05):
+        weights = np.abs(0.1 + rng.normal(0, spread, (2, 10, 10)))
+        figures.append(plots.attention(weights / weights.sum(-1, keepdims=True)))
+    ranges = {(f.layout.coloraxis.cmin, f.layout.coloraxis.cmax) for f in figures}
+    assert ranges == {(-plots.ATTENTION_RANGE, plots.ATTENTION_RANGE)}
+    for figure in figures:
+        axes = [figure.layout[name] for name in figure.layout if name.startswith("yaxis")]
+        assert len(axes) == 3 and all(axis.autorange == "reversed" for axis in axes)
+    uniform = plots.attention_summary(np.full((2, 10, 10), 0.1))
+    assert uniform["distance_from_uniform"] == pytest.approx(0) and uniform["entropy"] == pytest.approx(1)
+
+
+def test_low_score_overlay_shows_little_colour(analyzer):
+    from conftest import dicom_bytes
+
+    [result] = analyzer.analyse(dicom_bytes((head_phantom(128) + 1024).astype(np.int16)), "a.dcm")
+    result.cam = np.ones((256, 256), np.float16)
+    result.probability = 0.02
+    faint = result.overlay(1.0)
+    result.probability = 0.98
+    strong = result.overlay(1.0)
+    assert faint[..., 0].mean() < 60 < strong[..., 0].mean()  # red channel: jet at 0.02 is blue, at 0.98 red

@@ -33,7 +33,8 @@ def test_layer_graph_follows_the_paper(model):
 def test_split_matches_whole_model(model):
     x = np.random.default_rng(1).uniform(0, 255, (2, 256, 256, 1)).astype(np.float32)
     backbone, head = split(model)
-    probabilities, attention = head(backbone(x))
+    probabilities, attention, embedding = head(backbone(x))
+    assert embedding.shape == (2, 256)
     assert np.allclose(np.asarray(probabilities), model(x), atol=1e-5)
     assert attention.shape == (2, 2, 10, 10)
     assert np.allclose(np.asarray(attention).sum(-1), 1.0, atol=1e-4)

@@ -10,18 +10,25 @@ from hemo.app import resources
 st.title("About hemo and its model")
 st.warning(resources.NOTICE)
 metrics = resources.shipped_json("evaluation.json")
+number = resources.number
 if metrics:
     ci = metrics.get("auc_ci") or [None, None]
-    st.subheader("Measured on the validation patients")
-    st.table(pd.DataFrame([
-        {"metric": "ROC AUC (slice level)", "value": f"{metrics['auc']:.3f} (95% CI {ci[0]:.3f}–{ci[1]:.3f})"},
-        {"metric": "Sensitivity at threshold", "value": f"{metrics['sensitivity']:.3f}"},
-        {"metric": "Specificity at threshold", "value": f"{metrics['specificity']:.3f}"},
-        {"metric": "Operating threshold", "value": f"{metrics['threshold']:.3f}"},
-        {"metric": "Patient-level AUC", "value": "n/a" if metrics.get("patient_auc") is None else f"{metrics['patient_auc']:.3f}"},
-        {"metric": "Slices / with haemorrhage", "value": f"{metrics['n']} / {metrics['positives']}"},
-    ]))
-card = resources.MODELS / "MODEL_CARD.md"
+    st.subheader(metrics.get("title", "Measured on the validation patients"))
+    rows = [
+        {"metric": "ROC AUC (slice level)", "value": f"{number(metrics.get('auc'))} (95% CI {number(ci[0])}–{number(ci[1])})"},
+        {"metric": "Sensitivity at threshold", "value": number(metrics.get("sensitivity"))},
+        {"metric": "Specificity at threshold", "value": number(metrics.get("specificity"))},
+        {"metric": "Operating threshold", "value": number(metrics.get("threshold"))},
+        {"metric": "Patient-level AUC", "value": number(metrics.get("patient_auc"))},
+        {"metric": "Slices / with haemorrhage", "value": f"{metrics.get('n')} / {metrics.get('positives')}"},
+    ]
+    for key, label in (("study_auc", "Study AUC"), ("study_sensitivity", "Study sensitivity at study threshold"),
+                       ("study_specificity", "Study specificity at study threshold"),
+                       ("study_threshold", "Study operating threshold"), ("brier", "Brier score")):
+        if key in metrics:
+            rows.append({"metric": label, "value": number(metrics[key])})
+    st.table(pd.DataFrame(rows))
+card = resources.model_path().parent / "MODEL_CARD.md"
 if card.exists():
     st.markdown(card.read_text())
 else:

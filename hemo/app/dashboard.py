@@ -13,7 +13,7 @@ from hemo.app import resources
 
 def _history_section() -> None:
     upload = st.file_uploader("Another history JSON (Keras History.history or hemo's history.json)", type=["json"])
-    source = upload.getvalue() if upload else resources.MODELS / "history.json"
+    source = upload.getvalue() if upload else resources.model_path().parent / "history.json"
     if not upload and not source.exists():
         st.info("No models/history.json here: upload a history JSON to plot it.")
         return
@@ -46,22 +46,25 @@ def _evaluation_section() -> None:
     if not metrics:
         st.info("No evaluation JSON yet: run `python -m hemo evaluate DATA --json models/evaluation.json`.")
         return
-    ci = metrics.get("auc_ci") or [float("nan")] * 2
+    number = resources.number
+    ci = metrics.get("auc_ci") or [None, None]
     columns = st.columns(4)
-    columns[0].metric("ROC AUC", f"{metrics['auc']:.3f}", help=f"95% bootstrap interval {ci[0]:.3f}-{ci[1]:.3f}")
-    columns[0].caption(f"95% CI {ci[0]:.3f}–{ci[1]:.3f}")
-    columns[1].metric("Sensitivity", f"{metrics['sensitivity']:.3f}")
-    columns[2].metric("Specificity", f"{metrics['specificity']:.3f}")
-    columns[3].metric("Patient-level AUC", "n/a" if metrics.get("patient_auc") is None else f"{metrics['patient_auc']:.3f}")
-    st.caption(f"{metrics['n']} slices, {metrics['positives']} with haemorrhage; threshold {metrics['threshold']:.3f}. "
-               + (metrics.get("note") or ""))
+    columns[0].metric("ROC AUC", number(metrics.get("auc")), help=f"95% bootstrap interval {number(ci[0])}-{number(ci[1])}")
+    columns[0].caption(f"95% CI {number(ci[0])}–{number(ci[1])}")
+    columns[1].metric("Sensitivity", number(metrics.get("sensitivity")))
+    columns[2].metric("Specificity", number(metrics.get("specificity")))
+    columns[3].metric("Patient-level AUC", number(metrics.get("patient_auc")))
+    st.caption(f"{metrics.get('n')} slices, {metrics.get('positives')} with haemorrhage; threshold "
+               f"{number(metrics.get('threshold'))}. " + (metrics.get("note") or ""))
     left, right = st.columns(2)
-    left.plotly_chart(plots.confusion(metrics), key="confusion")
-    if metrics.get("roc", {}).get("fpr"):
+    if metrics.get("confusion_matrix"):
+        left.plotly_chart(plots.confusion(metrics), key="confusion")
+    if metrics.get("roc", {}).get("fpr") and metrics.get("auc") is not None:
         right.plotly_chart(plots.roc(metrics), key="roc")
-    report = pd.DataFrame(metrics["per_class"]).T.reset_index(names="class")
-    st.subheader("Classification report")
-    st.table(report)
+    if metrics.get("per_class"):
+        report = pd.DataFrame(metrics["per_class"]).T.reset_index(names="class")
+        st.subheader("Classification report")
+        st.table(report)
 
 
 st.title("Training dashboard")

@@ -1,9 +1,13 @@
-"""What every page shares: the model (loaded once per server), the shipped records, the notice."""
+"""What every page shares: the model (loaded and warmed once per server), the shipped records, the notice."""
 
 from __future__ import annotations
 
+import functools
+import inspect
 import json
 import os
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import streamlit as st
@@ -11,48 +15,84 @@ import streamlit as st
 from hemo.analysis import Analyzer, SliceResult
 from hemo.model import DEFAULT_MODEL
 
-MODELS = DEFAULT_MODEL.parent
 NOTICE = ("**Research and teaching demo — not a medical device.** It has not been validated for clinical use; "
           "never use it to diagnose or to decide treatment.")
 
 
-def _keep_tensorflow_kernels() -> None:
-    """Stop Streamlit's per-rerun ``keras.backend.clear_session()`` from emptying TensorFlow's kernel cache.
+def keep_tensorflow_kernels() -> None:
+    """Skip the ``keras.backend.clear_session()`` that Streamlit runs after every script run.
 
-    Streamlit calls it after every script run, for apps that build a model on each run. This
-    app builds its model once per server (``st.cache_resource``), so the clean-up frees nothing
-    and makes the next slice cost ~0.7 s instead of ~0.08 s.
+    Streamlit does it for apps that build a model on each run. This app builds its model once
+    per server (``st.cache_resource``), so the clean-up frees nothing and makes the next slice
+    cost ~0.7 s instead of ~0.08 s. Called explicitly by ``streamlit_app.py`` at start; every
+    other caller of ``keras.backend.clear_session`` in the process still gets the real one.
     """
     import keras
 
-    keras.backend.clear_session = lambda *args, **kwargs: None
+    original = keras.backend.clear_session
+    if getattr(original, "_hemo_keeps_kernels", False):
+        return
 
+    @functools.wraps(original)
+    def clear_session(*args, **kwargs):
+        caller = inspect.currentframe().f_back
+        if caller is not None and caller.f_globals.get("__name__", "").startswith("streamlit."):
+            return None
+        return original(*args, **kwargs)
 
-_keep_tensorflow_kernels()
+    clear_session._hemo_keeps_kernels = True
+    keras.backend.clear_session = clear_session
 
 
 def model_path() -> Path:
     return Path(os.environ.get("HEMO_MODEL", DEFAULT_MODEL))
 
 
-@st.cache_resource(show_spinner="Loading the model (once per server)…")
+_loading: dict[str, Future] = {}
+_loading_lock = threading.Lock()
+
+
+def start_loading(path: str) -> Future:
+    """Load and warm the model in the background, once per server process and model file.
+
+    Called when the app starts: pages render at once while the model loads (~9 s here), and the
+    first upload finds it traced and warm instead of paying for it.
+    """
+    with _loading_lock:
+        if path not in _loading:
+            _loading[path] = ThreadPoolExecutor(1, thread_name_prefix="hemo-load").submit(
+                lambda: Analyzer.load(path, warm=True) if Path(path).exists() else None)
+        return _loading[path]
+
+
 def analyzer(path: str) -> Analyzer | None:
     """The model, its explainer and its metadata, shared by all sessions; None when no file is there."""
-    return Analyzer.load(path) if Path(path).exists() else None
+    future = start_loading(path)
+    if not future.done():
+        with st.spinner("Loading and warming the model (once per server)…"):
+            return future.result()
+    return future.result()
 
 
-@st.cache_data(max_entries=64, show_spinner=False)
+@st.cache_data(max_entries=2048, ttl=3600, show_spinner=False)
 def analyse(data: bytes, name: str, window: str, method: str, _analyzer: Analyzer, model: str) -> list[SliceResult]:
-    """One file's results, kept in memory for reruns (opacity, page switches); never written to disk.
+    """One file's results, kept in memory for reruns (sliders, page switches); never written to disk.
 
+    Room for several 300-slice series at once, so moving a slider never recomputes a series.
     ``model`` (the model's path) is part of the cache key; the unhashed ``_analyzer`` is not.
     """
     return _analyzer.analyse(data, name, window, method)
 
 
 def shipped_json(name: str) -> dict | None:
-    path = MODELS / name
+    """A record beside the model in use (models/ unless HEMO_MODEL points elsewhere)."""
+    path = model_path().parent / name
     return json.loads(path.read_text()) if path.exists() else None
+
+
+def number(value, digits: int = 3) -> str:
+    """A metric for display; "n/a" for the null of a one-class evaluation."""
+    return "n/a" if value is None else f"{value:.{digits}f}"
 
 
 def no_model_help(path: Path) -> None:

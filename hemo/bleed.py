@@ -1,0 +1,42 @@
+"""Training-time bleed supervision: a small decoder on the EfficientNet stage, trained on the masks.
+
+The radiologists' masks tell the backbone *where* the blood is, not only *whether* there is
+some; the paper's model learns its slice label from the same ``top_activation`` features, so
+Grad-CAM on them is pulled towards the bleed. The decoder is a training aid: the saved model
+is the paper's model alone.
+"""
+
+from __future__ import annotations
+
+import keras
+from keras import layers, ops
+
+MAP_SIZE = 32  # the decoder's output resolution (stride 8 at a 256x256 input)
+SKIPS = ("block5c_add", "block3b_add")  # 16x16 and 32x32 EfficientNet stages
+
+
+def with_decoder(model: keras.Model) -> keras.Model:
+    """The hybrid model with a second output ``bleed``: a MAP_SIZE x MAP_SIZE bleed probability map.
+
+    Shares every layer and weight with ``model``; training it trains ``model``.
+    """
+    x = layers.Conv2D(64, 1, activation="relu", name="bleed_reduce")(model.get_layer("top_activation").output)
+    for skip, filters in zip(SKIPS, (64, 32)):
+        x = layers.UpSampling2D(2, interpolation="bilinear", name=f"bleed_up_{filters}")(x)
+        x = layers.Concatenate(name=f"bleed_skip_{filters}")([x, model.get_layer(skip).output])
+        x = layers.Conv2D(filters, 3, padding="same", activation="relu", name=f"bleed_conv_{filters}")(x)
+    bleed = layers.Conv2D(1, 1, activation="sigmoid", name="bleed")(x)
+    return keras.Model(model.input, {"probabilities": model.output, "bleed": bleed}, name="hemo_hybrid_bleed")
+
+
+def bleed_loss(y_true, y_pred):
+    """Per-slice pixel cross-entropy plus soft Dice: Dice keeps small bleeds from vanishing in the mean.
+
+    A slice without haemorrhage has an empty mask, and Dice then penalises any predicted blood.
+    """
+    y_pred = ops.clip(y_pred, 1e-6, 1 - 1e-6)
+    axes = (1, 2, 3)
+    cross_entropy = -ops.mean(y_true * ops.log(y_pred) + (1 - y_true) * ops.log(1 - y_pred), axis=axes)
+    overlap = ops.sum(y_true * y_pred, axis=axes)
+    dice = 1.0 - (2.0 * overlap + 1.0) / (ops.sum(y_true, axis=axes) + ops.sum(y_pred, axis=axes) + 1.0)
+    return cross_entropy + dice

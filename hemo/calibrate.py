@@ -1,0 +1,199 @@
+"""Operating points, calibration and the study model, all from out-of-fold predictions.
+
+``hemo cv --out DIR`` leaves, for every patient, the scores and embeddings of a model that never
+saw that patient (fixed epoch count, no early stopping on it). From those alone this module:
+
+- fits Platt scaling of the slice score (so a shown 0.3 means about 30 %),
+- chooses the slice operating point (Youden) and the study operating point (the highest
+  threshold that keeps out-of-fold study sensitivity >= 0.95),
+- trains the study model on the out-of-fold embeddings, evaluated by the same folds (nested:
+  a patient's study score comes from a study model that did not see that patient), and
+- reports every number twice where it matters: with the operating point chosen on all
+  out-of-fold predictions, and *nested* (chosen on the other folds, applied to this one), the
+  honest estimate for a new patient.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import brier_score_loss, roc_auc_score, roc_curve
+
+from hemo import study_model
+from hemo.imaging import natural_key
+from hemo.model import info_path, platt
+
+STUDY_SENSITIVITY = 0.95
+
+
+def read_oof(folder: str | Path) -> dict[str, np.ndarray]:
+    """All folds' out-of-fold arrays, concatenated, with a ``fold`` column."""
+    parts = sorted(Path(folder).glob("fold*/oof.npz"))
+    if not parts:
+        raise FileNotFoundError(f"no fold*/oof.npz in {folder}: run 'python -m hemo cv DATA --out {folder}' first")
+    columns: dict[str, list] = {}
+    for part in parts:
+        with np.load(part) as data:
+            n = len(data["scores"])
+            for key in ("scores", "embeddings", "labels", "patients", "names"):
+                columns.setdefault(key, []).append(data[key])
+            columns.setdefault("fold", []).append(np.full(n, int(part.parent.name[4:])))
+    return {key: np.concatenate(values) for key, values in columns.items()}
+
+
+def fit_platt(scores: np.ndarray, labels: np.ndarray) -> dict:
+    """Platt scaling on the logit of the score: {"a", "b"} with p = sigmoid(a * logit + b)."""
+    logit = np.log(np.clip(scores, 1e-7, 1 - 1e-7)) - np.log(np.clip(1 - scores, 1e-7, 1))
+    model = LogisticRegression(C=1e4).fit(logit[:, None], labels)
+    return {"a": float(model.coef_[0, 0]), "b": float(model.intercept_[0])}
+
+
+def youden(labels: np.ndarray, scores: np.ndarray) -> float:
+    fpr, tpr, thresholds = roc_curve(labels, scores)
+    return float(min(thresholds[int(np.argmax(tpr - fpr))], 1.0))
+
+
+def at_sensitivity(labels: np.ndarray, scores: np.ndarray, target: float = STUDY_SENSITIVITY) -> float:
+    """The highest threshold whose sensitivity is at least ``target`` (best specificity under that rule)."""
+    positives = np.sort(scores[labels == 1])[::-1]
+    needed = int(np.ceil(target * len(positives)))
+    return float(positives[needed - 1]) if needed else 1.0
+
+
+def rates(labels: np.ndarray, scores: np.ndarray, threshold: float) -> dict:
+    predicted = scores >= threshold
+    return {"sensitivity": float(predicted[labels == 1].mean()), "specificity": float((~predicted)[labels == 0].mean())}
+
+
+def _auc(labels: np.ndarray, scores: np.ndarray) -> float | None:
+    return float(roc_auc_score(labels, scores)) if len(set(labels.tolist())) == 2 else None
+
+
+def _per_fold(labels: np.ndarray, scores: np.ndarray, folds: np.ndarray) -> dict:
+    aucs = [a for a in (_auc(labels[folds == k], scores[folds == k]) for k in np.unique(folds)) if a is not None]
+    return {"auc": _auc(labels, scores), "fold_auc_mean": float(np.mean(aucs)), "fold_auc_sd": float(np.std(aucs)),
+            "fold_aucs": [round(a, 4) for a in aucs]}
+
+
+def _nested_rates(labels, scores, folds, choose) -> dict:
+    """Sensitivity/specificity when each fold's threshold is chosen on the other folds only."""
+    predicted = np.zeros(len(labels), bool)
+    for k in np.unique(folds):
+        other = folds != k
+        predicted[folds == k] = scores[folds == k] >= choose(labels[other], scores[other])
+    return {"sensitivity": float(predicted[labels == 1].mean()), "specificity": float((~predicted)[labels == 0].mean())}
+
+
+def reliability(labels: np.ndarray, probabilities: np.ndarray, bins: int = 10) -> list[dict]:
+    """Observed haemorrhage rate per bin of shown probability (the reliability curve)."""
+    edges = np.linspace(0, 1, bins + 1)
+    rows = []
+    for low, high in zip(edges[:-1], edges[1:]):
+        inside = (probabilities >= low) & ((probabilities < high) | (high == 1))
+        if inside.any():
+            rows.append({"bin": f"{low:.1f}-{high:.1f}", "n": int(inside.sum()),
+                         "mean_probability": round(float(probabilities[inside].mean()), 4),
+                         "observed_rate": round(float(labels[inside].mean()), 4)})
+    return rows
+
+
+def studies_of(oof: dict[str, np.ndarray]) -> list[dict]:
+    """Per patient: slice indices in scan order (natural order of the slice file names), label, fold."""
+    found = []
+    for patient in np.unique(oof["patients"]):
+        index = np.flatnonzero(oof["patients"] == patient)
+        index = np.array(sorted(index, key=lambda i: natural_key(str(oof["names"][i]))))
+        found.append({"patient": str(patient), "index": index, "label": int(oof["labels"][index].max()),
+                      "fold": int(oof["fold"][index[0]])})
+    return found
+
+
+def _sequence(oof: dict, study: dict) -> np.ndarray:
+    return study_model.features(oof["embeddings"][study["index"]], oof["scores"][study["index"]])
+
+
+def nested_study_scores(oof: dict, studies: list[dict], epochs: int) -> tuple[np.ndarray, np.ndarray]:
+    """Out-of-fold study scores and refined slice scores: each fold's from a study model trained on the others."""
+    study_scores = np.zeros(len(studies))
+    refined = np.zeros(len(oof["scores"]))
+    for k in sorted({s["fold"] for s in studies}):
+        train = [s for s in studies if s["fold"] != k]
+        model = study_model.fit([_sequence(oof, s) for s in train], [oof["labels"][s["index"]] for s in train], epochs)
+        for i, s in enumerate(studies):
+            if s["fold"] == k:
+                refined[s["index"]], study_scores[i] = study_model.predict(model, _sequence(oof, s))
+    return study_scores, refined
+
+
+def run(oof_dir: str | Path, model_path: str | Path | None = None, epochs: int = 80) -> dict:
+    """Everything above; with ``model_path``, store the operating points and the study model beside it."""
+    oof = read_oof(oof_dir)
+    labels, raw, folds = oof["labels"].astype(int), oof["scores"].astype(float), oof["fold"]
+    report: dict = {"oof_dir": str(oof_dir), "slices": int(len(labels)), "positives": int(labels.sum())}
+
+    # Slices: raw ranking, then calibration (nested for the honest Brier score) and the operating point.
+    report["slice_raw"] = {**_per_fold(labels, raw, folds), "brier": float(brier_score_loss(labels, raw))}
+    nested_calibrated = np.zeros_like(raw)
+    for k in np.unique(folds):
+        nested_calibrated[folds == k] = platt(raw[folds == k], fit_platt(raw[folds != k], labels[folds != k]))
+    calibration = fit_platt(raw, labels)
+    calibrated = platt(raw, calibration)
+    slice_threshold = youden(labels, calibrated)
+    report["slice_calibrated"] = {
+        "calibration": calibration, "brier": float(brier_score_loss(labels, calibrated)),
+        "brier_nested": float(brier_score_loss(labels, nested_calibrated)),
+        "threshold": slice_threshold, **rates(labels, calibrated, slice_threshold),
+        "nested": _nested_rates(labels, nested_calibrated, folds, youden),
+        "reliability": reliability(labels, nested_calibrated)}
+
+    # Studies: the highest calibrated slice (baseline), then the study model.
+    studies = studies_of(oof)
+    study_labels = np.array([s["label"] for s in studies])
+    study_folds = np.array([s["fold"] for s in studies])
+    highest = np.array([calibrated[s["index"]].max() for s in studies])
+    report["study_highest_slice"] = {**_per_fold(study_labels, highest, study_folds),
+                                     "at_slice_threshold": rates(study_labels, highest, slice_threshold),
+                                     "nested": _nested_rates(study_labels, highest, study_folds, at_sensitivity)}
+    study_raw, refined = nested_study_scores(oof, studies, epochs)
+    study_calibration = fit_platt(study_raw, study_labels)
+    study_probability = platt(study_raw, study_calibration)
+    study_threshold = at_sensitivity(study_labels, study_probability)
+    report["study_model"] = {
+        **_per_fold(study_labels, study_raw, study_folds), "epochs": epochs, "calibration": study_calibration,
+        "threshold": study_threshold, **rates(study_labels, study_probability, study_threshold),
+        "nested": _nested_rates(study_labels, study_raw, study_folds, at_sensitivity),
+        "brier": float(brier_score_loss(study_labels, study_probability)),
+        "refined_slices": _per_fold(labels, refined, folds)}
+    report["patients"] = [{"patient": s["patient"], "label": s["label"], "fold": s["fold"],
+                           "highest_slice": round(float(h), 4), "study_model": round(float(p), 4)}
+                          for s, h, p in zip(studies, highest, study_probability)]
+
+    if model_path is not None:
+        _store(Path(model_path), oof, studies, epochs, calibration, slice_threshold, study_calibration,
+               study_threshold, report)
+    return report
+
+
+def _store(model_path: Path, oof: dict, studies: list[dict], epochs: int, calibration: dict, slice_threshold: float,
+           study_calibration: dict, study_threshold: float, report: dict) -> None:
+    from hemo.model import ModelInfo
+
+    final = study_model.fit([_sequence(oof, s) for s in studies], [oof["labels"][s["index"]] for s in studies], epochs)
+    study_file = model_path.with_name(model_path.stem + "-study.weights.h5")
+    study_model.save(final, study_file)
+    meta = info_path(model_path)
+    info = ModelInfo(**json.loads(meta.read_text()))
+    info.threshold, info.calibration = slice_threshold, calibration
+    info.study = {"file": study_file.name, "threshold": study_threshold, "calibration": study_calibration,
+                  "min_slices": 8, "epochs": epochs}
+    info.provenance = {
+        "chosen_on": f"out-of-fold predictions of patient-grouped {len(set(oof['fold'].tolist()))}-fold CV "
+                     f"({report['slices']} slices, {len(studies)} patients) in {report['oof_dir']}",
+        "slice_rule": "Youden index on calibrated out-of-fold slice probabilities",
+        "study_rule": f"highest threshold with out-of-fold study sensitivity >= {STUDY_SENSITIVITY}",
+        "calibration": "Platt scaling of the logit, fitted on the same out-of-fold predictions"}
+    meta.write_text(json.dumps(asdict(info), indent=2) + "\n")

@@ -1,0 +1,253 @@
+"""DICOM as scanners and PACS write it: classic and Enhanced CT, compressed pixels, odd headers.
+
+Everything is checked from the header before any pixel is decoded (size, frames, inflated
+size), frames are decoded one at a time, and every header value that is not what the standard
+says becomes a :class:`HemoInputError` naming the field, never a bare ``ValueError``.
+Only technical tags are read for display; identifiers never leave pydicom.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import struct
+import zlib
+from dataclasses import dataclass
+
+import numpy as np
+import pydicom
+from pydicom.errors import InvalidDicomError
+from pydicom.pixels import iter_pixels
+
+from hemo.errors import HemoInputError
+
+#: A frame larger than this is no CT slice (4096 x 4096).
+MAX_FRAME_PIXELS = 4096 * 4096
+#: Frames x rows x columns of one file: about 300 slices of 512 x 512 (keeps one file under ~0.6 GB of work).
+MAX_FILE_PIXELS = 80_000_000
+#: A deflated file may not inflate beyond this (a "zip bomb" of a few MB otherwise costs GBs).
+MAX_INFLATED_BYTES = 2 * MAX_FILE_PIXELS + 16_000_000
+
+_ACCEPTED_MODALITIES = {"CT"}
+_SECONDARY_CAPTURE = {"OT", "SC"}
+_DEFLATED = "1.2.840.10008.1.2.1.99"
+_TECHNICAL_TAGS = ("Modality", "PixelSpacing", "SliceThickness", "InstanceNumber")
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One frame in Hounsfield units and what the header says about it."""
+
+    hu: np.ndarray  # float32, rows x columns
+    index: int
+    position: float | None  # along the slice normal, mm (InstanceNumber when there is no geometry)
+    window: tuple[float, float] | None  # the file's own (level, width) for this frame
+    info: dict
+    notes: tuple[str, ...]
+    study: str  # StudyInstanceUID (never shown; groups uploads)
+    series: str
+
+
+def _number(value, field: str, name: str) -> float | None:
+    """A header value as one finite float; a readable error when it is text, NaN or a list of two."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, (list, tuple, pydicom.multival.MultiValue)):
+        if len(value) == 0:
+            return None
+        value = value[0]
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise HemoInputError(f"{name}: the header field {field} is not a number ({str(value)[:20]!r}).") from None
+    if not math.isfinite(number):
+        raise HemoInputError(f"{name}: the header field {field} is not a finite number ({number}).")
+    return number
+
+
+def _vector(value, length: int, field: str, name: str) -> np.ndarray | None:
+    if value is None:
+        return None
+    try:
+        items = list(value) if isinstance(value, (list, tuple, pydicom.multival.MultiValue)) else [value]
+    except TypeError:
+        return None
+    if len(items) != length:
+        return None
+    return np.array([_number(v, field, name) for v in items], dtype=float)
+
+
+def _integer(ds: pydicom.Dataset, field: str, name: str, default: int | None = None) -> int:
+    value = ds.get(field, default)
+    if isinstance(value, (list, tuple, pydicom.multival.MultiValue)):
+        raise HemoInputError(f"{name}: the header field {field} has {len(value)} values where one is expected.")
+    number = _number(value, field, name)
+    if number is None or number != int(number) or number < 0:
+        raise HemoInputError(f"{name}: the header field {field} is missing or not a whole number.")
+    return int(number)
+
+
+def _group(ds: pydicom.Dataset, frame: int, sequence: str) -> pydicom.Dataset | None:
+    """An Enhanced-CT functional group for one frame: per-frame first, then shared."""
+    for holder, index in (("PerFrameFunctionalGroupsSequence", frame), ("SharedFunctionalGroupsSequence", 0)):
+        groups = ds.get(holder)
+        if groups is not None and len(groups) > index:
+            item = groups[index].get(sequence)
+            if item is not None and len(item):
+                return item[0]
+    return None
+
+
+def _rescale(ds: pydicom.Dataset, frame: int, name: str) -> tuple[float, float]:
+    source = _group(ds, frame, "PixelValueTransformationSequence") or ds
+    slope = _number(source.get("RescaleSlope"), "RescaleSlope", name)
+    intercept = _number(source.get("RescaleIntercept"), "RescaleIntercept", name)
+    return (1.0 if slope is None or slope == 0 else slope), (intercept or 0.0)
+
+
+def _frame_window(ds: pydicom.Dataset, frame: int, name: str) -> tuple[float, float] | None:
+    source = _group(ds, frame, "FrameVOILUTSequence") or ds
+    try:
+        level = _number(source.get("WindowCenter"), "WindowCenter", name)
+        width = _number(source.get("WindowWidth"), "WindowWidth", name)
+    except HemoInputError:
+        return None  # a broken display window only loses the "file" window choice
+    return (level, width) if level is not None and width else None
+
+
+def _position(ds: pydicom.Dataset, frame: int, name: str) -> float | None:
+    """Position along the slice normal (ImagePositionPatient . normal), else InstanceNumber."""
+    plane = _group(ds, frame, "PlanePositionSequence") or ds
+    orientation = _group(ds, frame, "PlaneOrientationSequence") or ds
+    ipp = _vector(plane.get("ImagePositionPatient"), 3, "ImagePositionPatient", name)
+    iop = _vector(orientation.get("ImageOrientationPatient"), 6, "ImageOrientationPatient", name)
+    if ipp is not None:
+        if iop is not None and np.linalg.norm(np.cross(iop[:3], iop[3:])) > 0:
+            return float(np.dot(np.cross(iop[:3], iop[3:]), ipp))
+        return float(ipp[2])
+    number = _number(ds.get("InstanceNumber"), "InstanceNumber", name) if "InstanceNumber" in ds else None
+    return None if number is None else number + frame / 1000.0
+
+
+def _technical_info(ds: pydicom.Dataset, frame: int) -> dict:
+    """Only technical tags, never identifiers: safe to display."""
+    info: dict = {"format": "DICOM"}
+    measures = _group(ds, frame, "PixelMeasuresSequence")
+    for tag in _TECHNICAL_TAGS:
+        value = (measures.get(tag) if measures is not None and tag in measures else None) or ds.get(tag)
+        try:
+            if isinstance(value, pydicom.multival.MultiValue):
+                info[tag] = [round(float(v), 3) for v in value]
+            elif isinstance(value, (int, float)):
+                info[tag] = float(value)
+            elif value:
+                info[tag] = str(value)[:32]
+        except (TypeError, ValueError):
+            continue
+    return info
+
+
+def _inflated_size_ok(data: bytes) -> bool:
+    """For the Deflated transfer syntax: inflate in bounded steps and stop past MAX_INFLATED_BYTES.
+
+    The file meta group (always explicit VR little endian, never deflated) is read by hand: its
+    length is the first element after "DICM", and the transfer syntax UID one of its elements.
+    """
+    if data[128:132] != b"DICM" or data[132:138] != b"\x02\x00\x00\x00UL":
+        return True
+    body = 144 + struct.unpack("<I", data[140:144])[0]
+    key = data.find(b"\x02\x00\x10\x00UI", 144, body)
+    if key < 0:
+        return True
+    length = struct.unpack("<H", data[key + 6 : key + 8])[0]
+    if data[key + 8 : key + 8 + length].rstrip(b"\0 ").decode("ascii", "replace") != _DEFLATED:
+        return True
+    inflater, total, chunk = zlib.decompressobj(-zlib.MAX_WBITS), 0, data[body:]
+    try:
+        while chunk:
+            total += len(inflater.decompress(chunk, 1 << 24))
+            if total > MAX_INFLATED_BYTES:
+                return False
+            chunk = inflater.unconsumed_tail
+    except zlib.error:
+        return True  # not valid deflate: dcmread reports the damage
+    return True
+
+
+def _open(data: bytes, name: str) -> pydicom.Dataset:
+    if not _inflated_size_ok(data):
+        raise HemoInputError(f"{name}: the compressed DICOM would expand to far more than any CT series; it was not opened.")
+    try:
+        return pydicom.dcmread(io.BytesIO(data), force=True)
+    except (InvalidDicomError, EOFError, OSError, ValueError, TypeError, KeyError, AttributeError, zlib.error) as error:
+        raise HemoInputError(f"{name}: the DICOM file is damaged or incomplete ({type(error).__name__}).") from None
+
+
+def _check_header(ds: pydicom.Dataset, name: str) -> tuple[int, int, int]:
+    if "PixelData" not in ds:
+        raise HemoInputError(f"{name}: this DICOM file holds no image (no pixel data); it may be a report or a truncated file.")
+    modality = str(ds.get("Modality", "")).upper()
+    if modality and modality not in _ACCEPTED_MODALITIES | _SECONDARY_CAPTURE:
+        raise HemoInputError(f"{name}: this is a {modality} image; the model reads CT slices only.")
+    rows, cols = _integer(ds, "Rows", name, 0), _integer(ds, "Columns", name, 0)
+    frames = _integer(ds, "NumberOfFrames", name, 1) or 1
+    if min(rows, cols) < 32:
+        raise HemoInputError(f"{name}: the image is only {cols}x{rows} pixels; a CT slice needs at least 32x32.")
+    if rows * cols > MAX_FRAME_PIXELS or rows * cols * frames > MAX_FILE_PIXELS:
+        raise HemoInputError(f"{name}: {frames} frame(s) of {cols}x{rows} pixels is far more than a CT series; "
+                             "it was not opened.")
+    if _integer(ds, "SamplesPerPixel", name, 1) != 1:
+        raise HemoInputError(f"{name}: this DICOM holds a colour picture, not CT values.")
+    syntax = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
+    if syntax is None or not syntax.is_compressed:
+        bits = _integer(ds, "BitsAllocated", name, 16)
+        expected = rows * cols * frames * max(bits, 8) // 8
+        if len(ds.PixelData) < expected or len(ds.PixelData) > expected + 2:
+            raise HemoInputError(f"{name}: the pixel data ({len(ds.PixelData)} bytes) does not match the header's "
+                                 f"{frames} x {cols} x {rows} pixels; the file is damaged.")
+    return rows, cols, frames
+
+
+def read_frames(data: bytes, name: str) -> list[Frame]:
+    """All frames of a CT (or HU-valued secondary capture) DICOM, in Hounsfield units."""
+    ds = _open(data, name)
+    _, _, frames = _check_header(ds, name)
+    modality = str(ds.get("Modality", "")).upper()
+    notes: list[str] = []
+    if modality in _SECONDARY_CAPTURE:
+        notes.append("Secondary Capture, not a CT object: read as Hounsfield units because its values look like CT.")
+    elif not modality:
+        notes.append("No modality in the header: read as CT.")
+    if str(ds.get("PhotometricInterpretation", "")).upper() == "MONOCHROME1":
+        notes.append("MONOCHROME1: read as Hounsfield units (a viewer displays it inverted; the values are not).")
+    study, series = str(ds.get("StudyInstanceUID", "")), str(ds.get("SeriesInstanceUID", ""))
+    result = []
+    try:
+        for index, pixels in enumerate(iter_pixels(ds)):
+            slope, intercept = _rescale(ds, index, name)
+            hu = pixels.astype(np.float32) * np.float32(slope) + np.float32(intercept)
+            try:
+                position = _position(ds, index, name)
+            except HemoInputError as error:  # geometry only orders slices: say so and carry on
+                position = None
+                if not any("ImagePosition" in n for n in notes):
+                    notes.append(f"{str(error).split(': ', 1)[-1]} The slice position is unknown; slices are "
+                                 "ordered by file name.")
+            result.append(Frame(hu, index, position, _frame_window(ds, index, name),
+                                _technical_info(ds, index), tuple(notes), study, series))
+    except HemoInputError:
+        raise
+    except (NotImplementedError, RuntimeError) as error:
+        syntax = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
+        label = syntax.name if syntax is not None else "unknown"
+        raise HemoInputError(f"{name}: the pixels are compressed ({label}) and could not be decoded "
+                             f"({str(error)[:80]}).") from None
+    except (ValueError, TypeError, AttributeError, KeyError, EOFError, IndexError) as error:
+        raise HemoInputError(f"{name}: the DICOM pixel data is damaged or incomplete ({type(error).__name__}).") from None
+    if not result or len(result) != frames:
+        raise HemoInputError(f"{name}: the DICOM holds {len(result)} of its {frames} frames; the file is damaged.")
+    if modality in _SECONDARY_CAPTURE:
+        low, high = min(float(f.hu.min()) for f in result), max(float(f.hu.max()) for f in result)
+        if low > -500 or high > 5000:
+            raise HemoInputError(f"{name}: a secondary-capture image whose values are not CT Hounsfield units.")
+    return result

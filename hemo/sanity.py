@@ -1,0 +1,41 @@
+"""Is it a head CT? Refuse pictures the model would score without meaning, warn on doubtful ones.
+
+The classifier answers on anything 256x256: a blank frame scored 0.45 and random noise 0.56.
+These checks run on every slice before it reaches the model, on the model's own input (and on
+the Hounsfield units when the file has them), with messages a radiologist understands.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from hemo.errors import HemoInputError
+from hemo.imaging import Slice
+
+#: Below this standard deviation (grey levels of 255) the picture is blank.
+BLANK_STD = 3.0
+#: Real CT slices have strongly correlated neighbouring pixels (> 0.9); noise has none.
+MIN_NEIGHBOUR_CORRELATION = 0.5
+#: Share of the picture that must be more than background for a head to be there.
+MIN_HEAD_FRACTION = 0.05
+
+
+def check(slice_: Slice) -> tuple[str, ...]:
+    """Raise HemoInputError for blank, noise or non-finite slices; return warnings for doubtful ones."""
+    name, q = slice_.source, slice_.quality
+    frame = f" (frame {slice_.frame + 1})" if slice_.frame else ""
+    if not q.get("finite", True) or not np.isfinite(slice_.pixels).all():
+        raise HemoInputError(f"{name}{frame}: the image holds values that are not numbers (NaN or infinite).")
+    if q.get("std", BLANK_STD) < BLANK_STD or q.get("foreground", 1.0) < MIN_HEAD_FRACTION:
+        raise HemoInputError(f"{name}{frame}: the image is blank in the brain window; there is no head to analyse.")
+    if q.get("neighbour_correlation", 1.0) < MIN_NEIGHBOUR_CORRELATION:
+        raise HemoInputError(f"{name}{frame}: the image looks like random noise, not a CT slice.")
+    warnings: list[str] = []
+    if "hu_min" in q:
+        if q["hu_min"] > -200 and q["hu_max"] > 1000:
+            warnings.append("The values look un-rescaled (no air near -1000 HU, values far above bone): check "
+                            "RescaleIntercept; the verdict may be meaningless.")
+        elif q["tissue"] < 0.03:
+            warnings.append("Few pixels in the range of brain tissue (-100..100 HU): this may not be a head CT "
+                            "slice; the verdict may be meaningless.")
+    return tuple(warnings)

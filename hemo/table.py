@@ -1,0 +1,46 @@
+"""The results table that leaves hemo (CLI CSV, app download): one row per slice, safe to open.
+
+File names are often patient names, so the app labels rows by study and slice unless the user
+asks for names. A cell that a spreadsheet would run as a formula (=, +, -, @, tab, CR) is
+prefixed with an apostrophe.
+"""
+
+from __future__ import annotations
+
+import math
+
+from hemo.analysis import SliceResult
+
+FIELDS = ["study", "slice", "file", "frame", "probability", "verdict", "threshold", "error", "note"]
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def safe_cell(value):
+    """The value, with text that a spreadsheet would evaluate made inert."""
+    if isinstance(value, str) and value.startswith(_FORMULA_START):
+        return "'" + value
+    return value
+
+
+def without_name(message: str, source: str) -> str:
+    """A message with the file's name taken out, for when names are hidden."""
+    return message.replace(f"{source}: ", "").replace(source, "this file") if source else message
+
+
+def row(result: SliceResult, study: int | None, number: int | None, name: str) -> dict:
+    """One slice's row; ``name`` is what identifies the file (its name, or "" to hide it everywhere)."""
+    analysed = result.analysed
+    error = result.error or ""
+    if name != result.source:
+        error = without_name(error, result.source)
+    return {key: safe_cell(value) for key, value in {
+        "study": "" if study is None else study,
+        "slice": "" if number is None else number,
+        "file": name,
+        "frame": result.frame,
+        "probability": round(result.probability, 4) if analysed and math.isfinite(result.probability) else "",
+        "verdict": "error" if result.error else result.verdict,
+        "threshold": round(result.threshold, 4) if analysed else "",
+        "error": error,
+        "note": " ".join(result.warnings),
+    }.items()}

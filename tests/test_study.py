@@ -1,0 +1,130 @@
+"""Whole studies: bleed masks in training, out-of-fold CV, calibration, operating points, the study model."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import cv2
+import numpy as np
+import pytest
+
+from conftest import dicom_bytes, head_phantom
+from hemo import calibrate, datasets
+from hemo.analysis import Analyzer
+from hemo.cli import main
+from hemo.study import MIN_SERIES, studies
+
+
+def ct_ich_folder(root, patients: int = 6, slices: int = 10):
+    """A tiny CT-ICH layout: every odd patient has a bright bleed on slices 3-5, with its mask file."""
+    rows = []
+    for patient in range(patients):
+        for number in range(1, slices + 1):
+            bleed = patient % 2 == 1 and 3 <= number <= 5
+            hu = head_phantom(160, (70, 90) if bleed else None)
+            image = np.clip((hu - 40) / 120 * 255 + 127.5, 0, 255).astype(np.uint8)
+            folder = root / "Patients_CT" / f"{patient + 49:03d}" / "brain"
+            folder.mkdir(parents=True, exist_ok=True)
+            cv2.imwrite(str(folder / f"{number}.jpg"), image)
+            if bleed:
+                mask = ((hu == 75.0) * 255).astype(np.uint8)
+                cv2.imwrite(str(folder / f"{number}_HGE_Seg.jpg"), mask)
+            rows.append([patient + 49, number, 0, int(bleed), 0, 0, 0, int(not bleed), 0])
+    with open(root / "hemorrhage_diagnosis.csv", "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["PatientNumber", "SliceNumber", "Intraventricular", "Intraparenchymal", "Subarachnoid",
+                         "Epidural", "Subdural", "No_Hemorrhage", "Fracture_Yes_No"])
+        writer.writerows(rows)
+    return root
+
+
+def test_masks_are_read_and_cropped_like_their_slices(tmp_path):
+    data = datasets.load(ct_ich_folder(tmp_path, patients=2, slices=5))
+    assert data.masks is not None and data.masks.shape == data.images.shape
+    positive = data.labels == 1
+    assert (data.masks[positive] > 127).any(axis=(1, 2)).all() and not data.masks[~positive].any()
+    for image, mask in zip(data.images[positive], data.masks[positive]):
+        assert image[mask > 127].mean() > image[(mask == 0) & (image > 60)].mean() + 10  # the mask sits on the blob
+    assert not any(datasets.is_annotation(r.path) for r in datasets.discover(tmp_path))
+
+
+@pytest.fixture(scope="module")
+def oof_run(tmp_path_factory):
+    """A two-fold out-of-fold run with the bleed decoder (1 epoch, untrained backbone: fast, not accurate)."""
+    root = ct_ich_folder(tmp_path_factory.mktemp("ctich"))
+    out = tmp_path_factory.mktemp("oof")
+    args = ["cv", str(root), "--folds", "2", "--epochs", "1", "--warmup-epochs", "0", "--pretrained", "none",
+            "--batch-size", "8", "--mask-weight", "1", "--robust", "--schedule", "cosine", "--out", str(out)]
+    assert main(args) == 0
+    return root, out, args
+
+
+def test_cv_writes_out_of_fold_scores_and_resumes(oof_run, capsys):
+    root, out, args = oof_run
+    parts = sorted(out.glob("fold*/oof.npz"))
+    assert len(parts) == 2
+    with np.load(parts[0]) as fold:
+        assert fold["embeddings"].shape == (len(fold["scores"]), 256)
+    stamp = [p.stat().st_mtime for p in parts]
+    capsys.readouterr()
+    assert main(args) == 0  # finished folds are read back, not retrained
+    assert [p.stat().st_mtime for p in parts] == stamp
+    assert "[fine-tune]" not in capsys.readouterr().out
+
+
+def test_calibrate_stores_operating_points_and_study_model(oof_run, small_model_path, tmp_path):
+    root, out, _ = oof_run
+    model = tmp_path / "hemo-hybrid.keras"
+    model.write_bytes(small_model_path.read_bytes())
+    model.with_suffix(".json").write_text(small_model_path.with_suffix(".json").read_text())
+    report = calibrate.run(out, model, epochs=5)
+    for key in ("slice_raw", "slice_calibrated", "study_highest_slice", "study_model", "patients"):
+        assert key in report
+    assert len(report["patients"]) == 6 and report["slices"] == 60
+    info = json.loads(model.with_suffix(".json").read_text())
+    assert info["calibration"] and info["study"]["file"] == "hemo-hybrid-study.weights.h5"
+    assert "out-of-fold" in info["provenance"]["chosen_on"]
+    analyzer = Analyzer.load(model)
+    assert analyzer.study_model is not None
+    series = [(f"{z}.dcm", dicom_bytes((head_phantom(128) + 1024).astype(np.int16), position=(0, 0, z)))
+              for z in range(MIN_SERIES)]
+    [long] = studies(analyzer.analyse_files(series), analyzer)
+    [short] = studies(analyzer.analyse_files(series[:3]), analyzer)
+    assert long.method == "study model" and long.threshold == info["study"]["threshold"]
+    assert short.method == "highest slice" and short.threshold == info["threshold"]
+    evaluated = tmp_path / "eval.json"
+    assert main(["evaluate", str(root), "--model", str(model), "--json", str(evaluated)]) == 0
+    metrics = json.loads(evaluated.read_text())
+    assert metrics["study_method"] == "study model" and metrics["study_threshold"] == info["study"]["threshold"]
+
+
+def test_platt_scaling_makes_scores_behave_like_probabilities():
+    rng = np.random.default_rng(0)
+    truth = rng.uniform(0, 1, 4000)
+    labels = (rng.uniform(0, 1, 4000) < truth).astype(int)
+    overconfident = 1 / (1 + np.exp(-4 * np.log(truth / (1 - truth))))  # the same ranking, far too sure
+    calibration = calibrate.fit_platt(overconfident, labels)
+    from sklearn.metrics import brier_score_loss
+
+    from hemo.model import platt
+
+    assert brier_score_loss(labels, platt(overconfident, calibration)) < brier_score_loss(labels, overconfident) - 0.01
+    assert calibration["a"] == pytest.approx(0.25, abs=0.05)
+
+
+def test_study_threshold_keeps_the_promised_sensitivity():
+    labels = np.array([1] * 20 + [0] * 20)
+    scores = np.concatenate([np.linspace(0.3, 1, 20), np.linspace(0, 0.6, 20)])
+    threshold = calibrate.at_sensitivity(labels, scores, 0.95)
+    assert calibrate.rates(labels, scores, threshold)["sensitivity"] >= 0.95
+    assert calibrate.rates(labels, scores, threshold + 1e-9)["sensitivity"] < 0.95  # the highest such threshold
+
+
+def test_non_dicom_files_group_by_folder(analyzer):
+    png = cv2.imencode(".png", np.clip(head_phantom(128) / 4 + 60, 0, 255).astype(np.uint8))[1].tobytes()
+    results = [r for folder in ("patient-a", "patient-b") for n in ("2.png", "10.png", "1.png")
+               for r in analyzer.analyse(png, n, folder=folder)]
+    found = studies(results, analyzer)
+    assert len(found) == 2
+    assert [r.source for r in found[0].slices] == ["1.png", "2.png", "10.png"]  # natural order of file names
