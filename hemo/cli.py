@@ -153,15 +153,49 @@ def cmd_predict(args) -> int:
                     result.write(out, stem)
                     line["explanation"] = stem
                 writer.writerow(line)
-                kept.append(result.light())
+                kept.append(result if args.report or args.dicom_out else result.light())
             stream.flush()
     finally:
         if args.csv:
             stream.close()
-    for found in studies(kept, analyzer):
-        print(f"study {numbers[found.key]}: {len(found.slices)} slices, {found.method}: {found.verdict} "
-              f"(probability {found.probability:.3f}, threshold {found.threshold:.3f})", file=sys.stderr)
+    found = studies(kept, analyzer)
+    for study in found:
+        print(f"study {numbers[study.key]}: {len(study.slices)} slices, {study.method}: {study.verdict} "
+              f"(probability {study.probability:.3f}, threshold {study.threshold:.3f})", file=sys.stderr)
+    _take_away(args, found, analyzer)
     return 0
+
+
+def _take_away(args, found, analyzer) -> None:
+    """--report (one PDF page per study) and --dicom-out (key-slice Secondary Captures and an SR per study)."""
+    if not (args.report or args.dicom_out) or not found:
+        return
+    from hemo.model import version
+
+    model_version = version(args.model)
+    if args.report:
+        from hemo.report import studies_pdf
+
+        Path(args.report).write_bytes(studies_pdf(found, model_version, _validation_numbers(args.model),
+                                                  analyzer.info.provenance))
+        print(f"wrote {args.report}", file=sys.stderr)
+    if args.dicom_out:
+        from hemo.dicom_export import export
+
+        folder = Path(args.dicom_out)
+        folder.mkdir(parents=True, exist_ok=True)
+        for study in found:
+            for name, data in export(study, model_version).items():
+                if (folder / name).exists():
+                    raise FileExistsError(f"{folder / name} exists already; choose an empty --dicom-out folder")
+                (folder / name).write_bytes(data)
+        print(f"wrote DICOM results to {folder}", file=sys.stderr)
+
+
+def _validation_numbers(model: str) -> dict | None:
+    """The evaluation JSON that ships beside the model, if any (shown in reports)."""
+    path = Path(model).parent / "evaluation.json"
+    return json.loads(path.read_text()) if path.exists() else None
 
 
 def cmd_bench(args) -> int:
@@ -241,6 +275,8 @@ def main(argv: list[str] | None = None) -> int:
     predict.add_argument("--explain", help="folder for Grad-CAM overlays and attention weights")
     predict.add_argument("--method", choices=["gradcam", "gradcam++"], default="gradcam")
     predict.add_argument("--csv", help="write the table here instead of the terminal")
+    predict.add_argument("--report", help="write a PDF study report here (one page per study)")
+    predict.add_argument("--dicom-out", help="folder for DICOM results: key-slice Secondary Captures and an SR")
     predict.set_defaults(run=cmd_predict)
 
     bench = commands.add_parser("bench", help="per-slice prediction and explanation times on this machine")
@@ -257,7 +293,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.time()
     try:
         return args.run(args)
-    except (FileNotFoundError, ValueError) as error:
+    except (FileNotFoundError, FileExistsError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     finally:

@@ -151,6 +151,14 @@ def embed(model: keras.Model, images: np.ndarray, batch_size: int = 32) -> tuple
     return np.asarray(probabilities)[:, 1], np.asarray(embeddings)
 
 
+def version(path: str | Path) -> str:
+    """The model file's name and the start of its SHA-256: what a report says it was made with."""
+    import hashlib
+
+    path = Path(path)
+    return f"{path.name} (sha256 {hashlib.sha256(path.read_bytes()).hexdigest()[:12]})"
+
+
 def predict(model: keras.Model, images: np.ndarray, batch_size: int = 32) -> np.ndarray:
     """Probability of haemorrhage for a batch (N, 256, 256, 1) of 0..255 slices."""
     return np.asarray(model.predict(images, batch_size=batch_size, verbose=0))[:, 1]

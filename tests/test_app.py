@@ -70,6 +70,7 @@ def test_series_gets_study_verdict_and_chart(app):
     assert not app.exception
     assert sum("Study verdict" in m.value for m in app.markdown) == 1
     assert len(app.get("plotly_chart")) == 4  # the series chart and three attention heatmaps
+    assert len(app.get("download_button")) == 3  # the study's PDF and DICOM, and the CSV
 
 
 def test_two_studies_get_two_verdicts(app):

@@ -72,7 +72,28 @@ def _details(key: str, result: SliceResult, opacity: float, expanded: bool, labe
         st.caption(" · ".join(f"{k}: {v}" for k, v in technical.items()))
 
 
-def _study_section(study: Study, labels: Labels, opacity: float) -> None:
+def _take_away(study: Study, analyzer) -> None:
+    """The study as a PDF report and as DICOM for PACS (Secondary Captures + SR, zipped); no identifiers."""
+    import io
+    import zipfile
+
+    from hemo.dicom_export import export
+    from hemo.report import studies_pdf
+
+    model_version = resources.model_version(str(resources.model_path()))
+    left, right = st.columns(2)
+    left.download_button("Study report (PDF)", studies_pdf([study], model_version, resources.shipped_json(
+        "evaluation.json"), analyzer.info.provenance), f"hemo-study{study.number}.pdf", "application/pdf",
+        key=f"pdf-{study.number}")
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w") as zipped:
+        for name, data in export(study, model_version).items():
+            zipped.writestr(name, data)
+    right.download_button("Results for PACS (DICOM SC + SR, zip)", archive.getvalue(),
+                          f"hemo-study{study.number}-dicom.zip", "application/zip", key=f"dicom-{study.number}")
+
+
+def _study_section(study: Study, labels: Labels, opacity: float, analyzer) -> None:
     st.subheader(f"{study.label}: {len(study.slices)} slice{'s' if len(study.slices) > 1 else ''}")
     how = ("the study model over the ordered series, at the study operating point" if study.method == "study model"
            else "its highest slice, at the slice operating point")
@@ -84,6 +105,7 @@ def _study_section(study: Study, labels: Labels, opacity: float) -> None:
                                      with_positions=all(r.position is not None for r in study.slices)),
                         key=f"series-{study.number}")
         _thumbnails(study.slices, labels)
+    _take_away(study, analyzer)
     key_slices = sorted(study.slices, key=lambda r: -r.probability)[:3]
     for result in study.slices:
         number = labels.study_slice(result)[1]
@@ -129,7 +151,7 @@ def page() -> None:
             shown = result.error if show_names else without_name(result.error, result.source)
             st.error(f"**{labels.of(result)}** — {shown}")
     for study in found:
-        _study_section(study, labels, opacity)
+        _study_section(study, labels, opacity, analyzer)
     table = pd.DataFrame([row(r, *labels.study_slice(r), r.source if show_names else "") for r in results])
     if not show_names:
         table = table.drop(columns=["file"])

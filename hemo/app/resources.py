@@ -84,6 +84,14 @@ def analyse(data: bytes, name: str, window: str, method: str, _analyzer: Analyze
     return _analyzer.analyse(data, name, window, method)
 
 
+@functools.lru_cache(maxsize=4)
+def model_version(path: str) -> str:
+    """Name and SHA-256 prefix of the model file, hashed once per server."""
+    from hemo.model import version
+
+    return version(path)
+
+
 def shipped_json(name: str) -> dict | None:
     """A record beside the model in use (models/ unless HEMO_MODEL points elsewhere)."""
     path = model_path().parent / name

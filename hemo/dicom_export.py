@@ -1,0 +1,88 @@
+"""Results for PACS, as triage tools return them: Secondary Capture key slices and a Structured Report.
+
+Both reference the source study's StudyInstanceUID (so a PACS files them beside it) and carry no
+identifying text: patient name, ID, birth date, accession number and file names are not copied,
+whatever the input held.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+
+import highdicom as hd
+import numpy as np
+import pydicom
+from pydicom.sr.codedict import codes
+
+from hemo.report import key_slices
+from hemo.study import Study
+
+MANUFACTURER = "hemo (research demo, not a medical device)"
+_UID = re.compile(r"^[0-9]+(\.[0-9]+)+$")
+_HAEMORRHAGE = hd.sr.CodedConcept("50960005", "SCT", "Hemorrhage")
+_PROBABILITY = hd.sr.CodedConcept("PROB", "99HEMO", "Probability of intracranial haemorrhage")
+_VERDICT = hd.sr.CodedConcept("VERDICT", "99HEMO", "hemo study verdict")
+
+
+def _study_uid(study: Study) -> str:
+    """The source study's UID when the upload was DICOM, else a new one (PNG/JPEG have none)."""
+    uid = study.key[0]
+    return uid if _UID.match(uid or "") and len(uid) <= 64 else hd.UID()
+
+
+def secondary_captures(study: Study, opacity: float = 0.4) -> list[hd.sc.SCImage]:
+    """One RGB Secondary Capture per key slice: the slice with its Grad-CAM x probability overlay."""
+    study_uid, series_uid = _study_uid(study), hd.UID()
+    images = []
+    for index, (number, result) in enumerate(key_slices(study), start=1):
+        image = hd.sc.SCImage(
+            pixel_array=np.ascontiguousarray(result.overlay(opacity), np.uint8),
+            photometric_interpretation=hd.PhotometricInterpretationValues.RGB, bits_allocated=8,
+            coordinate_system=hd.CoordinateSystemNames.PATIENT, study_instance_uid=study_uid,
+            series_instance_uid=series_uid, series_number=9901, sop_instance_uid=hd.UID(), instance_number=index,
+            manufacturer=MANUFACTURER, patient_orientation=("L", "P"))
+        image.SeriesDescription = "hemo key slices (Grad-CAM x probability)"
+        image.ImageComments = f"slice {number} of {len(study.slices)}: probability {result.probability:.3f}"
+        images.append(image)
+    return images
+
+
+def structured_report(study: Study, evidence: list[pydicom.Dataset], model_version: str) -> hd.sr.ComprehensiveSR:
+    """The findings: verdict, probability, operating point and method, referencing the key-slice images."""
+    items = [
+        hd.sr.CodeContentItem(name=codes.DCM.Finding, value=_HAEMORRHAGE,
+                              relationship_type=hd.sr.RelationshipTypeValues.CONTAINS),
+        hd.sr.TextContentItem(name=_VERDICT, value=f"{study.verdict} ({study.method}, operating point "
+                                                   f"{study.threshold:.3f}; model {model_version})"[:1024],
+                              relationship_type=hd.sr.RelationshipTypeValues.CONTAINS),
+        hd.sr.NumContentItem(name=_PROBABILITY, value=round(float(study.probability), 4),
+                             unit=hd.sr.CodedConcept("1", "UCUM", "no units"),
+                             relationship_type=hd.sr.RelationshipTypeValues.CONTAINS),
+    ]
+    for image in evidence:
+        items.append(hd.sr.ImageContentItem(name=hd.sr.CodedConcept("121112", "DCM", "Source of Measurement"),
+                                            referenced_sop_class_uid=image.SOPClassUID,
+                                            referenced_sop_instance_uid=image.SOPInstanceUID,
+                                            relationship_type=hd.sr.RelationshipTypeValues.CONTAINS))
+    root = hd.sr.ContainerContentItem(name=hd.sr.CodedConcept("18748-4", "LN", "Diagnostic imaging report"),
+                                      relationship_type=None)
+    root.ContentSequence = hd.sr.ContentSequence(items)
+    return hd.sr.ComprehensiveSR(evidence=evidence, content=root, series_instance_uid=hd.UID(), series_number=9902,
+                                 sop_instance_uid=hd.UID(), instance_number=1, manufacturer=MANUFACTURER)
+
+
+def export(study: Study, model_version: str) -> dict[str, bytes]:
+    """File name -> DICOM bytes: the key-slice Secondary Captures and the Structured Report."""
+    images = secondary_captures(study)
+    files = {}
+    for index, image in enumerate(images, start=1):
+        files[f"hemo-study{study.number}-key{index}.dcm"] = _bytes(image)
+    files[f"hemo-study{study.number}-report.dcm"] = _bytes(structured_report(study, images, model_version))
+    return files
+
+
+def _bytes(dataset: pydicom.Dataset) -> bytes:
+    buffer = io.BytesIO()
+    dataset.save_as(buffer, enforce_file_format=True)
+    return buffer.getvalue()

@@ -1,0 +1,121 @@
+"""A study report a person can take away: one PDF page per study, pure Python (fpdf2).
+
+It holds the study verdict with its operating point, the per-slice probability curve, the key
+slices with their Grad-CAM overlays, the model's validation numbers, the intended-use notice,
+the time and the model version, and nothing that identifies the patient: no DICOM identifiers,
+no file names (slices are "slice k" in scan order).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import numpy as np
+from fpdf import FPDF
+from PIL import Image
+
+from hemo.study import Study
+
+NOTICE = ("Research and teaching demo - not a medical device. Not validated for clinical use; never use it to "
+          "diagnose or to decide treatment.")
+KEY_SLICES = 3
+
+
+def key_slices(study: Study, count: int = KEY_SLICES):
+    """The slices with the highest probabilities, with their 1-based position in scan order."""
+    ranked = sorted(range(len(study.slices)), key=lambda i: -study.slices[i].probability)[:count]
+    return [(i + 1, study.slices[i]) for i in sorted(ranked)]
+
+
+def _curve(pdf: FPDF, study: Study, x: float, y: float, width: float, height: float) -> None:
+    """Probability per slice (scan order) on a fixed 0..1 scale, with the slice operating point dashed."""
+    pdf.set_draw_color(0, 0, 0)
+    pdf.rect(x, y, width, height)
+    pdf.set_font("Helvetica", size=7)
+    for value in (0.0, 0.5, 1.0):
+        pdf.text(x - 6, y + height * (1 - value) + 1, f"{value:.1f}")
+    threshold = study.slices[0].threshold
+    pdf.set_draw_color(200, 0, 0)
+    pdf.set_dash_pattern(dash=1.5, gap=1.5)
+    pdf.line(x, y + height * (1 - threshold), x + width, y + height * (1 - threshold))
+    pdf.set_dash_pattern()
+    pdf.text(x + width + 1, y + height * (1 - threshold) + 1, f"slice threshold {threshold:.3f}")
+    count = len(study.slices)
+    points = [(x + width * (i + 0.5) / count, y + height * (1 - r.probability)) for i, r in enumerate(study.slices)]
+    pdf.set_draw_color(30, 80, 180)
+    for (x0, y0), (x1, y1) in zip(points, points[1:]):
+        pdf.line(x0, y0, x1, y1)
+    pdf.set_fill_color(30, 80, 180)
+    for px, py in points:
+        pdf.circle(px, py, 0.8, style="F")
+    pdf.set_font("Helvetica", size=8)
+    pdf.text(x, y + height + 5, f"slice 1 ... {count} in scan order")
+
+
+def _metrics_lines(metrics: dict | None) -> list[str]:
+    if not metrics:
+        return ["No validation numbers ship with this model."]
+
+    def number(key: str) -> str:
+        value = metrics.get(key)
+        return "n/a" if value is None else f"{value:.3f}"
+
+    lines = [metrics.get("title", "Validation"),
+             f"slice AUC {number('auc')}; at the slice threshold: sensitivity {number('sensitivity')}, "
+             f"specificity {number('specificity')}"]
+    if "study_auc" in metrics:
+        lines.append(f"study AUC {number('study_auc')}; at the study threshold: sensitivity "
+                     f"{number('study_sensitivity')}, specificity {number('study_specificity')}")
+    return lines
+
+
+def studies_pdf(studies: list[Study], model_version: str, metrics: dict | None = None,
+                provenance: dict | None = None, opacity: float = 0.4) -> bytes:
+    """One page per study: verdict, curve, key slices, validation numbers, notice, time and model version."""
+    pdf = FPDF(format="A4")
+    pdf.set_auto_page_break(False)
+    for study in studies:
+        _page(pdf, study, model_version, metrics, provenance, opacity)
+    return bytes(pdf.output())
+
+
+def _page(pdf: FPDF, study: Study, model_version: str, metrics: dict | None, provenance: dict | None,
+          opacity: float) -> None:
+    pdf.add_page()
+    pdf.set_font("Helvetica", "B", 15)
+    pdf.cell(0, 9, f"hemo study report - {study.label}", new_x="LMARGIN", new_y="NEXT")
+    pdf.set_font("Helvetica", size=8)
+    generated = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    pdf.cell(0, 5, f"Generated {generated} - model {model_version}", new_x="LMARGIN", new_y="NEXT")
+    pdf.set_text_color(160, 0, 0)
+    pdf.multi_cell(0, 5, NOTICE, new_x="LMARGIN", new_y="NEXT")
+    pdf.set_text_color(0, 0, 0)
+    pdf.ln(2)
+    pdf.set_font("Helvetica", "B", 12)
+    pdf.cell(0, 7, f"Study verdict: {study.verdict}", new_x="LMARGIN", new_y="NEXT")
+    pdf.set_font("Helvetica", size=9)
+    how = ("the study model over the ordered series, at the study operating point" if study.method == "study model"
+           else "its highest slice, at the slice operating point")
+    pdf.multi_cell(0, 5, f"Probability {study.probability:.3f}, operating point {study.threshold:.3f}: {how} "
+                         f"({len(study.slices)} slices).", new_x="LMARGIN", new_y="NEXT")
+    if provenance:
+        pdf.multi_cell(0, 4.5, "Operating points: " + "; ".join(f"{k.replace('_', ' ')}: {v}"
+                                                                 for k, v in provenance.items()),
+                       new_x="LMARGIN", new_y="NEXT")
+    _curve(pdf, study, 22, pdf.get_y() + 4, 140, 45)
+    pdf.set_y(pdf.get_y() + 58)
+    pdf.set_font("Helvetica", "B", 10)
+    pdf.cell(0, 6, "Key slices (highest probability): Grad-CAM x probability, fixed scale blue 0 to red 1",
+             new_x="LMARGIN", new_y="NEXT")
+    top = pdf.get_y() + 1
+    for column, (number, result) in enumerate(key_slices(study)):
+        picture = Image.fromarray(np.asarray(result.overlay(opacity), np.uint8))
+        pdf.image(picture, x=10 + column * 64, y=top, w=60, h=60)
+        pdf.set_font("Helvetica", size=8)
+        pdf.text(10 + column * 64, top + 64, f"slice {number}: probability {result.probability:.3f}")
+    pdf.set_y(top + 70)
+    pdf.set_font("Helvetica", size=8)
+    for line in _metrics_lines(metrics):
+        pdf.multi_cell(0, 4.5, line, new_x="LMARGIN", new_y="NEXT")
+    pdf.multi_cell(0, 4.5, "Grad-CAM is an 8x8 map of where the EfficientNet stage found evidence, upsampled: a "
+                           "region, not an outline of blood.", new_x="LMARGIN", new_y="NEXT")

@@ -1,0 +1,80 @@
+"""Reports that leave hemo: the PDF study report and DICOM results for PACS, read back, without identifiers."""
+
+from __future__ import annotations
+
+import io
+
+import highdicom as hd
+import numpy as np
+import pydicom
+import pytest
+
+from conftest import dicom_bytes, head_phantom
+from hemo.cli import main
+from hemo.dicom_export import export
+from hemo.report import studies_pdf
+from hemo.study import studies
+
+pypdf = pytest.importorskip("pypdf")
+SECRETS = ("Doe", "Jane", "PID-SECRET-42", "ACC-SECRET-7", "19700101")
+
+
+@pytest.fixture(scope="module")
+def study(analyzer):
+    files = [(f"Doe_Jane_{z}.dcm", dicom_bytes((head_phantom(256, (100, 120) if z == 2 else None) + 1024)
+                                               .astype(np.int16), position=(0, 0, z))) for z in range(5)]
+    [found] = studies(analyzer.analyse_files(files), analyzer)
+    return found
+
+
+def pdf_text(data: bytes) -> str:
+    return "\n".join(page.extract_text() for page in pypdf.PdfReader(io.BytesIO(data)).pages)
+
+
+def test_pdf_report_has_the_verdict_the_notice_and_no_identifiers(study):
+    text = pdf_text(studies_pdf([study, study], "m.keras (sha256 0123)", {"auc": 0.9, "sensitivity": 0.9,
+                                                                          "specificity": 0.8}))
+    assert text.count("hemo study report") == 2
+    assert f"Study verdict: {study.verdict}" in text and f"{study.probability:.3f}" in text
+    assert "not a medical device" in text and "m.keras (sha256 0123)" in text and "UTC" in text
+    assert "slice AUC 0.900" in text
+    for secret in (*SECRETS, "Doe_Jane"):
+        assert secret not in text
+
+
+def test_dicom_results_read_back_reference_the_study_and_carry_no_identifiers(study):
+    files = export(study, "m.keras")
+    assert len(files) == 4  # three key slices and the report
+    datasets = {name: pydicom.dcmread(io.BytesIO(data)) for name, data in files.items()}
+    source_uid = study.key[0]
+    for name, ds in datasets.items():
+        assert ds.StudyInstanceUID == source_uid
+        for secret in SECRETS:
+            assert secret not in str(ds)
+        assert not ds.get("PatientName") and not ds.get("PatientID")
+    report = next(ds for name, ds in datasets.items() if name.endswith("report.dcm"))
+    sr = hd.sr.srread(io.BytesIO(files[next(n for n in files if n.endswith("report.dcm"))]))
+    assert sr.SOPClassUID == "1.2.840.10008.5.1.4.1.1.88.33"
+    items = report.ContentSequence
+    assert items[0].ConceptCodeSequence[0].CodeMeaning == "Hemorrhage"
+    assert items[1].TextValue.startswith(study.verdict)
+    assert float(items[2].MeasuredValueSequence[0].NumericValue) == pytest.approx(study.probability, abs=1e-4)
+    assert len(report.CurrentRequestedProcedureEvidenceSequence[0].ReferencedSeriesSequence[0]
+               .ReferencedSOPSequence) == 3
+    key = next(ds for name, ds in datasets.items() if "key" in name)
+    assert key.SOPClassUID == pydicom.uid.SecondaryCaptureImageStorage and key.pixel_array.shape == (256, 256, 3)
+
+
+def test_cli_writes_report_and_dicom(small_model_path, tmp_path):
+    for z in range(3):
+        (tmp_path / "in" / "x").mkdir(parents=True, exist_ok=True)
+        (tmp_path / "in" / "x" / f"Doe_Jane_{z}.dcm").write_bytes(
+            dicom_bytes((head_phantom(128) + 1024).astype(np.int16), position=(0, 0, z)))
+    report, out = tmp_path / "report.pdf", tmp_path / "dicom"
+    assert main(["predict", str(tmp_path / "in"), "--model", str(small_model_path), "--csv", str(tmp_path / "r.csv"),
+                 "--report", str(report), "--dicom-out", str(out)]) == 0
+    assert "Study verdict" in pdf_text(report.read_bytes()) and "Doe" not in pdf_text(report.read_bytes())
+    written = sorted(p.name for p in out.iterdir())
+    assert written == ["hemo-study1-key1.dcm", "hemo-study1-key2.dcm", "hemo-study1-key3.dcm",
+                       "hemo-study1-report.dcm"]
+    assert main(["predict", str(tmp_path / "in"), "--model", str(small_model_path), "--dicom-out", str(out)]) == 2
