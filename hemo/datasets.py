@@ -13,9 +13,8 @@ from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
 import numpy as np
-from PIL import Image
 
-from hemo.imaging import HemoInputError, prepare, read_file
+from hemo.imaging import HemoInputError, read_file
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".dcm"}
 _POSITIVE_DIRS = {"hemorrhagic", "haemorrhagic", "hemorrhage", "haemorrhage"}
@@ -131,16 +130,11 @@ class Dataset:
 
 def _with_mask(record: Record, window_name: str, crop: bool) -> tuple[np.ndarray, np.ndarray]:
     """The slice and its annotation, cropped by the same head box (the mask alone has no head to find)."""
+    from hemo.annotation import aligned_mask
+
     pixels = read_file(record.path, window_name, crop)[0].pixels
-    if record.mask is None:
-        return pixels, np.zeros_like(pixels)
-    with Image.open(record.path) as image, Image.open(record.mask) as annotation:
-        gray = np.asarray(image.convert("L"), np.float32)
-        bleed = np.asarray(annotation.convert("L").resize(image.size), np.float32)
-    same, mask = prepare(gray, crop, (bleed > 127).astype(np.float32) * 255)
-    if not np.allclose(same, pixels, atol=0.5):  # a non-8-bit or DICOM slice: the mask cannot be aligned here
-        return pixels, np.zeros_like(pixels)
-    return pixels, mask
+    mask = None if record.mask is None else aligned_mask(record.path.read_bytes(), record.mask.read_bytes(), crop)
+    return pixels, (np.zeros_like(pixels) if mask is None else mask.astype(np.float32) * 255)
 
 
 def load(source: str | Path, window_name: str = "brain", crop: bool = True,

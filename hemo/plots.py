@@ -111,11 +111,17 @@ def attention(weights: np.ndarray) -> go.Figure:
 
 
 def series(positions: list[float], probabilities: list[float], threshold: float, labels: list[str],
-           with_positions: bool = True) -> go.Figure:
-    """Probability per slice along the scan axis (mm, or scan order without geometry), with the threshold."""
-    figure = go.Figure(go.Scatter(x=positions, y=probabilities, mode="lines+markers", text=labels,
+           with_positions: bool = True, current: int | None = None) -> go.Figure:
+    """Probability per slice along the scan axis (mm, or scan order without geometry), with the threshold.
+
+    ``current`` (an index) marks the slice shown in the viewer.
+    """
+    figure = go.Figure(go.Scatter(x=positions, y=probabilities, mode="lines+markers", text=labels, name="slices",
                                   hovertemplate="%{text}<br>%{x:.1f}<br>p=%{y:.3f}<extra></extra>"))
-    figure.add_hline(y=threshold, line_dash="dash", line_color="red", annotation_text="threshold")
+    figure.add_hline(y=threshold, line_dash="dash", line_color="red", annotation_text="slice threshold")
+    if current is not None:
+        figure.add_vline(x=positions[current], line_color="orange")
+    figure.update_layout(showlegend=False, clickmode="event+select")
     return figure.update_layout(title="Probability of haemorrhage per slice",
                                 xaxis_title="slice position (mm)" if with_positions else "slice (scan order)",
                                 yaxis_title="probability", yaxis_range=[0, 1], height=320)

@@ -69,8 +69,33 @@ def test_series_gets_study_verdict_and_chart(app):
     app.run()
     assert not app.exception
     assert sum("Study verdict" in m.value for m in app.markdown) == 1
-    assert len(app.get("plotly_chart")) == 4  # the series chart and three attention heatmaps
+    assert len(app.get("plotly_chart")) == 3  # three slices: each opened with its attention heatmap
     assert len(app.get("download_button")) == 3  # the study's PDF and DICOM, and the CSV
+
+
+def test_series_viewer_moves_through_slices_without_recomputing(app, monkeypatch):
+    from hemo.analysis import Analyzer
+
+    for z in range(6):
+        app.file_uploader[0].upload(f"v{z}.dcm", dicom_bytes((head_phantom(256, (90 + 8 * z, 120)) + 1024)
+                                                             .astype(np.int16), position=(0, 0, 5.0 * z)),
+                                    "application/dicom")
+    app.run()
+    assert not app.exception
+    slider = app.slider(key="viewer-1")
+    calls = []
+    original = Analyzer.explain
+    monkeypatch.setattr(Analyzer, "explain", lambda self, *a, **k: calls.append(1) or original(self, *a, **k))
+    captions = []
+    for number in (1, 4, 6):
+        slider.set_value(number).run()
+        assert not app.exception
+        captions.append([e.label for e in app.expander])
+    assert captions == [["Study 1 · slice 1"], ["Study 1 · slice 4"], ["Study 1 · slice 6"]]
+    app.button(key=next(b.key for b in app.button if b.key and b.key.startswith("viewer-1-key"))).click().run()
+    assert not app.exception
+    app.sidebar.slider[0].set_value(0.8).run()  # opacity: a display control
+    assert calls == []  # nothing was analysed again
 
 
 def test_two_studies_get_two_verdicts(app):
@@ -186,3 +211,18 @@ def test_two_sessions_get_their_own_results():
     second.run()
     assert len(first.dataframe[0].value) == 1 and len(second.dataframe[0].value) == 1
     assert first.dataframe[0].value["probability"][0] != second.dataframe[0].value["probability"][0]
+
+
+def test_annotation_beside_a_slice_gets_outlined_with_overlap_numbers(app):
+    hu = head_phantom(256, blob=(120, 140))
+    image = np.clip((hu - 40) / 120 * 255 + 127.5, 0, 255).astype(np.uint8)
+    mask = ((hu == 75.0) * 255).astype(np.uint8)
+    app.file_uploader[0].upload("14.jpg", cv2.imencode(".jpg", image)[1].tobytes(), "image/jpeg")
+    app.file_uploader[0].upload("14_HGE_Seg.jpg", cv2.imencode(".jpg", mask)[1].tobytes(), "image/jpeg")
+    app.run()
+    assert not app.exception
+    assert len(app.dataframe[0].value) == 1  # the annotation is not analysed as a slice
+    against = [m.value for m in app.markdown if m.value.startswith("**Against the annotation:**")]
+    assert len(against) == 1 and "of the Grad-CAM energy lies inside" in against[0]
+    share = float(against[0].split("covers ")[1].split("%")[0])
+    assert 0.5 < share < 5  # the blob is a small part of the cropped slice

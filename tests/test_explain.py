@@ -126,3 +126,19 @@ def test_low_score_overlay_shows_little_colour(analyzer):
     result.probability = 0.98
     strong = result.overlay(1.0)
     assert faint[..., 0].mean() < 60 < strong[..., 0].mean()  # red channel: jet at 0.02 is blue, at 0.98 red
+
+
+def test_overlap_and_faithfulness_on_the_synthetic_blob(trained):
+    from hemo.annotation import faithfulness, overlap
+
+    x, y, centres = synthetic(6, np.random.default_rng(11))
+    explainer = Explainer(trained)
+    cams = np.stack([e.cam for e in explainer.explain(x)])
+    yy, xx = np.mgrid[:256, :256]
+    for cam, label, centre in zip(cams, y, centres):
+        if label:
+            mask = (yy - centre[0]) ** 2 + (xx - centre[1]) ** 2 < (256 // 12) ** 2
+            found = overlap(cam, mask)
+            assert found.energy_inside > 2 * found.mask_fraction  # the 8x8 map is coarse: no peak test here
+    salient, random = faithfulness(explainer.predict, x[y == 1], cams[y == 1])
+    assert np.median(salient) > np.median(random)  # hiding what the map shows costs more than hiding elsewhere

@@ -6,7 +6,11 @@ import pandas as pd
 import streamlit as st
 
 from hemo import plots
+import numpy as np
+
 from hemo.analysis import SliceResult
+from hemo.annotation import aligned_mask, outline, overlap
+from hemo.datasets import is_annotation
 from hemo.explain import colour_bar
 from hemo.app import resources
 from hemo.imaging import WINDOW_NAMES
@@ -18,6 +22,8 @@ STEP_HELP = ("A *pseudo-time step* is one of 10 chunks of 128 pooled EfficientNe
              "the 1280-feature summary); the BiLSTM reads them in order. A row shows how much one chunk draws on the "
              "others: it is not a place in the image. In this model the weights stay within about ±0.01 of uniform "
              "(0.1), so the attention carries almost no slice-specific information: white is uniform.")
+#: Annotations that came with this run's uploads, by id() of the slice result (rebuilt on every run).
+MASKS: dict[int, np.ndarray] = {}
 CAM_HELP = ("Colour = Grad-CAM (0..1 within the slice) × the slice's probability, on a fixed scale from blue (0) to "
             "red (1): a slice the model calls normal shows little colour. The map is 8×8 upsampled: a region of "
             "evidence, not an outline of blood.")
@@ -45,15 +51,8 @@ class Labels:
         return self._where.get(id(result), (None, None))
 
 
-def _thumbnails(results: list[SliceResult], labels: Labels) -> None:
-    columns = st.columns(6)
-    for index, result in enumerate(results):
-        with columns[index % 6]:
-            st.image(result.slice.shown.astype("uint8"), caption=f"{labels.of(result)}: {result.probability:.2f}",
-                     width="stretch")
-
-
 def _details(key: str, result: SliceResult, opacity: float, expanded: bool, labels: Labels) -> None:
+    mask = MASKS.get(id(result))
     with st.expander(labels.of(result), expanded=expanded):
         st.markdown(_verdict_line(result.probability, result.threshold, result.verdict))
         for warning in result.warnings:
@@ -61,7 +60,16 @@ def _details(key: str, result: SliceResult, opacity: float, expanded: bool, labe
         left, right = st.columns(2)
         left.image(result.slice.shown.astype("uint8"), caption="slice (window shown; the model sees its own)",
                    width="stretch")
-        right.image(result.overlay(opacity), caption="Grad-CAM of the EfficientNet stage", width="stretch")
+        if mask is not None:
+            found = overlap(result.cam.astype(np.float32), mask)
+            right.image(outline(result.overlay(opacity), mask), caption="Grad-CAM with the annotation's outline "
+                        "(white)", width="stretch")
+            st.markdown(f"**Against the annotation:** {found.energy_inside:.1%} of the Grad-CAM energy lies inside the "
+                        f"annotated bleed, which covers {found.mask_fraction:.1%} of the slice (a map that ignored "
+                        f"the bleed would score about that); the map's peak is "
+                        f"{'inside' if found.peak_inside else 'outside'} it.")
+        else:
+            right.image(result.overlay(opacity), caption="Grad-CAM of the EfficientNet stage", width="stretch")
         right.image(colour_bar(), caption="0 ← Grad-CAM × probability → 1", width="stretch")
         st.caption(CAM_HELP)
         st.plotly_chart(plots.attention(result.attention), key=f"attention-{key}")
@@ -93,23 +101,69 @@ def _take_away(study: Study, analyzer) -> None:
                           f"hemo-study{study.number}-dicom.zip", "application/zip", key=f"dicom-{study.number}")
 
 
+def _viewer(study: Study, labels: Labels, opacity: float) -> None:
+    """One slice at a time: slider, key-slice buttons, and a click on the curve all move the same index.
+
+    Everything shown is already computed (cached per file): moving through a 300-slice series
+    redraws, it never re-analyses.
+    """
+    key = f"viewer-{study.number}"
+    count = len(study.slices)
+    if key not in st.session_state or st.session_state[key] > count:
+        st.session_state[key] = max(range(count), key=lambda i: study.slices[i].probability) + 1
+
+    def go_to(number: int) -> None:
+        st.session_state[key] = number
+
+    def clicked() -> None:
+        points = st.session_state[f"curve-{study.number}"].selection.points
+        if points:
+            go_to(int(points[0]["point_index"]) + 1)
+
+    columns = st.columns(4)
+    columns[0].markdown("**Key slices:**")
+    ranked = sorted(range(count), key=lambda i: -study.slices[i].probability)[:3]
+    for column, index in zip(columns[1:], ranked):
+        column.button(f"slice {index + 1} · {study.slices[index].probability:.2f}", key=f"{key}-key{index}",
+                      on_click=go_to, args=(index + 1,))
+    number = st.slider("Slice (scan order)", 1, count, key=key)
+    result = study.slices[number - 1]
+    show_overlay = st.toggle("Grad-CAM overlay", value=True, key=f"{key}-overlay")
+    left, right = st.columns([1, 1])
+    with left:
+        st.image(result.overlay(opacity) if show_overlay else result.slice.shown.astype("uint8"),
+                 caption=f"{labels.of(result)}: {result.verdict} ({result.probability:.3f})", width="stretch")
+        if show_overlay:
+            st.image(colour_bar(), caption="0 ← Grad-CAM × probability → 1", width="stretch")
+    with right:
+        positions = [r.position if r.position is not None else i for i, r in enumerate(study.slices, start=1)]
+        st.plotly_chart(plots.series(positions, [r.probability for r in study.slices], result.threshold,
+                                     [labels.of(r) for r in study.slices],
+                                     with_positions=all(r.position is not None for r in study.slices),
+                                     current=number - 1),
+                        key=f"curve-{study.number}", on_select=clicked, selection_mode="points")
+        st.caption("Click a point to open that slice.")
+    _details(f"{study.number}-{number}", result, opacity, False, labels)
+
+
 def _study_section(study: Study, labels: Labels, opacity: float, analyzer) -> None:
     st.subheader(f"{study.label}: {len(study.slices)} slice{'s' if len(study.slices) > 1 else ''}")
     how = ("the study model over the ordered series, at the study operating point" if study.method == "study model"
            else "its highest slice, at the slice operating point")
     st.markdown(f"Study verdict ({how}): " + _verdict_line(study.probability, study.threshold, study.verdict))
-    if len(study.slices) > 1:
-        positions = [r.position if r.position is not None else i for i, r in enumerate(study.slices, start=1)]
-        st.plotly_chart(plots.series(positions, [r.probability for r in study.slices], study.slices[0].threshold,
-                                     [labels.of(r) for r in study.slices],
-                                     with_positions=all(r.position is not None for r in study.slices)),
-                        key=f"series-{study.number}")
-        _thumbnails(study.slices, labels)
     _take_away(study, analyzer)
-    key_slices = sorted(study.slices, key=lambda r: -r.probability)[:3]
+    if len(study.slices) > 3:
+        _viewer(study, labels, opacity)
+        return
     for result in study.slices:
         number = labels.study_slice(result)[1]
-        _details(f"{study.number}-{number}", result, opacity, result is key_slices[0] or len(study.slices) <= 3, labels)
+        _details(f"{study.number}-{number}", result, opacity, True, labels)
+
+
+def _path(name: str):
+    from pathlib import PurePath
+
+    return PurePath(name)
 
 
 def page() -> None:
@@ -134,16 +188,27 @@ def page() -> None:
     folder = st.file_uploader("…or a whole series folder (DICOM files without an extension too)", type=None,
                               accept_multiple_files="directory")
     uploads = list(files or []) + list(folder or [])
+    annotations = {upload.name.rsplit("_", 2)[0]: upload for upload in uploads if is_annotation(_path(upload.name))}
+    uploads = [upload for upload in uploads if not is_annotation(_path(upload.name))]
     if not uploads:
         st.info("Drop one or more head-CT slices above. Files stay in memory and are never stored.")
         return
     analyzer = resources.analyzer(str(path))
     progress = st.progress(0.0, text="Analysing…")
     results: list[SliceResult] = []
+    MASKS.clear()
     for number, upload in enumerate(uploads, 1):
-        results += resources.analyse(upload.getvalue(), upload.name, window, method, analyzer, str(path))
+        found = resources.analyse(upload.getvalue(), upload.name, window, method, analyzer, str(path))
+        annotation = annotations.get(upload.name.rsplit(".", 1)[0])
+        if annotation is not None and len(found) == 1 and found[0].analysed:
+            mask = aligned_mask(upload.getvalue(), annotation.getvalue())
+            if mask is not None and mask.any():
+                MASKS[id(found[0])] = mask
+        results += found
         progress.progress(number / len(uploads), text=f"Analysed {number} of {len(uploads)} files")
     progress.empty()
+    if annotations:
+        st.caption(f"{len(MASKS)} slice(s) came with a bleed annotation: its outline and overlap are shown with them.")
     found = studies(results, analyzer)
     labels = Labels(found, show_names)
     for result in results:
