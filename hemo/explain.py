@@ -135,9 +135,11 @@ def colour_bar(width: int = SIZE, height: int = 14) -> np.ndarray:
 
 
 def overlay(pixels: np.ndarray, cam: np.ndarray, opacity: float = 0.4) -> np.ndarray:
-    """RGB uint8 picture of the slice with a 0..1 map blended over it (jet colours, fixed scale)."""
+    """RGB uint8 picture of the slice with a 0..1 map over it: jet colours on a fixed scale, each pixel
+    blended in proportion to its value, so where the map is 0 the slice shows through untouched."""
     gray = np.clip(pixels.squeeze(), 0, 255).astype(np.uint8)
-    base = cv2.cvtColor(gray, cv2.COLOR_GRAY2RGB)
-    heat = cv2.cvtColor(cv2.applyColorMap((np.clip(cam, 0, 1) * 255).astype(np.uint8), cv2.COLORMAP_JET),
-                        cv2.COLOR_BGR2RGB)
-    return cv2.addWeighted(heat, float(opacity), base, 1.0 - float(opacity), 0.0)
+    base = cv2.cvtColor(gray, cv2.COLOR_GRAY2RGB).astype(np.float32)
+    value = np.clip(np.asarray(cam, np.float32), 0, 1)
+    heat = cv2.cvtColor(cv2.applyColorMap((value * 255).astype(np.uint8), cv2.COLORMAP_JET), cv2.COLOR_BGR2RGB)
+    alpha = (float(opacity) * np.sqrt(value))[..., np.newaxis]  # sqrt: weak evidence stays visible, zero does not
+    return (base * (1 - alpha) + heat.astype(np.float32) * alpha).round().astype(np.uint8)

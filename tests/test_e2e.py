@@ -61,31 +61,105 @@ def shots(tmp_path) -> Path:
     return folder
 
 
-def test_drop_slices_then_open_dashboard(server, shots):
-    png = cv2.imencode(".png", np.clip(head_phantom(256, blob=(110, 150)) / 4 + 60, 0, 255).astype(np.uint8))[1].tobytes()
-    dicom = dicom_bytes((head_phantom(256) + 1024).astype(np.int16))
+def launch(p):
+    browser = p.chromium.launch(executable_path=str(CHROMIUM), args=[
+        "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+        "--no-first-run", "--disable-sync"])
+    return browser, browser.new_page(viewport={"width": 1400, "height": 1800}, accept_downloads=True)
+
+
+def series_files() -> list[dict]:
+    """The real GE head series when the shared data is here (README pictures of real CT), else phantoms."""
+    folder = ROOT.parent / "shared" / "data" / "dicom" / "ge-head-ct"
+    if folder.is_dir():
+        return [{"name": f"ge-{i:02d}.dcm", "mimeType": "application/dicom", "buffer": path.read_bytes()}
+                for i, path in enumerate(sorted(folder.glob("*.dcm")))]
+    return [{"name": f"p{z}.dcm", "mimeType": "application/dicom",
+             "buffer": dicom_bytes((head_phantom(256, (90 + 6 * z, 120)) + 1024).astype(np.int16), position=(0, 0, 4.0 * z))}
+            for z in range(8)]
+
+
+def attention_range(page) -> set:
+    return set(page.evaluate("""() => [...document.querySelectorAll('.js-plotly-plot')]
+        .filter(p => p.layout && p.layout.coloraxis && p.layout.coloraxis.cmin !== undefined)
+        .map(p => p.layout.coloraxis.cmin + ':' + p.layout.coloraxis.cmax)"""))
+
+
+def test_series_viewer_reports_and_dashboard(server, shots, tmp_path):
+    import io
+    import zipfile
+
+    import pydicom
+    import pypdf
+
+    files = series_files()
     with playwright.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-            "--no-first-run", "--disable-sync"])
-        page = browser.new_page(viewport={"width": 1400, "height": 1800})
+        browser, page = launch(p)
         page.goto(server, timeout=120_000)
-        page.locator("input[type=file]").first.set_input_files([
-            {"name": "scan.dcm", "mimeType": "application/dicom", "buffer": dicom},
-            {"name": "slice.png", "mimeType": "image/png", "buffer": png},
-        ])
-        verdicts = page.get_by_text("(threshold")
-        verdicts.nth(3).wait_for(timeout=180_000)
-        assert verdicts.count() == 4  # two studies (a DICOM study, a loose PNG): a study and a slice verdict each
-        assert page.get_by_text("scan.dcm").count() == 0  # file names stay hidden unless asked for
-        page.get_by_text("Grad-CAM of the EfficientNet stage").first.wait_for(timeout=60_000)
-        page.locator(".js-plotly-plot").nth(1).wait_for(timeout=60_000)  # both attention heatmaps
+        page.locator("input[type=file]").first.set_input_files(files)
+        page.get_by_text("Study verdict").first.wait_for(timeout=240_000)
+        page.get_by_text("Key slices:").wait_for(timeout=60_000)
+        page.locator(".js-plotly-plot").nth(1).wait_for(timeout=60_000)  # the curve and the attention map
+        assert not page.get_by_text("ge-00.dcm").first.is_visible()  # file names stay hidden unless asked for
+        first_range = attention_range(page)
         page.wait_for_timeout(1500)
         page.screenshot(path=str(shots / "analyse.png"), full_page=True)
+
+        page.get_by_role("button", name="slice").first.click()  # a key slice, one click away
+        page.wait_for_timeout(1500)
+        summary = page.locator("[data-testid=stExpander] summary").first
+        assert "slice 2" not in summary.inner_text()
+        box = page.locator(".js-plotly-plot .scatterlayer .point").nth(1).bounding_box()
+        page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)  # a click on the curve...
+        page.wait_for_function("() => [...document.querySelectorAll('[data-testid=stExpander] summary')]"
+                               ".some(s => s.innerText.trim().endsWith('slice 2'))", timeout=60_000)  # ...opens it
+        page.wait_for_timeout(1000)
+        page.screenshot(path=str(shots / "viewer.png"), full_page=True)
+
+        with page.expect_download() as pdf:
+            page.get_by_text("Study report (PDF)").click()
+        text = "\n".join(x.extract_text() for x in pypdf.PdfReader(pdf.value.path()).pages)
+        assert "hemo study report - Study 1" in text and "not a medical device" in text and "ge-0" not in text
+        with page.expect_download() as dicom:
+            page.get_by_text("Results for PACS").click()
+        with zipfile.ZipFile(dicom.value.path()) as zipped:
+            datasets = [pydicom.dcmread(io.BytesIO(zipped.read(n))) for n in zipped.namelist()]
+        assert {d.SOPClassUID.name for d in datasets} == {"Secondary Capture Image Storage", "Comprehensive SR Storage"}
+        assert all(not d.get("PatientName") for d in datasets)
+
+        page.goto(server, timeout=120_000)  # a second, different upload: the attention scale does not move
+        png = cv2.imencode(".png", np.clip(head_phantom(256, blob=(110, 150)) / 4 + 60, 0, 255).astype(np.uint8))[1]
+        page.locator("input[type=file]").first.set_input_files(
+            [{"name": "slice.png", "mimeType": "image/png", "buffer": png.tobytes()}])
+        page.get_by_text("Grad-CAM of the EfficientNet stage").first.wait_for(timeout=120_000)
+        page.locator(".js-plotly-plot").first.wait_for(timeout=60_000)
+        page.wait_for_timeout(1000)
+        assert attention_range(page) == first_range == {"-0.1:0.1"}
+
         page.get_by_role("link", name="Training dashboard").click()
         page.get_by_text("Train - validation accuracy").first.wait_for(timeout=60_000)
         page.locator(".js-plotly-plot").nth(4).wait_for(timeout=60_000)  # curves, gap, scatter, smoothed, lr
         page.wait_for_timeout(1500)
         page.screenshot(path=str(shots / "dashboard.png"), full_page=True)
         browser.close()
-    assert (shots / "analyse.png").stat().st_size > 10_000 and (shots / "dashboard.png").stat().st_size > 10_000
+    for name in ("analyse.png", "viewer.png", "dashboard.png"):
+        assert (shots / name).stat().st_size > 10_000
+
+
+def test_annotation_view(server, shots):
+    """A CT-ICH slice dropped with its bleed mask: the outline and the overlap numbers."""
+    brain = ROOT.parent / "shared" / "data" / "ct-ich" / "Patients_CT" / "049" / "brain"
+    if not brain.is_dir():
+        pytest.skip("the shared CT-ICH data is not here")
+    mask = sorted(brain.glob("*_HGE_Seg.jpg"))[0]
+    image = brain / mask.name.replace("_HGE_Seg", "")
+    with playwright.sync_playwright() as p:
+        browser, page = launch(p)
+        page.goto(server, timeout=120_000)
+        page.locator("input[type=file]").first.set_input_files([
+            {"name": image.name, "mimeType": "image/jpeg", "buffer": image.read_bytes()},
+            {"name": mask.name, "mimeType": "image/jpeg", "buffer": mask.read_bytes()}])
+        page.get_by_text("Against the annotation:").wait_for(timeout=180_000)
+        page.wait_for_timeout(1500)
+        page.screenshot(path=str(shots / "annotation.png"), full_page=True)
+        browser.close()

@@ -143,7 +143,7 @@ def _viewer(study: Study, labels: Labels, opacity: float) -> None:
                                      current=number - 1),
                         key=f"curve-{study.number}", on_select=clicked, selection_mode="points")
         st.caption("Click a point to open that slice.")
-    _details(f"{study.number}-{number}", result, opacity, False, labels)
+    _details(f"{study.number}-{number}", result, opacity, True, labels)
 
 
 def _study_section(study: Study, labels: Labels, opacity: float, analyzer) -> None:
@@ -184,6 +184,8 @@ def page() -> None:
         show_names = st.toggle("Show file names", value=False,
                                help="File names often carry the patient's name; off, slices are labelled by study "
                                     "and position.")
+    if not show_names:  # the uploader's own chips list file names, which are often patient names
+        st.html("<style>[data-testid='stFileChipName']{visibility:hidden}</style>")
     files = st.file_uploader("CT slices: PNG, JPEG or DICOM (several at once)", type=TYPES, accept_multiple_files=True)
     folder = st.file_uploader("…or a whole series folder (DICOM files without an extension too)", type=None,
                               accept_multiple_files="directory")
