@@ -37,7 +37,12 @@ def lite0_weights_path() -> Path:
 #: but without squeeze-excitation and with ReLU6 (Tan & Le 2019; the TensorFlow EfficientNet-Lite release).
 _STAGES = ((3, 1, 32, 16, 1, 1), (3, 2, 16, 24, 6, 2), (5, 2, 24, 40, 6, 2), (3, 3, 40, 80, 6, 2),
            (5, 3, 80, 112, 6, 1), (5, 4, 112, 192, 6, 2), (3, 1, 192, 320, 6, 1))
-_CONV_INIT = keras.initializers.VarianceScaling(2.0, "fan_out", "truncated_normal")
+
+
+def _conv_init() -> keras.initializers.Initializer:
+    """He-style initialisation as Keras's EfficientNet; a fresh instance per layer (a shared unseeded
+    instance would give every layer of one shape the same weights)."""
+    return keras.initializers.VarianceScaling(2.0, "fan_out", "truncated_normal")
 
 
 def _pad_for_stride_2(x, kernel: int):
@@ -51,17 +56,17 @@ def _mbconv(x, name: str, kernel: int, filters_in: int, filters_out: int, expand
     """One inverted-residual block, layer for layer (and name for name) as Keras builds EfficientNet."""
     inputs = x
     if expand != 1:
-        x = layers.Conv2D(filters_in * expand, 1, padding="same", use_bias=False, kernel_initializer=_CONV_INIT,
+        x = layers.Conv2D(filters_in * expand, 1, padding="same", use_bias=False, kernel_initializer=_conv_init(),
                           name=f"{name}expand_conv")(x)
         x = layers.BatchNormalization(name=f"{name}expand_bn")(x)
         x = layers.Activation("relu6", name=f"{name}expand_activation")(x)
     if stride == 2:
         x = layers.ZeroPadding2D(_pad_for_stride_2(x, kernel), name=f"{name}dwconv_pad")(x)
     x = layers.DepthwiseConv2D(kernel, strides=stride, padding="valid" if stride == 2 else "same", use_bias=False,
-                               depthwise_initializer=_CONV_INIT, name=f"{name}dwconv")(x)
+                               depthwise_initializer=_conv_init(), name=f"{name}dwconv")(x)
     x = layers.BatchNormalization(name=f"{name}bn")(x)
     x = layers.Activation("relu6", name=f"{name}activation")(x)
-    x = layers.Conv2D(filters_out, 1, padding="same", use_bias=False, kernel_initializer=_CONV_INIT,
+    x = layers.Conv2D(filters_out, 1, padding="same", use_bias=False, kernel_initializer=_conv_init(),
                       name=f"{name}project_conv")(x)
     x = layers.BatchNormalization(name=f"{name}project_bn")(x)
     if stride == 1 and filters_in == filters_out:
@@ -81,7 +86,7 @@ def efficientnet_lite0(input_tensor, include_top: bool = False) -> keras.Model:
     x = layers.Rescaling(1.0 / 255.0, name="rescaling")(input_tensor)
     x = layers.Normalization(axis=-1, name="normalization")(x)
     x = layers.ZeroPadding2D(_pad_for_stride_2(x, 3), name="stem_conv_pad")(x)
-    x = layers.Conv2D(32, 3, strides=2, padding="valid", use_bias=False, kernel_initializer=_CONV_INIT,
+    x = layers.Conv2D(32, 3, strides=2, padding="valid", use_bias=False, kernel_initializer=_conv_init(),
                       name="stem_conv")(x)
     x = layers.BatchNormalization(name="stem_bn")(x)
     x = layers.Activation("relu6", name="stem_activation")(x)
@@ -91,7 +96,7 @@ def efficientnet_lite0(input_tensor, include_top: bool = False) -> keras.Model:
             x = _mbconv(x, f"block{number}{chr(97 + repeat)}_", kernel, filters_in if repeat == 0 else filters_out,
                         filters_out, expand, stride if repeat == 0 else 1, 0.2 * done / total)
             done += 1
-    x = layers.Conv2D(1280, 1, padding="same", use_bias=False, kernel_initializer=_CONV_INIT, name="top_conv")(x)
+    x = layers.Conv2D(1280, 1, padding="same", use_bias=False, kernel_initializer=_conv_init(), name="top_conv")(x)
     x = layers.BatchNormalization(name="top_bn")(x)
     x = layers.Activation("relu6", name=FEATURE_LAYER)(x)
     if include_top:

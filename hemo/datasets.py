@@ -79,6 +79,59 @@ def _class_folders(root: Path) -> list[Record]:
     return records
 
 
+def _header(path: Path) -> tuple[str, str]:
+    """(PatientID, StudyInstanceUID) from a DICOM header, pixels never read."""
+    import pydicom
+
+    ds = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=["PatientID", "StudyInstanceUID"])
+    return str(ds.get("PatientID", "")), str(ds.get("StudyInstanceUID", ""))
+
+
+def _rsna(root: Path) -> list[Record]:
+    """RSNA 2019: stage_2_train.csv rows ``ID_<image>_<subtype>,Label`` and ``stage_2_train/ID_<image>.dcm``.
+
+    A slice is haemorrhage when its ``any`` row is 1. Patients and studies come from the headers
+    (PatientID, else StudyInstanceUID), so folds never split a patient.
+    """
+    table = next(root.glob("stage_*_train.csv"))
+    folder = root / table.stem if (root / table.stem).is_dir() else root
+    labels: dict[str, int] = {}
+    with open(table, newline="") as f:
+        for row in csv.DictReader(f):
+            image, _, subtype = row["ID"].rpartition("_")
+            if subtype == "any":
+                labels[image] = int(row["Label"])
+    records = []
+    for image, label in sorted(labels.items()):
+        path = folder / f"{image}.dcm"
+        if path.exists():
+            patient, study = _header(path)
+            records.append(Record(path, label, patient or study or image))
+    return records
+
+
+def _cq500(root: Path) -> list[Record]:
+    """CQ500: reads.csv (three readers' ``R1:ICH`` .. ``R3:ICH`` per study, majority vote) and DICOM folders.
+
+    Labels are per study, so every slice of a study carries the study's label: evaluate CQ500 at the
+    study level (``study_auc``), not by slice.
+    """
+    votes: dict[str, int] = {}
+    with open(root / "reads.csv", newline="") as f:
+        for row in csv.DictReader(f):
+            name = row["name"].strip()
+            reads = [int(float(row[f"R{r}:ICH"])) for r in (1, 2, 3)]
+            votes[name.replace("-", "").lower()] = int(sum(reads) >= 2)
+    records = []
+    for path in sorted(p for p in root.rglob("*.dcm") if p.is_file()):
+        study = next((part for part in path.relative_to(root).parts
+                      if part.replace("-", "").split(" ")[0].lower() in votes), None)
+        if study is not None:
+            key = study.replace("-", "").split(" ")[0].lower()
+            records.append(Record(path, votes[key], key))
+    return records
+
+
 def discover(root: str | Path) -> list[Record]:
     """The labelled slices under ``root``, whichever supported layout it has."""
     root = Path(root)
@@ -86,12 +139,17 @@ def discover(root: str | Path) -> list[Record]:
         records = _ct_ich(root)
     elif (root / "labels.csv").exists() and (root / "head_ct").is_dir():
         records = _kaggle_head_ct(root)
+    elif any(root.glob("stage_*_train.csv")):
+        records = _rsna(root)
+    elif (root / "reads.csv").exists():
+        records = _cq500(root)
     else:
         records = _class_folders(root)
     if not records:
         raise FileNotFoundError(
             f"no labelled slices found in {root}: expected CT-ICH (Patients_CT/ + hemorrhage_diagnosis.csv), "
-            "Kaggle head_ct/ + labels.csv, or Hemorrhagic/ and NORMAL/ folders"
+            "Kaggle head_ct/ + labels.csv, RSNA 2019 (stage_2_train.csv + DICOM), CQ500 (reads.csv + DICOM), "
+            "or Hemorrhagic/ and NORMAL/ folders"
         )
     return records
 

@@ -42,15 +42,27 @@ class MaskedMax(layers.Layer):
 
 
 def build() -> keras.Model:
-    """(slices (B, T, 257), mask (B, T)) -> {"slices": (B, T, 1) logits, "study": (B, 1) logit}."""
+    """(slices (B, T, 257), mask (B, T)) -> {"slices": (B, T, 1) logits, "study": (B, 1) logit}.
+
+    Each slice's refined logit is its raw logit plus a learned correction from the neighbourhood
+    (a small bottleneck on the embedding, then a bidirectional GRU along the scan). The correction
+    starts at zero: untrained, the study model *is* the highest-slice rule, and 66 studies can
+    only move it as far as they justify (L2 and dropout keep it small).
+    """
     x = keras.Input((None, EMBEDDING + 1), name="slices_in")
     mask = keras.Input((None,), name="mask")
-    h = layers.Dense(32, activation="relu", name="reduce")(x)
-    h = layers.Dropout(0.3, name="dropout")(h)
-    h = layers.Bidirectional(layers.GRU(16, return_sequences=True), name="bigru")(h, mask=ops.cast(mask, "bool"))
-    slice_logits = layers.Dense(1, name="slices")(h)
+    raw = layers.Dense(1, use_bias=False, trainable=False, kernel_initializer="zeros", name="raw_logit")(x)
+    h = layers.Dense(8, activation="relu", kernel_regularizer=keras.regularizers.L2(1e-3), name="reduce")(x)
+    h = layers.Dropout(0.5, name="dropout")(h)
+    h = layers.Bidirectional(layers.GRU(8, return_sequences=True), name="bigru")(h, mask=ops.cast(mask, "bool"))
+    correction = layers.Dense(1, kernel_initializer="zeros", name="refine")(h)
+    slice_logits = layers.Add(name="slices")([raw, correction])
     study_logit = MaskedMax(name="study")(slice_logits, mask)
-    return keras.Model([x, mask], {"slices": slice_logits, "study": study_logit}, name="hemo_study")
+    model = keras.Model([x, mask], {"slices": slice_logits, "study": study_logit}, name="hemo_study")
+    picks_raw = np.zeros((EMBEDDING + 1, 1), np.float32)
+    picks_raw[-1, 0] = 4.0  # features() stores logit / 4
+    model.get_layer("raw_logit").set_weights([picks_raw])
+    return model
 
 
 def _pad(sequences: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:

@@ -90,3 +90,41 @@ def test_real_ct_ich_counts(shared_data):
     assert len(records) == 1993
     assert sum(r.label for r in records) == 251
     assert len({r.patient for r in records}) == 66
+
+
+def _dicom(path, patient: str, study: str, z: float = 0.0):
+    from conftest import dicom_bytes, head_phantom
+
+    import pydicom
+    import io
+
+    data = dicom_bytes((head_phantom(64) + 1024).astype(np.int16), position=(0, 0, z), study=study)
+    ds = pydicom.dcmread(io.BytesIO(data))
+    ds.PatientID = patient
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ds.save_as(path)
+
+
+def test_rsna_2019_layout_rebuilds_patients_from_headers(tmp_path):
+    rows = ["ID,Label"]
+    for image, patient, bleed in (("ID_aaa", "ID_p1", 1), ("ID_bbb", "ID_p1", 0), ("ID_ccc", "ID_p2", 0)):
+        for subtype in ("epidural", "intraparenchymal", "intraventricular", "subarachnoid", "subdural", "any"):
+            rows.append(f"{image}_{subtype},{bleed if subtype in ('any', 'subdural') else 0}")
+        _dicom(tmp_path / "stage_2_train" / f"{image}.dcm", patient, f"1.2.3.{patient[-1]}")
+    (tmp_path / "stage_2_train.csv").write_text("\n".join(rows) + "\n")
+    records = datasets.discover(tmp_path)
+    assert [(r.path.stem, r.label, r.patient) for r in records] == [
+        ("ID_aaa", 1, "ID_p1"), ("ID_bbb", 0, "ID_p1"), ("ID_ccc", 0, "ID_p2")]
+
+
+def test_cq500_layout_takes_the_readers_majority_per_study(tmp_path):
+    (tmp_path / "reads.csv").write_text(
+        "name,Category,R1:ICH,R2:ICH,R3:ICH\nCQ500-CT-1,B1,1,1,0\nCQ500-CT-2,B1,0,1,0\n")
+    for number in (1, 2):
+        for z in range(2):
+            _dicom(tmp_path / f"CQ500CT{number} CQ500CT{number}" / "Unknown Study" / "CT 5mm" / f"CT00000{z}.dcm",
+                   f"CQ500-CT-{number}", f"1.2.4.{number}", z)
+    records = datasets.discover(tmp_path)
+    assert [(r.patient, r.label) for r in records] == [("cq500ct1", 1)] * 2 + [("cq500ct2", 0)] * 2
+    data = datasets.load(tmp_path)
+    assert len(data) == 4 and sorted(set(data.patients.tolist())) == ["cq500ct1", "cq500ct2"]
