@@ -102,18 +102,6 @@ def cmd_calibrate(args) -> int:
     return 0
 
 
-def _inputs(paths: list[str]) -> list[tuple[Path, Path]]:
-    """(file, the folder it was found under) for every file; CT-ICH bleed masks and hidden files skipped."""
-    from hemo.datasets import is_annotation
-
-    files = []
-    for path in map(Path, paths):
-        found = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
-        files += [(f, path if path.is_dir() else path.parent) for f in found
-                  if not f.name.startswith(".") and not is_annotation(f)]
-    return files
-
-
 def cmd_predict(args) -> int:
     from hemo.analysis import Analyzer
     from hemo.study import studies
@@ -123,7 +111,9 @@ def cmd_predict(args) -> int:
     out = Path(args.explain) if args.explain else None
     if out is not None and out.exists() and any(out.iterdir()):
         raise ValueError(f"--explain folder {out} is not empty; hemo never overwrites explanation files")
-    files = _inputs(args.paths)
+    from hemo.inputs import find_files
+
+    files = find_files(args.paths)
     stream = open(args.csv, "w", newline="") if args.csv else sys.stdout
     writer = csv.DictWriter(stream, fieldnames=[*FIELDS, "explanation"])
     writer.writeheader()
@@ -131,7 +121,7 @@ def cmd_predict(args) -> int:
     counts: dict[int, int] = {}
     kept = []
     try:
-        for index, (path, root) in enumerate(files, 1):
+        for index, path in enumerate(files, 1):
             print(f"[{index}/{len(files)}]", file=sys.stderr, flush=True)
             try:
                 data = path.read_bytes()
@@ -237,6 +227,18 @@ def cmd_explain_check(args) -> int:
     return 0
 
 
+def cmd_batch(args) -> int:
+    try:
+        from hemo.batch import run
+    except ImportError as error:
+        raise ValueError("hemo batch needs Ray Data: pip install 'ray[data]'") from error
+
+    counts = run(args.inputs, args.out, args.model, args.workers, args.address, args.window)
+    print(f"{counts['files']} files: {counts['analysed']} analysed, {counts['skipped']} already in {args.out}; "
+          f"{counts['studies']} studies in {Path(args.out).stem}-studies.csv", file=sys.stderr)
+    return 0
+
+
 def cmd_bench(args) -> int:
     from hemo.bench import run
 
@@ -323,6 +325,15 @@ def main(argv: list[str] | None = None) -> int:
     check.add_argument("--model", default=str(DEFAULT_MODEL))
     check.add_argument("--csv", default="explain-check.csv", help="the per-slice table")
     check.set_defaults(run=cmd_explain_check)
+
+    batch = commands.add_parser("batch", help="whole archives on Ray Data (this machine or a cluster), to Parquet")
+    batch.add_argument("inputs", nargs="+", help="files or folders")
+    batch.add_argument("--out", required=True, help="Parquet folder (rows are added; files already there are skipped)")
+    batch.add_argument("--model", default=str(DEFAULT_MODEL))
+    batch.add_argument("--workers", type=int, default=1, help="model actors (each loads the model once)")
+    batch.add_argument("--address", help="a Ray cluster: auto or ray://host:10001 (default: start Ray here)")
+    batch.add_argument("--window", choices=WINDOW_NAMES, default=None)
+    batch.set_defaults(run=cmd_batch)
 
     bench = commands.add_parser("bench", help="per-slice prediction and explanation times on this machine")
     bench.add_argument("--model", default=None, help="a saved model (default: a freshly built one)")

@@ -74,7 +74,7 @@ def analyzer(path: str) -> Analyzer | None:
     return future.result()
 
 
-@st.cache_data(max_entries=2048, ttl=3600, show_spinner=False)
+@st.cache_data(max_entries=1024, ttl=3600, show_spinner=False)
 def analyse(data: bytes, name: str, window: str, method: str, _analyzer: Analyzer, model: str) -> list[SliceResult]:
     """One file's results, kept in memory for reruns (sliders, page switches); never written to disk.
 

@@ -1,0 +1,43 @@
+"""hemo batch on a local Ray: the same scores as hemo predict, error rows, and resume without duplicates."""
+
+from __future__ import annotations
+
+import csv
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from conftest import dicom_bytes, head_phantom
+from hemo.cli import main
+
+pytest.importorskip("ray.data")
+
+
+def test_batch_matches_predict_writes_errors_and_resumes(small_model_path, tmp_path):
+    folder = tmp_path / "archive"
+    for study in range(2):
+        for z in range(3):
+            path = folder / f"study{study}" / f"IM{z:04d}"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(dicom_bytes((head_phantom(128, (50 + 10 * z, 60)) + 1024).astype(np.int16),
+                                         position=(0, 0, z), study=f"1.2.9.{study}"))
+    (folder / "study0" / "broken.dcm").write_bytes(b"DICM but not really")
+    out = tmp_path / "results.parquet"
+    assert main(["batch", str(folder), "--out", str(out), "--model", str(small_model_path), "--workers", "1"]) == 0
+    table = pd.read_parquet(out)
+    errors = table[table["verdict"] == "error"]
+    assert len(table) == 7 and len(errors) == 1 and errors["file"].iloc[0].endswith("broken.dcm")
+    assert errors["error"].iloc[0].startswith("broken.dcm: ") and errors["probability"].isna().all()
+    assert main(["predict", str(folder), "--model", str(small_model_path), "--csv", str(tmp_path / "p.csv")]) == 0
+    expected = {r["file"]: float(r["probability"]) for r in csv.DictReader(open(tmp_path / "p.csv")) if r["probability"]}
+    got = dict(zip(table["file"], table["probability"]))
+    assert set(expected) <= set(got)
+    assert all(abs(got[f] - p) < 1e-4 for f, p in expected.items())
+    studies = pd.read_csv(tmp_path / "results-studies.csv")
+    assert sorted(studies["slices"].tolist()) == [3, 3]
+    (folder / "study1" / "IM0009").write_bytes(dicom_bytes((head_phantom(128) + 1024).astype(np.int16),
+                                                           position=(0, 0, 9), study="1.2.9.1"))
+    assert main(["batch", str(folder), "--out", str(out), "--model", str(small_model_path)]) == 0
+    again = pd.read_parquet(out)
+    assert len(again) == 8 and not again.duplicated(["file", "frame"]).any()
