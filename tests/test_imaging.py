@@ -62,8 +62,8 @@ def test_named_windows_and_file_window():
     subdural = read_slices(dicom_bytes(stored), "s.dcm", "subdural", crop=False)[0]
     own = read_slices(dicom_bytes(stored, window=(80, 100)), "w.dcm", "file", crop=False)[0]
     fallback = read_slices(dicom_bytes(stored), "n.dcm", "file", crop=False)[0]
-    assert subdural.shown.mean() == pytest.approx(127.5, abs=0.01)
-    assert own.shown.mean() == pytest.approx(127.5, abs=0.01)
+    assert subdural.shown.mean() == pytest.approx(127.5, abs=0.6)  # the picture shown is 8-bit
+    assert own.shown.mean() == pytest.approx(127.5, abs=0.6)
     assert fallback.shown.mean() == pytest.approx(255.0) and fallback.warnings
 
 
