@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import streamlit as st
 
 from hemo import plots
-import numpy as np
-
 from hemo.analysis import SliceResult
 from hemo.annotation import aligned_mask, outline, overlap
+from hemo.app import resources
 from hemo.datasets import is_annotation
 from hemo.explain import colour_bar
-from hemo.app import resources
 from hemo.imaging import WINDOW_NAMES
 from hemo.study import Study, studies
 from hemo.table import row, without_name
@@ -22,11 +21,13 @@ STEP_HELP = ("A *pseudo-time step* is one of 10 chunks of 128 pooled EfficientNe
              "the 1280-feature summary); the BiLSTM reads them in order. A row shows how much one chunk draws on the "
              "others: it is not a place in the image. In this model the weights stay within about ±0.01 of uniform "
              "(0.1), so the attention carries almost no slice-specific information: white is uniform.")
-#: Annotations that came with this run's uploads, by id() of the slice result (rebuilt on every run).
-MASKS: dict[int, np.ndarray] = {}
 CAM_HELP = ("Colour = Grad-CAM (0..1 within the slice) × the slice's probability, on a fixed scale from blue (0) to "
             "red (1): a slice the model calls normal shows little colour. The map is 8×8 upsampled: a region of "
             "evidence, not an outline of blood.")
+
+
+#: Annotations that came with this run's uploads, by id() of the slice result (rebuilt on every run).
+MASKS: dict[int, np.ndarray] = {}
 
 
 def _verdict_line(probability: float, threshold: float, verdict: str) -> str:
