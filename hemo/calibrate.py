@@ -189,7 +189,7 @@ def _store(model_path: Path, oof: dict, studies: list[dict], epochs: int, calibr
     info = ModelInfo(**json.loads(meta.read_text()))
     info.threshold, info.calibration = slice_threshold, calibration
     info.study = {"file": study_file.name, "threshold": study_threshold, "calibration": study_calibration,
-                  "min_slices": 8, "epochs": epochs}
+                  "epochs": epochs}
     info.provenance = {
         "chosen_on": f"out-of-fold predictions of patient-grouped {len(set(oof['fold'].tolist()))}-fold CV "
                      f"({report['slices']} slices, {len(studies)} patients) in {report['oof_dir']}",

@@ -103,7 +103,7 @@ def cmd_calibrate(args) -> int:
 
 
 def cmd_predict(args) -> int:
-    from hemo.analysis import Analyzer
+    from hemo.analysis import Analyzer, SliceResult
     from hemo.study import studies
     from hemo.table import FIELDS, row
 
@@ -124,15 +124,11 @@ def cmd_predict(args) -> int:
         for index, path in enumerate(files, 1):
             print(f"[{index}/{len(files)}]", file=sys.stderr, flush=True)
             try:
-                data = path.read_bytes()
+                results = analyzer.analyse(path.read_bytes(), path.name, args.window, args.method,
+                                           folder=str(path.parent))
             except OSError as error:
-                data, failure = b"", f"{path.name}: cannot be opened ({error.strerror})."
-            else:
-                failure = None
-            results = analyzer.analyse(data, path.name, args.window, args.method, folder=str(path.parent))
+                results = [SliceResult(path.name, error=f"{path.name}: cannot be opened ({error.strerror}).")]
             for result in results:
-                if failure:
-                    result.error = failure
                 study = numbers.setdefault((result.slice.study, result.slice.series), len(numbers) + 1) \
                     if result.analysed else None
                 counts[study] = counts.get(study, 0) + 1

@@ -236,9 +236,12 @@ def sort_series(slices: Iterable[Slice]) -> list[Slice]:
 
     Never by file name: scanners and PACS exports name files arbitrarily.
     """
-    slices = list(slices)
-    return sorted(slices, key=lambda s: (s.position is None, s.position if s.position is not None else 0.0,
-                                         natural_key(s.source), s.frame))
+    return sorted(slices, key=lambda s: scan_key(s.position, s.source, s.frame))
+
+
+def scan_key(position: float | None, source: str, frame: int) -> tuple:
+    """Sort key along the scan axis: position when known, else the natural order of file names, then frame."""
+    return (position is None, position if position is not None else 0.0, natural_key(source), frame)
 
 
 def natural_key(name: str) -> tuple:

@@ -14,7 +14,7 @@ import numpy as np
 
 from hemo import study_model
 from hemo.analysis import NEGATIVE, POSITIVE, Analyzer, SliceResult
-from hemo.imaging import natural_key
+from hemo.imaging import scan_key
 from hemo.model import platt
 
 #: Fewer slices than this are not a series the study model was trained on (CT-ICH: 24-57 per study).
@@ -48,8 +48,7 @@ class Study:
 
 def order(results: list[SliceResult]) -> list[SliceResult]:
     """Scan order: position along the slice normal, else the natural order of file names, then frame."""
-    return sorted(results, key=lambda r: (r.position is None, r.position if r.position is not None else 0.0,
-                                          natural_key(r.source), r.frame))
+    return sorted(results, key=lambda r: scan_key(r.position, r.source, r.frame))
 
 
 def group(results: list[SliceResult]) -> dict[tuple[str, str], list[SliceResult]]:

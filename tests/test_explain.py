@@ -91,7 +91,8 @@ def test_gradcam_of_shipped_model_favours_annotated_bleeds(shared_data):
     ratios = []
     for image in sorted((shared_data / "dicom" / "ct-ich-hu" / "images").glob("*.dcm")):
         bleed = pydicom.dcmread(str(image).replace("images", "masks")).pixel_array > 0
-        top, bottom, left, right = head_bbox(window(pydicom.dcmread(image).pixel_array.astype(float), 40, 80))
+        top, bottom, left, right = head_bbox(window(pydicom.dcmread(image).pixel_array.astype(float),
+                                                    *analyzer.model_window))  # the crop the reader made
         mask = prepare(bleed[top:bottom, left:right].astype(np.float32) * 255, crop=False) > 127
         [result] = analyzer.analyse(image.read_bytes(), image.name)
         ratios.append(result.cam[mask].mean() / result.cam[~mask].mean())

@@ -90,16 +90,22 @@ def _take_away(study: Study, analyzer) -> None:
     from hemo.report import studies_pdf
 
     model_version = resources.model_version(str(resources.model_path()))
-    left, right = st.columns(2)
-    left.download_button("Study report (PDF)", studies_pdf([study], model_version, resources.shipped_json(
-        "evaluation.json"), analyzer.info.provenance), f"hemo-study{study.number}.pdf", "application/pdf",
-        key=f"pdf-{study.number}")
-    archive = io.BytesIO()
-    with zipfile.ZipFile(archive, "w") as zipped:
-        for name, data in export(study, model_version).items():
-            zipped.writestr(name, data)
-    right.download_button("Results for PACS (DICOM SC + SR, zip)", archive.getvalue(),
-                          f"hemo-study{study.number}-dicom.zip", "application/zip", key=f"dicom-{study.number}")
+
+    def pdf() -> bytes:
+        return studies_pdf([study], model_version, resources.shipped_json("evaluation.json"), analyzer.info.provenance)
+
+    def dicom_zip() -> bytes:
+        archive = io.BytesIO()
+        with zipfile.ZipFile(archive, "w") as zipped:
+            for name, data in export(study, model_version).items():
+                zipped.writestr(name, data)
+        return archive.getvalue()
+
+    left, right = st.columns(2)  # made on click, not on every rerun (a slider move in the viewer)
+    left.download_button("Study report (PDF)", pdf, f"hemo-study{study.number}.pdf", "application/pdf",
+                         key=f"pdf-{study.number}")
+    right.download_button("Results for PACS (DICOM SC + SR, zip)", dicom_zip, f"hemo-study{study.number}-dicom.zip",
+                          "application/zip", key=f"dicom-{study.number}")
 
 
 def _viewer(study: Study, labels: Labels, opacity: float) -> None:
