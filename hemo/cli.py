@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from hemo.backbones import BACKBONES, PRETRAINED
+from hemo.distribution import CHOICES as DISTRIBUTE
 from hemo.imaging import WINDOW_NAMES
 from hemo.model import DEFAULT_MODEL
 
@@ -33,19 +34,24 @@ def _load_data(source: str):
 
 
 def _config(args):
+    from hemo import distribution
     from hemo.train import TrainConfig
 
+    if args.cpu_devices:
+        distribution.split_cpu(args.cpu_devices)
     return TrainConfig(backbone=args.backbone, pretrained=args.pretrained, epochs=args.epochs,
                        warmup_epochs=args.warmup_epochs, batch_size=args.batch_size, seed=args.seed,
                        learning_rate=args.lr, patience=args.patience, init=args.init, mask_weight=args.mask_weight,
-                       robust=args.robust, freeze_below=args.freeze_below, schedule=args.schedule)
+                       robust=args.robust, freeze_below=args.freeze_below, schedule=args.schedule,
+                       distribute=args.distribute)
 
 
 def cmd_train(args) -> int:
     from hemo.evaluate import format_report
     from hemo.train import train
 
-    metrics = train(_load_data(args.data), args.out, _config(args), args.split, args.val_fraction, str(args.data),
+    config = _config(args)  # before any data: splitting the CPU must precede TensorFlow's start
+    metrics = train(_load_data(args.data), args.out, config, args.split, args.val_fraction, str(args.data),
                     _verbosity())
     if "per_class" in metrics:
         print(format_report(metrics))
@@ -56,7 +62,8 @@ def cmd_train(args) -> int:
 def cmd_cv(args) -> int:
     from hemo.train import cross_validate
 
-    rows = cross_validate(_load_data(args.data), _config(args), args.folds, args.fold or None, out_dir=args.out)
+    config = _config(args)
+    rows = cross_validate(_load_data(args.data), config, args.folds, args.fold or None, out_dir=args.out)
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=1) + "\n")
     aucs = [r["auc"] for r in rows]
@@ -97,6 +104,9 @@ def cmd_calibrate(args) -> int:
     print(f"studies: highest slice AUC {report['study_highest_slice']['auc']:.3f}; study model AUC {studies['auc']:.3f}"
           f"; threshold {studies['threshold']:.3f}: sensitivity {studies['sensitivity']:.3f}, specificity "
           f"{studies['specificity']:.3f} (nested {studies['nested']['sensitivity']:.3f} / {studies['nested']['specificity']:.3f})")
+    top = report["study_top_k_mean"]
+    print(f"studies: mean of the top k slices (k chosen on the other folds: {top['k_per_fold']}) AUC {top['auc']:.3f}; "
+          f"nested sensitivity {top['nested']['sensitivity']:.3f}, specificity {top['nested']['specificity']:.3f}")
     if args.write:
         print(f"stored the operating points, calibration and study model beside {args.model}")
     return 0
@@ -266,6 +276,11 @@ def _training_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--freeze-below", help="keep EfficientNet layers before this one frozen, e.g. block4a")
     parser.add_argument("--schedule", choices=["plateau", "cosine"], default="plateau",
                         help="learning rate: halve on plateau (needs validation) or cosine over --epochs")
+    parser.add_argument("--distribute", choices=DISTRIBUTE,
+                        help="data-parallel training: 'mirrored' over this host's GPUs (or --cpu-devices); "
+                             "--batch-size is the global batch, split across replicas")
+    parser.add_argument("--cpu-devices", type=int, default=0,
+                        help="split the CPU into N logical devices (try --distribute mirrored without a GPU)")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -16,7 +16,7 @@ import cv2
 import keras
 import numpy as np
 
-from hemo import datasets
+from hemo import datasets, distribution
 from hemo.augment import TRAIN_WINDOW, augment
 from hemo.bleed import MAP_SIZE, bleed_loss, with_decoder
 from hemo.evaluate import choose_threshold, report
@@ -41,6 +41,7 @@ class TrainConfig:
     robust: bool = False  # other-source augmentation (hemo.augment)
     freeze_below: str | None = None  # keep EfficientNet layers before this one (e.g. "block4a") frozen
     schedule: str = "plateau"  # "plateau" (needs validation) or "cosine" (fixed epoch count)
+    distribute: str | None = None  # "mirrored": data-parallel over this host's GPUs (hemo.distribution)
 
 
 class Batches(keras.utils.PyDataset):
@@ -54,23 +55,25 @@ class Batches(keras.utils.PyDataset):
         super().__init__()
         self.data, self.batch_size, self.augment, self.robust = data, batch_size, augment, robust
         self.masks = masks and data.masks is not None
-        self.rng = np.random.default_rng(seed)
+        self.seed, self.epoch = seed, 0
         counts = np.bincount(data.labels, minlength=2).astype(float)
         self.class_weight = len(data) / (2 * np.maximum(counts, 1)) if balance else np.ones(2)
-        self.order = self.rng.permutation(len(data))
+        self.order = np.random.default_rng([seed, 0]).permutation(len(data))
 
     def __len__(self) -> int:
         return int(np.ceil(len(self.data) / self.batch_size))
 
     def on_epoch_end(self) -> None:
-        self.order = self.rng.permutation(len(self.data))
+        self.epoch += 1
+        self.order = np.random.default_rng([self.seed, self.epoch]).permutation(len(self.data))
 
     def __getitem__(self, index: int):
         batch = self.order[index * self.batch_size : (index + 1) * self.batch_size]
         images = self.data.images[batch].astype(np.float32)
         masks = list(self.data.masks[batch].astype(np.float32)) if self.masks else [None] * len(batch)
-        if self.augment:
-            pairs = [augment(image, self.rng, mask, self.robust) for image, mask in zip(images, masks)]
+        if self.augment:  # randomness from (seed, epoch, batch): the same whoever asks for a batch, how often
+            rng = np.random.default_rng([self.seed, self.epoch, index])
+            pairs = [augment(image, rng, mask, self.robust) for image, mask in zip(images, masks)]
             images, masks = np.stack([p[0] for p in pairs]), [p[1] for p in pairs]
         labels = self.data.labels[batch]
         targets, weights = np.eye(2, dtype=np.float32)[labels], self.class_weight[labels].astype(np.float32)
@@ -150,16 +153,23 @@ def fit(train: datasets.Dataset, validation: datasets.Dataset | None, config: Tr
     interrupted run resume from its last finished epoch.
     """
     keras.utils.set_random_seed(config.seed)
-    model = build(config.backbone, config.pretrained)
-    if config.init:
-        copy_weights(load(config.init)[0], model)
-    masks = config.mask_weight > 0 and train.masks is not None
-    trained = with_decoder(model) if masks else model
+    chosen = distribution.strategy(config.distribute)
+    with distribution.scope(chosen):
+        model = build(config.backbone, config.pretrained)
+        if config.init:
+            copy_weights(load(config.init)[0], model)
+        masks = config.mask_weight > 0 and train.masks is not None
+        trained = with_decoder(model) if masks else model
     batches = Batches(train, config.batch_size, config.augment, config.balance, config.seed, masks, config.robust)
     history: dict[str, list[float]] = {}
+    if chosen is not None:
+        count = distribution.replicas(chosen)
+        print(f"training on {count} replicas: global batch {config.batch_size}, "
+              f"{config.batch_size / count:g} slices per replica per step", flush=True)
 
     def run(stage: str, epochs: int, callbacks: list) -> None:
-        _compile(trained, config, epochs * len(batches))
+        with distribution.scope(chosen):
+            _compile(trained, config, epochs * len(batches))
         if validation is not None and not masks:
             extra = {"validation_data": (validation.inputs(), np.eye(2, dtype=np.float32)[validation.labels])}
         else:
@@ -167,8 +177,10 @@ def fit(train: datasets.Dataset, validation: datasets.Dataset | None, config: Tr
         watch = [ValidationAUC(validation, 32, model)] if validation is not None else []
         if backup is not None:
             callbacks = [keras.callbacks.BackupAndRestore(str(Path(backup) / stage)), *callbacks]
-        result = trained.fit(batches, epochs=epochs, verbose=verbose, callbacks=[*watch, *callbacks, EpochLog(stage)],
-                             **extra)
+        # shuffle=False: Batches orders itself from (seed, epoch); Keras's own reshuffle draws from Python's
+        # global random state, so the same seed gave different batch orders on one device and on several.
+        result = trained.fit(batches, epochs=epochs, verbose=verbose, shuffle=False,
+                             callbacks=[*watch, *callbacks, EpochLog(stage)], **extra)
         for key, values in result.history.items():
             history.setdefault(key, []).extend(float(v) for v in values)
         history.setdefault("stage", []).extend([stage] * len(result.history["loss"]))

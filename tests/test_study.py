@@ -8,6 +8,7 @@ import json
 import cv2
 import numpy as np
 import pytest
+from sklearn.metrics import roc_auc_score
 
 from conftest import dicom_bytes, head_phantom
 from hemo import calibrate, datasets
@@ -79,7 +80,7 @@ def test_calibrate_stores_operating_points_and_study_model(oof_run, small_model_
     model.write_bytes(small_model_path.read_bytes())
     model.with_suffix(".json").write_text(small_model_path.with_suffix(".json").read_text())
     report = calibrate.run(out, model, epochs=5)
-    for key in ("slice_raw", "slice_calibrated", "study_highest_slice", "study_model", "patients"):
+    for key in ("slice_raw", "slice_calibrated", "study_highest_slice", "study_top_k_mean", "study_model", "patients"):
         assert key in report
     assert len(report["patients"]) == 6 and report["slices"] == 60
     info = json.loads(model.with_suffix(".json").read_text())
@@ -119,6 +120,26 @@ def test_study_threshold_keeps_the_promised_sensitivity():
     threshold = calibrate.at_sensitivity(labels, scores, 0.95)
     assert calibrate.rates(labels, scores, threshold)["sensitivity"] >= 0.95
     assert calibrate.rates(labels, scores, threshold + 1e-9)["sensitivity"] < 0.95  # the highest such threshold
+
+
+def test_top_k_mean_is_chosen_on_other_folds_and_ignores_one_outlying_slice():
+    rng = np.random.default_rng(1)
+    scores, studies_ = [], []
+    for i in range(40):  # bleeds: several moderately high slices; normals: one very high (skull-rim) slice
+        bleed = i % 2 == 1
+        study = rng.uniform(0.0, 0.2, 30)
+        if bleed:
+            study[10:16] = rng.uniform(0.5, 0.7, 6)
+        else:
+            study[rng.integers(30)] = rng.uniform(0.7, 0.95)
+        studies_.append({"index": np.arange(30) + 30 * i, "label": int(bleed), "fold": i % 5})
+        scores.append(study)
+    scores = np.concatenate(scores)
+    labels = np.array([s["label"] for s in studies_])
+    highest = np.array([scores[s["index"]].max() for s in studies_])
+    top, chosen = calibrate.nested_top_k(scores, studies_)
+    assert roc_auc_score(labels, highest) < 0.5 and roc_auc_score(labels, top) == 1.0
+    assert len(chosen) == 5 and all(k > 1 for k in chosen)
 
 
 def test_non_dicom_files_group_by_folder(analyzer):
