@@ -73,6 +73,16 @@ def test_series_gets_study_verdict_and_chart(app):
     assert len(app.get("download_button")) == 3  # the study's PDF and DICOM, and the CSV
 
 
+def test_a_note_every_slice_shares_is_said_once_per_study(app):
+    for number in range(3):
+        app.file_uploader[0].upload(f"{number}.png", png_slice(), "image/png")
+    app.run()
+    assert not app.exception
+    notes = [i.value for i in app.info if "8-bit image" in i.value]
+    assert notes == ["Every slice of this study: 8-bit image: taken as already in a brain window (the model was "
+                     "trained on such exports)."]
+
+
 def test_series_viewer_moves_through_slices_without_recomputing(app, monkeypatch):
     from hemo.analysis import Analyzer
 

@@ -52,12 +52,14 @@ class Labels:
         return self._where.get(id(result), (None, None))
 
 
-def _details(key: str, result: SliceResult, opacity: float, expanded: bool, labels: Labels) -> None:
+def _details(key: str, result: SliceResult, opacity: float, expanded: bool, labels: Labels,
+             said: frozenset[str] = frozenset()) -> None:
     mask = MASKS.get(id(result))
     with st.expander(labels.of(result), expanded=expanded):
         st.markdown(_verdict_line(result.probability, result.threshold, result.verdict))
         for warning in result.warnings:
-            st.info(warning)
+            if warning not in said:  # said once for the whole study
+                st.info(warning)
         left, right = st.columns(2)
         left.image(result.slice.shown.astype("uint8"), caption="slice (window shown; the model sees its own)",
                    width="stretch")
@@ -108,6 +110,13 @@ def _take_away(study: Study, analyzer) -> None:
                           "application/zip", key=f"dicom-{study.number}")
 
 
+def _shared_notes(study: Study) -> frozenset[str]:
+    """Notes every slice of a study carries (e.g. "8-bit image"): said once above the study, not per slice."""
+    if len(study.slices) < 2:
+        return frozenset()
+    return frozenset.intersection(*(frozenset(r.warnings) for r in study.slices))
+
+
 def _viewer(study: Study, labels: Labels, opacity: float) -> None:
     """One slice at a time: slider, key-slice buttons, and a click on the curve all move the same index.
 
@@ -150,7 +159,7 @@ def _viewer(study: Study, labels: Labels, opacity: float) -> None:
                                      current=number - 1),
                         key=f"curve-{study.number}", on_select=clicked, selection_mode="points")
         st.caption("Click a point to open that slice.")
-    _details(f"{study.number}-{number}", result, opacity, True, labels)
+    _details(f"{study.number}-{number}", result, opacity, True, labels, _shared_notes(study))
 
 
 def _study_section(study: Study, labels: Labels, opacity: float, analyzer) -> None:
@@ -158,13 +167,16 @@ def _study_section(study: Study, labels: Labels, opacity: float, analyzer) -> No
     how = ("the study model over the ordered series, at the study operating point" if study.method == "study model"
            else "its highest slice, at the slice operating point")
     st.markdown(f"Study verdict ({how}): " + _verdict_line(study.probability, study.threshold, study.verdict))
+    shared = _shared_notes(study)
+    for note in sorted(shared):
+        st.info(f"Every slice of this study: {note}")
     _take_away(study, analyzer)
     if len(study.slices) > 3:
         _viewer(study, labels, opacity)
         return
     for result in study.slices:
         number = labels.study_slice(result)[1]
-        _details(f"{study.number}-{number}", result, opacity, True, labels)
+        _details(f"{study.number}-{number}", result, opacity, True, labels, shared)
 
 
 def _path(name: str):
