@@ -69,6 +69,11 @@ def test_series_gets_study_verdict_and_chart(app):
     app.run()
     assert not app.exception
     assert sum("Study verdict" in m.value for m in app.markdown) == 1
+    measured = json.loads((ROOT / "models" / "evaluation.json").read_text())
+    trust = [c.value for c in app.caption if c.value.startswith("How far to trust it")]
+    assert trust == [f"How far to trust it: on {measured['studies']} validation patients this rule found "
+                     f"{measured['study_sensitivity']:.0%} of the studies with haemorrhage and cleared "
+                     f"{measured['study_specificity']:.0%} of the normal ones (model card)."]
     assert len(app.get("plotly_chart")) == 3  # three slices: each opened with its attention heatmap
     assert len(app.get("download_button")) == 3  # the study's PDF and DICOM, and the CSV
 

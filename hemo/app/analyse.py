@@ -167,6 +167,11 @@ def _study_section(study: Study, labels: Labels, opacity: float, analyzer) -> No
     how = ("the study model over the ordered series, at the study operating point" if study.method == "study model"
            else "its highest slice, at the slice operating point")
     st.markdown(f"Study verdict ({how}): " + _verdict_line(study.probability, study.threshold, study.verdict))
+    measured = resources.shipped_json("evaluation.json") or {}
+    if measured.get("study_method") == study.method and measured.get("study_specificity") is not None:
+        st.caption(f"How far to trust it: on {measured['studies']} validation patients this rule found "
+                   f"{measured['study_sensitivity']:.0%} of the studies with haemorrhage and cleared "
+                   f"{measured['study_specificity']:.0%} of the normal ones (model card).")
     shared = _shared_notes(study)
     for note in sorted(shared):
         st.info(f"Every slice of this study: {note}")
