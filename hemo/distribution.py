@@ -59,4 +59,3 @@ def scope(chosen: Any) -> contextlib.AbstractContextManager:
 
 def replicas(chosen: Any) -> int:
     return 1 if chosen is None else int(chosen.num_replicas_in_sync)
-

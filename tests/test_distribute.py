@@ -8,8 +8,7 @@ import subprocess
 import sys
 import textwrap
 
-from conftest import ROOT
-from test_study import ct_ich_folder
+from conftest import ROOT, ct_ich_folder
 
 # Dropout draws its masks per replica, so two devices cannot reproduce one device's masks; with the
 # dropout rates at zero every other part of a step (data order, augmentation, loss scaling, gradient

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import json
 
 import cv2
@@ -10,34 +9,11 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from conftest import dicom_bytes, head_phantom
+from conftest import ct_ich_folder, dicom_bytes, head_phantom
 from hemo import calibrate, datasets
 from hemo.analysis import Analyzer
 from hemo.cli import main
 from hemo.study import MIN_SERIES, studies
-
-
-def ct_ich_folder(root, patients: int = 6, slices: int = 10):
-    """A tiny CT-ICH layout: every odd patient has a bright bleed on slices 3-5, with its mask file."""
-    rows = []
-    for patient in range(patients):
-        for number in range(1, slices + 1):
-            bleed = patient % 2 == 1 and 3 <= number <= 5
-            hu = head_phantom(160, (70, 90) if bleed else None)
-            image = np.clip((hu - 40) / 120 * 255 + 127.5, 0, 255).astype(np.uint8)
-            folder = root / "Patients_CT" / f"{patient + 49:03d}" / "brain"
-            folder.mkdir(parents=True, exist_ok=True)
-            cv2.imwrite(str(folder / f"{number}.jpg"), image)
-            if bleed:
-                mask = ((hu == 75.0) * 255).astype(np.uint8)
-                cv2.imwrite(str(folder / f"{number}_HGE_Seg.jpg"), mask)
-            rows.append([patient + 49, number, 0, int(bleed), 0, 0, 0, int(not bleed), 0])
-    with open(root / "hemorrhage_diagnosis.csv", "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(["PatientNumber", "SliceNumber", "Intraventricular", "Intraparenchymal", "Subarachnoid",
-                         "Epidural", "Subdural", "No_Hemorrhage", "Fracture_Yes_No"])
-        writer.writerows(rows)
-    return root
 
 
 def test_masks_are_read_and_cropped_like_their_slices(tmp_path):

@@ -117,7 +117,7 @@ def _shared_notes(study: Study) -> frozenset[str]:
     return frozenset.intersection(*(frozenset(r.warnings) for r in study.slices))
 
 
-def _viewer(study: Study, labels: Labels, opacity: float) -> None:
+def _viewer(study: Study, labels: Labels, opacity: float, said: frozenset[str]) -> None:
     """One slice at a time: slider, key-slice buttons, and a click on the curve all move the same index.
 
     Everything shown is already computed (cached per file): moving through a 300-slice series
@@ -159,7 +159,7 @@ def _viewer(study: Study, labels: Labels, opacity: float) -> None:
                                      current=number - 1),
                         key=f"curve-{study.number}", on_select=clicked, selection_mode="points")
         st.caption("Click a point to open that slice.")
-    _details(f"{study.number}-{number}", result, opacity, True, labels, _shared_notes(study))
+    _details(f"{study.number}-{number}", result, opacity, True, labels, said)
 
 
 def _study_section(study: Study, labels: Labels, opacity: float, analyzer) -> None:
@@ -177,7 +177,7 @@ def _study_section(study: Study, labels: Labels, opacity: float, analyzer) -> No
         st.info(f"Every slice of this study: {note}")
     _take_away(study, analyzer)
     if len(study.slices) > 3:
-        _viewer(study, labels, opacity)
+        _viewer(study, labels, opacity, shared)
         return
     for result in study.slices:
         number = labels.study_slice(result)[1]
