@@ -68,6 +68,14 @@ def launch(p):
     return browser, browser.new_page(viewport={"width": 1400, "height": 1800}, accept_downloads=True)
 
 
+def slice_input(page):
+    """The slices uploader's input, found by its label: the folder uploader's input (webkitdirectory) refuses
+    files, and which of the two comes first in the DOM while the page is still rendering is not fixed."""
+    uploader = page.get_by_test_id("stFileUploader").filter(has_text="CT slices")
+    uploader.wait_for(timeout=120_000)
+    return uploader.locator("input[type=file]")
+
+
 def series_files() -> list[dict]:
     """The real GE head series when the shared data is here (README pictures of real CT), else phantoms."""
     folder = ROOT.parent / "shared" / "data" / "dicom" / "ge-head-ct"
@@ -96,7 +104,7 @@ def test_series_viewer_reports_and_dashboard(server, shots, tmp_path):
     with playwright.sync_playwright() as p:
         browser, page = launch(p)
         page.goto(server, timeout=120_000)
-        page.locator("input[type=file]").first.set_input_files(files)
+        slice_input(page).set_input_files(files)
         page.get_by_text("Study verdict").first.wait_for(timeout=240_000)
         page.get_by_text("Key slices:").wait_for(timeout=60_000)
         page.locator(".js-plotly-plot").nth(1).wait_for(timeout=60_000)  # the curve and the attention map
@@ -129,7 +137,7 @@ def test_series_viewer_reports_and_dashboard(server, shots, tmp_path):
 
         page.goto(server, timeout=120_000)  # a second, different upload: the attention scale does not move
         png = cv2.imencode(".png", np.clip(head_phantom(256, blob=(110, 150)) / 4 + 60, 0, 255).astype(np.uint8))[1]
-        page.locator("input[type=file]").first.set_input_files(
+        slice_input(page).set_input_files(
             [{"name": "slice.png", "mimeType": "image/png", "buffer": png.tobytes()}])
         page.get_by_text("Grad-CAM of the EfficientNet stage").first.wait_for(timeout=120_000)
         page.locator(".js-plotly-plot").first.wait_for(timeout=60_000)
@@ -156,7 +164,7 @@ def test_annotation_view(server, shots):
     with playwright.sync_playwright() as p:
         browser, page = launch(p)
         page.goto(server, timeout=120_000)
-        page.locator("input[type=file]").first.set_input_files([
+        slice_input(page).set_input_files([
             {"name": image.name, "mimeType": "image/jpeg", "buffer": image.read_bytes()},
             {"name": mask.name, "mimeType": "image/jpeg", "buffer": mask.read_bytes()}])
         page.get_by_text("Against the annotation:").wait_for(timeout=180_000)
