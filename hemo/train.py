@@ -64,8 +64,12 @@ class Batches(keras.utils.PyDataset):
         return int(np.ceil(len(self.data) / self.batch_size))
 
     def on_epoch_end(self) -> None:
-        self.epoch += 1
-        self.order = np.random.default_rng([self.seed, self.epoch]).permutation(len(self.data))
+        self.set_epoch(self.epoch + 1)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Order (and augment) as epoch ``epoch`` of the run does, e.g. when a run resumes mid-way."""
+        self.epoch = epoch
+        self.order = np.random.default_rng([self.seed, epoch]).permutation(len(self.data))
 
     def __getitem__(self, index: int):
         batch = self.order[index * self.batch_size : (index + 1) * self.batch_size]
@@ -82,6 +86,21 @@ class Batches(keras.utils.PyDataset):
         maps = np.stack([cv2.resize(m, (MAP_SIZE, MAP_SIZE), interpolation=cv2.INTER_AREA) / 255.0 for m in masks])
         return (images[..., np.newaxis], {"probabilities": targets, "bleed": maps[..., np.newaxis].astype(np.float32)},
                 {"probabilities": weights, "bleed": np.ones(len(batch), np.float32)})
+
+
+class EpochOfRun(keras.callbacks.Callback):
+    """Tells the batches which epoch of the whole run (warm-up included) begins.
+
+    A run resumed by ``BackupAndRestore`` starts at a later epoch; without this its batches would
+    replay the first epochs' order and augmentation instead of the ones the uninterrupted run draws.
+    """
+
+    def __init__(self, batches: Batches, offset: int) -> None:
+        super().__init__()
+        self.batches, self.offset = batches, offset
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        self.batches.set_epoch(self.offset + epoch)
 
 
 class ValidationAUC(keras.callbacks.Callback):
@@ -162,19 +181,22 @@ def fit(train: datasets.Dataset, validation: datasets.Dataset | None, config: Tr
         trained = with_decoder(model) if masks else model
     batches = Batches(train, config.batch_size, config.augment, config.balance, config.seed, masks, config.robust)
     history: dict[str, list[float]] = {}
+    first_epoch = 0  # the epoch of the run at which the next stage starts
     if chosen is not None:
         count = distribution.replicas(chosen)
         print(f"training on {count} replicas: global batch {config.batch_size}, "
               f"{config.batch_size / count:g} slices per replica per step", flush=True)
 
     def run(stage: str, epochs: int, callbacks: list) -> None:
+        nonlocal first_epoch
         with distribution.scope(chosen):
             _compile(trained, config, epochs * len(batches))
         if validation is not None and not masks:
             extra = {"validation_data": (validation.inputs(), np.eye(2, dtype=np.float32)[validation.labels])}
         else:
             extra = {}
-        watch = [ValidationAUC(validation, 32, model)] if validation is not None else []
+        watch = [EpochOfRun(batches, first_epoch)]
+        watch += [ValidationAUC(validation, 32, model)] if validation is not None else []
         if backup is not None:
             callbacks = [keras.callbacks.BackupAndRestore(str(Path(backup) / stage)), *callbacks]
         # shuffle=False: Batches orders itself from (seed, epoch); Keras's own reshuffle draws from Python's
@@ -184,6 +206,7 @@ def fit(train: datasets.Dataset, validation: datasets.Dataset | None, config: Tr
         for key, values in result.history.items():
             history.setdefault(key, []).extend(float(v) for v in values)
         history.setdefault("stage", []).extend([stage] * len(result.history["loss"]))
+        first_epoch += epochs  # planned, not run: a resumed stage reports only the epochs it ran
 
     if config.warmup_epochs and config.pretrained != "none" and not config.init:
         _set_backbone_trainable(model, False)
