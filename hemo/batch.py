@@ -59,18 +59,25 @@ def done_files(out: Path) -> set[str]:
     return set(pd.read_parquet(out, columns=["file"])["file"].tolist())
 
 
-def studies(out: Path, slice_threshold: float) -> pd.DataFrame:
-    """One row per study (StudyInstanceUID, else folder): slices, highest probability, verdict at the slice threshold.
+def studies(out: Path, info) -> pd.DataFrame:
+    """One row per study (StudyInstanceUID, else folder): slices, highest probability, the study verdict.
 
-    The highest slice at the slice operating point, as the app does for a model without a study
-    model; running the study model over a whole archive needs the slices' embeddings.
+    Judged as the app judges a study (``hemo.study.series_score``), except that the study model needs
+    the slices' embeddings, which an archive run does not keep: a model whose study rule is the study
+    model falls back to the highest slice at the slice operating point; the top-k mean needs none.
     """
+    from hemo.study import series_score
+
     table = pd.read_parquet(out)
     scored = table[table["probability"].notna()]
-    grouped = scored.groupby("study_uid").agg(slices=("file", "size"), highest=("probability", "max")).reset_index()
-    grouped["threshold"] = slice_threshold
-    grouped["verdict"] = np.where(grouped["highest"] >= slice_threshold, "indicative of haemorrhage", "likely normal")
-    return grouped
+    rows = []
+    for uid, members in scored.groupby("study_uid"):
+        shown = members["probability"].to_numpy(dtype=np.float64)
+        probability, threshold, method, _ = series_score(shown, shown, None, info)
+        rows.append({"study_uid": uid, "slices": len(members), "highest": float(shown.max()),
+                     "probability": probability, "threshold": threshold, "method": method,
+                     "verdict": "indicative of haemorrhage" if probability >= threshold else "likely normal"})
+    return pd.DataFrame(rows)
 
 
 def run(inputs: list[str], out: str | Path, model: str, workers: int = 1, address: str | None = None,
@@ -85,7 +92,7 @@ def run(inputs: list[str], out: str | Path, model: str, workers: int = 1, addres
     files = [str(f) for f in find_files(inputs)]
     skipped = done_files(out)
     todo = [f for f in files if f not in skipped]
-    threshold = load(model)[1].threshold
+    info = load(model)[1]
     started_here = not ray.is_initialized()
     if started_here:
         ray.init(address=address, include_dashboard=False, log_to_driver=False, ignore_reinit_error=True,
@@ -100,7 +107,7 @@ def run(inputs: list[str], out: str | Path, model: str, workers: int = 1, addres
     finally:
         if started_here:
             ray.shutdown()
-    found = studies(out, threshold) if out.exists() else pd.DataFrame()
+    found = studies(out, info) if out.exists() else pd.DataFrame()
     if len(found):
         found.to_csv(out.with_name(out.stem + "-studies.csv"), index=False)
     return {"files": len(files), "skipped": len(files) - len(todo), "analysed": len(todo), "studies": len(found)}

@@ -8,7 +8,8 @@ saw that patient (fixed epoch count, no early stopping on it). From those alone 
 - chooses the slice operating point (Youden) and the study operating point (the highest
   threshold that keeps out-of-fold study sensitivity >= 0.95),
 - trains the study model on the out-of-fold embeddings, evaluated by the same folds (nested:
-  a patient's study score comes from a study model that did not see that patient), and
+  a patient's study score comes from a study model that did not see that patient),
+- stores the study rule (top-k mean or study model) with the higher nested study AUC, unless told which, and
 - reports every number twice where it matters: with the operating point chosen on all
   out-of-fold predictions, and *nested* (chosen on the other folds, applied to this one), the
   honest estimate for a new patient.
@@ -27,6 +28,7 @@ from sklearn.metrics import brier_score_loss, roc_auc_score, roc_curve
 from hemo import study_model
 from hemo.imaging import natural_key
 from hemo.model import info_path, platt
+from hemo.study import top_k_mean
 
 STUDY_SENSITIVITY = 0.95
 
@@ -114,22 +116,27 @@ def studies_of(oof: dict[str, np.ndarray]) -> list[dict]:
 
 
 TOP_K = (1, 2, 3, 5, 8, 12)  # up to about the bleed slices of a CT-ICH study (median 9 of 30)
+RULES = ("auto", "top_k_mean", "study_model")
 
 
-def top_k_mean(scores: np.ndarray, k: int) -> float:
-    """Mean of a study's ``k`` highest slice scores: one outlying slice weighs less than under the maximum."""
-    return float(np.sort(scores)[::-1][:k].mean())
+def _top_k_table(probabilities: np.ndarray, studies: list[dict]) -> np.ndarray:
+    return np.array([[top_k_mean(probabilities[s["index"]], k) for k in TOP_K] for s in studies])
+
+
+def _best_k(labels: np.ndarray, table: np.ndarray) -> int:
+    """Index into TOP_K of the k with the highest study AUC on these studies (the smaller k on ties)."""
+    return int(np.argmax([_auc(labels, table[:, j]) or 0.0 for j in range(len(TOP_K))]))
 
 
 def nested_top_k(probabilities: np.ndarray, studies: list[dict]) -> tuple[np.ndarray, list[int]]:
     """Out-of-fold study scores by the top-k mean, each fold's k chosen (by AUC) on the other folds only."""
     labels = np.array([s["label"] for s in studies])
     folds = np.array([s["fold"] for s in studies])
-    table = np.array([[top_k_mean(probabilities[s["index"]], k) for k in TOP_K] for s in studies])
+    table = _top_k_table(probabilities, studies)
     scores, chosen = np.zeros(len(studies)), []
     for fold in np.unique(folds):
         other = folds != fold
-        best = int(np.argmax([_auc(labels[other], table[other, j]) or 0.0 for j in range(len(TOP_K))]))
+        best = _best_k(labels[other], table[other])
         scores[folds == fold] = table[folds == fold, best]
         chosen.append(TOP_K[best])
     return scores, chosen
@@ -152,8 +159,14 @@ def nested_study_scores(oof: dict, studies: list[dict], epochs: int) -> tuple[np
     return study_scores, refined
 
 
-def run(oof_dir: str | Path, model_path: str | Path | None = None, epochs: int = 80) -> dict:
-    """Everything above; with ``model_path``, store the operating points and the study model beside it."""
+def run(oof_dir: str | Path, model_path: str | Path | None = None, epochs: int = 80, rule: str = "auto") -> dict:
+    """Everything above; with ``model_path``, store the operating points and the study rule beside it.
+
+    ``rule`` is the study score to store: ``top_k_mean``, ``study_model``, or ``auto`` for the one
+    with the higher out-of-fold (nested) study AUC.
+    """
+    if rule not in RULES:
+        raise ValueError(f"unknown study rule '{rule}': use one of {', '.join(RULES)}")
     oof = read_oof(oof_dir)
     labels, raw, folds = oof["labels"].astype(int), oof["scores"].astype(float), oof["fold"]
     report: dict = {"oof_dir": str(oof_dir), "slices": int(len(labels)), "positives": int(labels.sum())}
@@ -182,7 +195,14 @@ def run(oof_dir: str | Path, model_path: str | Path | None = None, epochs: int =
                                      "at_slice_threshold": rates(study_labels, highest, slice_threshold),
                                      "nested": _nested_rates(study_labels, highest, study_folds, at_sensitivity)}
     top_k, chosen = nested_top_k(calibrated, studies)
-    report["study_top_k_mean"] = {**_per_fold(study_labels, top_k, study_folds), "k_per_fold": chosen,
+    table = _top_k_table(calibrated, studies)
+    k = TOP_K[_best_k(study_labels, table)]  # for a new study: chosen on every out-of-fold study
+    top_calibration = fit_platt(table[:, TOP_K.index(k)], study_labels)
+    top_probability = platt(table[:, TOP_K.index(k)], top_calibration)
+    top_threshold = at_sensitivity(study_labels, top_probability)
+    report["study_top_k_mean"] = {**_per_fold(study_labels, top_k, study_folds), "k_per_fold": chosen, "k": k,
+                                  "calibration": top_calibration, "threshold": top_threshold,
+                                  **rates(study_labels, top_probability, top_threshold),
                                   "nested": _nested_rates(study_labels, top_k, study_folds, at_sensitivity)}
     study_raw, refined = nested_study_scores(oof, studies, epochs)
     study_calibration = fit_platt(study_raw, study_labels)
@@ -198,28 +218,39 @@ def run(oof_dir: str | Path, model_path: str | Path | None = None, epochs: int =
                            "highest_slice": round(float(h), 4), "study_model": round(float(p), 4)}
                           for s, h, p in zip(studies, highest, study_probability)]
 
+    if rule == "auto":  # both AUCs are nested: each patient scored by a k or a study model chosen without it
+        rule = "top_k_mean" if report["study_top_k_mean"]["auc"] >= report["study_model"]["auc"] else "study_model"
+    report["study_rule"] = rule
     if model_path is not None:
-        _store(Path(model_path), oof, studies, epochs, calibration, slice_threshold, study_calibration,
-               study_threshold, report)
+        _store(Path(model_path), oof, studies, epochs, calibration, slice_threshold, report)
     return report
 
 
 def _store(model_path: Path, oof: dict, studies: list[dict], epochs: int, calibration: dict, slice_threshold: float,
-           study_calibration: dict, study_threshold: float, report: dict) -> None:
+           report: dict) -> None:
     from hemo.model import ModelInfo
 
-    final = study_model.fit([_sequence(oof, s) for s in studies], [oof["labels"][s["index"]] for s in studies], epochs)
-    study_file = model_path.with_name(model_path.stem + "-study.weights.h5")
-    study_model.save(final, study_file)
     meta = info_path(model_path)
     info = ModelInfo(**json.loads(meta.read_text()))
     info.threshold, info.calibration = slice_threshold, calibration
-    info.study = {"file": study_file.name, "threshold": study_threshold, "calibration": study_calibration,
-                  "epochs": epochs}
+    if report["study_rule"] == "top_k_mean":
+        top = report["study_top_k_mean"]
+        info.study = {"score": "top_k_mean", "k": top["k"], "threshold": top["threshold"],
+                      "calibration": top["calibration"]}
+        how = f"mean of the top {top['k']} calibrated slice probabilities (k by out-of-fold study AUC), Platt-scaled"
+    else:
+        final = study_model.fit([_sequence(oof, s) for s in studies], [oof["labels"][s["index"]] for s in studies],
+                                epochs)
+        study_file = model_path.with_name(model_path.stem + "-study.weights.h5")
+        study_model.save(final, study_file)
+        info.study = {"score": "study_model", "file": study_file.name, "threshold": report["study_model"]["threshold"],
+                      "calibration": report["study_model"]["calibration"], "epochs": epochs}
+        how = "study model (BiGRU) over the ordered out-of-fold embeddings, Platt-scaled"
     info.provenance = {
         "chosen_on": f"out-of-fold predictions of patient-grouped {len(set(oof['fold'].tolist()))}-fold CV "
                      f"({report['slices']} slices, {len(studies)} patients) in {report['oof_dir']}",
         "slice_rule": "Youden index on calibrated out-of-fold slice probabilities",
+        "study_score": how,
         "study_rule": f"highest threshold with out-of-fold study sensitivity >= {STUDY_SENSITIVITY}",
         "calibration": "Platt scaling of the logit, fitted on the same out-of-fold predictions"}
     meta.write_text(json.dumps(asdict(info), indent=2) + "\n")

@@ -92,7 +92,7 @@ def cmd_evaluate(args) -> int:
 def cmd_calibrate(args) -> int:
     from hemo.calibrate import run
 
-    report = run(args.oof, args.model if args.write else None, args.epochs)
+    report = run(args.oof, args.model if args.write else None, args.epochs, args.study_score)
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=1) + "\n")
     slices, studies = report["slice_calibrated"], report["study_model"]
@@ -107,8 +107,10 @@ def cmd_calibrate(args) -> int:
     top = report["study_top_k_mean"]
     print(f"studies: mean of the top k slices (k chosen on the other folds: {top['k_per_fold']}) AUC {top['auc']:.3f}; "
           f"nested sensitivity {top['nested']['sensitivity']:.3f}, specificity {top['nested']['specificity']:.3f}")
+    chosen_k = f" (k = {top['k']})" if report["study_rule"] == "top_k_mean" else ""
+    print(f"study rule: {report['study_rule']}{chosen_k}")
     if args.write:
-        print(f"stored the operating points, calibration and study model beside {args.model}")
+        print(f"stored the operating points, calibration and study rule beside {args.model}")
     return 0
 
 
@@ -317,6 +319,9 @@ def main(argv: list[str] | None = None) -> int:
     calibrate.add_argument("--model", default=str(DEFAULT_MODEL), help="the model to store them beside (with --write)")
     calibrate.add_argument("--write", action="store_true", help="store them in the model's JSON and a study file")
     calibrate.add_argument("--epochs", type=int, default=80, help="study model epochs")
+    calibrate.add_argument("--study-score", choices=("auto", "top_k_mean", "study_model"), default="auto",
+                           help="study rule to store: the top-k mean, the study model, or (auto) the one with "
+                                "the higher out-of-fold study AUC")
     calibrate.add_argument("--json", help="write the full report here")
     calibrate.set_defaults(run=cmd_calibrate)
 

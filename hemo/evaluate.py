@@ -101,7 +101,7 @@ def format_report(metrics: dict) -> str:
                      f"{number(metrics['patient_auc'])}")
     if "study_auc" in metrics:
         lines.append(f"study level ({metrics['study_method']}, {metrics['studies']} studies): AUC "
-                     f"{number(metrics['study_auc'])}; threshold {metrics['study_threshold']:.3f}: sensitivity "
+                     f"{number(metrics['study_auc'])}; threshold {number(metrics['study_threshold'])}: sensitivity "
                      f"{number(metrics['study_sensitivity'])}, specificity {number(metrics['study_specificity'])}")
     if metrics.get("brier") is not None:
         lines.append(f"Brier score of the shown probabilities: {metrics['brier']:.4f}")
@@ -112,8 +112,7 @@ def study_report(model, info, model_path, data) -> dict:
     """:func:`report` on the shown (calibrated) slice probabilities, plus the study level and the Brier score.
 
     A study is one patient of ``data``, its slices in the natural order of their file names; it
-    is scored the way the app and the CLI score an ordered series (the study model when the
-    model ships one and the series is long enough, else its highest slice).
+    is scored as the app and the CLI score an ordered series (``hemo.study.series_score``).
     """
     from pathlib import Path
 
@@ -121,35 +120,31 @@ def study_report(model, info, model_path, data) -> dict:
 
     from hemo import study_model
     from hemo.imaging import natural_key
-    from hemo.model import embed, platt
-    from hemo.study import MIN_SERIES
+    from hemo.model import embed
+    from hemo.study import series_score
 
     raw, embeddings = embed(model, data.inputs())
     shown = info.calibrate(raw)
     metrics = report(data.labels, shown, info.threshold, data.patients)
     metrics["brier"] = float(brier_score_loss(data.labels, shown)) if len(data.labels) else None
-    study = study_model.load(Path(model_path).parent / info.study["file"]) if info.study else None
-    labels, scores, methods = [], [], set()
+    stored = (info.study or {}).get("file")
+    net = study_model.load(Path(model_path).parent / stored) if stored else None
+    labels, scores, thresholds, methods = [], [], [], set()
     for patient in np.unique(data.patients):
         index = np.flatnonzero(data.patients == patient)
         index = np.array(sorted(index, key=lambda i: natural_key(str(data.names[i]))))
         labels.append(int(data.labels[index].max()))
-        if study is not None and len(index) >= MIN_SERIES:
-            raw_study = study_model.predict(study, study_model.features(embeddings[index], raw[index]))[1]
-            scores.append(float(platt(raw_study, info.study.get("calibration"))))
-            methods.add("study model")
-        else:
-            scores.append(float(shown[index].max()))
-            methods.add("highest slice")
-    threshold = info.study["threshold"] if methods == {"study model"} else info.threshold
+        score, threshold, method, _ = series_score(shown[index], raw[index], embeddings[index], info, net)
+        scores.append(score)
+        thresholds.append(threshold)
+        methods.add(method)
     labels_, scores_ = np.array(labels), np.array(scores)
-    both = len(set(labels)) == 2
-    predicted = scores_ >= threshold
+    predicted = scores_ >= np.array(thresholds)  # each study at its own rule's operating point
     metrics.update({
         "studies": len(labels),
-        "study_method": " / ".join(sorted(methods)),
-        "study_auc": float(roc_auc_score(labels_, scores_)) if both else None,
-        "study_threshold": float(threshold),
+        "study_method": " / ".join(sorted(methods)),  # two methods: some patients were too short for the rule
+        "study_auc": float(roc_auc_score(labels_, scores_)) if len(set(labels)) == 2 else None,
+        "study_threshold": thresholds[0] if len(set(thresholds)) == 1 else None,
         "study_sensitivity": float(predicted[labels_ == 1].mean()) if (labels_ == 1).any() else None,
         "study_specificity": float((~predicted)[labels_ == 0].mean()) if (labels_ == 0).any() else None,
     })

@@ -94,9 +94,7 @@ def _page(pdf: FPDF, study: Study, model_version: str, metrics: dict | None, pro
     pdf.set_font("Helvetica", "B", 12)
     pdf.cell(0, 7, f"Study verdict: {study.verdict}", new_x="LMARGIN", new_y="NEXT")
     pdf.set_font("Helvetica", size=9)
-    how = ("the study model over the ordered series, at the study operating point" if study.method == "study model"
-           else "its highest slice, at the slice operating point")
-    pdf.multi_cell(0, 5, f"Probability {study.probability:.3f}, operating point {study.threshold:.3f}: {how} "
+    pdf.multi_cell(0, 5, f"Probability {study.probability:.3f}, operating point {study.threshold:.3f}: {study.how} "
                          f"({len(study.slices)} slices).", new_x="LMARGIN", new_y="NEXT")
     if provenance:
         pdf.multi_cell(0, 4.5, "Operating points: " + "; ".join(f"{k.replace('_', ' ')}: {v}"

@@ -2,8 +2,10 @@
 
 DICOM slices group by StudyInstanceUID and SeriesInstanceUID, other files by their folder,
 so one verdict never mixes patients. An ordered series of at least ``MIN_SERIES`` slices is
-read by the study model (when the model ships one) at the study operating point; anything
-smaller keeps the paper's per-slice model and the slice operating point on its highest slice.
+scored by the study rule the model carries (``ModelInfo.study``, chosen by ``hemo calibrate`` on
+out-of-fold CV: the study model, or the mean of the top k slices) at the study operating point;
+anything smaller, or a model without a study rule, keeps the paper's per-slice model and the
+slice operating point on its highest slice.
 """
 
 from __future__ import annotations
@@ -15,10 +17,11 @@ import numpy as np
 from hemo import study_model
 from hemo.analysis import NEGATIVE, POSITIVE, Analyzer, SliceResult
 from hemo.imaging import scan_key
-from hemo.model import platt
+from hemo.model import ModelInfo, platt
 
-#: Fewer slices than this are not a series the study model was trained on (CT-ICH: 24-57 per study).
+#: Fewer slices than this are not a series the study rules were chosen on (CT-ICH: 24-57 per study).
 MIN_SERIES = 8
+HIGHEST, STUDY_MODEL = "highest slice", "study model"
 
 
 @dataclass
@@ -30,7 +33,7 @@ class Study:
     slices: list[SliceResult]
     probability: float  # the study's (calibrated) probability
     threshold: float
-    method: str  # "study model" or "highest slice"
+    method: str  # HIGHEST, STUDY_MODEL or "mean of the top k slices"
     refined: list[float] | None = None  # the study model's per-slice probabilities, in scan order
 
     @property
@@ -44,6 +47,15 @@ class Study:
     @property
     def label(self) -> str:
         return f"Study {self.number}"
+
+    @property
+    def how(self) -> str:
+        """How the verdict was reached, in a sentence's words (for the app and the reports)."""
+        if self.method == HIGHEST:
+            return "its highest slice, at the slice operating point"
+        if self.method == STUDY_MODEL:
+            return "the study model over the ordered series, at the study operating point"
+        return f"the {self.method} of the series, at the study operating point"
 
 
 def order(results: list[SliceResult]) -> list[SliceResult]:
@@ -60,18 +72,37 @@ def group(results: list[SliceResult]) -> dict[tuple[str, str], list[SliceResult]
     return {key: order(members) for key, members in groups.items()}
 
 
+def top_k_mean(probabilities: np.ndarray, k: int) -> float:
+    """Mean of a study's ``k`` highest slice probabilities: one outlying slice weighs less than under the maximum."""
+    return float(np.sort(np.asarray(probabilities, dtype=np.float64))[::-1][:k].mean())
+
+
+def series_score(shown: np.ndarray, raw: np.ndarray, embeddings: np.ndarray | None, info: ModelInfo,
+                 net=None) -> tuple[float, float, str, list[float] | None]:
+    """(probability, threshold, method, refined slice probabilities) of one series, slices in scan order.
+
+    ``shown`` are the calibrated slice probabilities, ``raw`` the model's; ``net`` is the loaded
+    study model, if the model carries one. The app, the CLI, ``hemo evaluate`` and ``hemo batch``
+    all judge a study through this one function.
+    """
+    rule = info.study or {}
+    if len(shown) >= MIN_SERIES and rule.get("score") == "top_k_mean":
+        score = top_k_mean(shown, int(rule["k"]))
+        return (float(platt(score, rule.get("calibration"))), float(rule["threshold"]),
+                f"mean of the top {int(rule['k'])} slices", None)
+    if len(shown) >= MIN_SERIES and net is not None and embeddings is not None:
+        refined, study_raw = study_model.predict(net, study_model.features(embeddings, raw))
+        return (float(platt(study_raw, rule.get("calibration"))), float(rule["threshold"]), STUDY_MODEL,
+                [float(p) for p in refined])
+    return float(np.max(shown)), float(info.threshold), HIGHEST, None
+
+
 def verdict(slices: list[SliceResult], analyzer: Analyzer) -> tuple[float, float, str, list[float] | None]:
-    """(probability, threshold, method, refined slice probabilities) for one ordered series."""
-    info = analyzer.info
-    usable = analyzer.study_model is not None and info.study and len(slices) >= MIN_SERIES \
-        and all(r.embedding is not None for r in slices)
-    if not usable:
-        return max(r.probability for r in slices), info.threshold, "highest slice", None
-    sequence = study_model.features(np.stack([r.embedding for r in slices]), np.array([r.raw for r in slices]))
-    refined, study_raw = study_model.predict(analyzer.study_model, sequence)
-    calibration = info.study.get("calibration")
-    return (float(platt(study_raw, calibration)), float(info.study["threshold"]), "study model",
-            [float(p) for p in refined])
+    """:func:`series_score` of analysed slices (already in scan order)."""
+    embedded = all(r.embedding is not None for r in slices)
+    return series_score(np.array([r.probability for r in slices]), np.array([r.raw for r in slices]),
+                        np.stack([r.embedding for r in slices]) if embedded else None, analyzer.info,
+                        analyzer.study_model)
 
 
 def studies(results: list[SliceResult], analyzer: Analyzer) -> list[Study]:

@@ -55,12 +55,13 @@ def test_calibrate_stores_operating_points_and_study_model(oof_run, small_model_
     model = tmp_path / "hemo-hybrid.keras"
     model.write_bytes(small_model_path.read_bytes())
     model.with_suffix(".json").write_text(small_model_path.with_suffix(".json").read_text())
-    report = calibrate.run(out, model, epochs=5)
+    report = calibrate.run(out, model, epochs=5, rule="study_model")
     for key in ("slice_raw", "slice_calibrated", "study_highest_slice", "study_top_k_mean", "study_model", "patients"):
         assert key in report
     assert len(report["patients"]) == 6 and report["slices"] == 60
     info = json.loads(model.with_suffix(".json").read_text())
     assert info["calibration"] and info["study"]["file"] == "hemo-hybrid-study.weights.h5"
+    assert info["study"]["score"] == "study_model"
     assert "out-of-fold" in info["provenance"]["chosen_on"]
     analyzer = Analyzer.load(model)
     assert analyzer.study_model is not None
@@ -74,6 +75,55 @@ def test_calibrate_stores_operating_points_and_study_model(oof_run, small_model_
     assert main(["evaluate", str(root), "--model", str(model), "--json", str(evaluated)]) == 0
     metrics = json.loads(evaluated.read_text())
     assert metrics["study_method"] == "study model" and metrics["study_threshold"] == info["study"]["threshold"]
+
+
+def test_calibrate_can_store_the_top_k_mean_and_every_layer_uses_it(oof_run, small_model_path, tmp_path):
+    import pandas as pd
+
+    from hemo import batch
+    from hemo.model import platt
+    from hemo.study import top_k_mean
+
+    root, out, _ = oof_run
+    model = tmp_path / "hemo-hybrid.keras"
+    model.write_bytes(small_model_path.read_bytes())
+    model.with_suffix(".json").write_text(small_model_path.with_suffix(".json").read_text())
+    auto = calibrate.run(out, epochs=5)
+    higher = "top_k_mean" if auto["study_top_k_mean"]["auc"] >= auto["study_model"]["auc"] else "study_model"
+    assert auto["study_rule"] == higher  # auto: the higher out-of-fold study AUC
+    report = calibrate.run(out, model, epochs=5, rule="top_k_mean")
+    rule = json.loads(model.with_suffix(".json").read_text())["study"]
+    assert rule["score"] == "top_k_mean" and rule["k"] in calibrate.TOP_K and "file" not in rule
+    assert rule["threshold"] == report["study_top_k_mean"]["threshold"]
+
+    analyzer = Analyzer.load(model)
+    assert analyzer.study_model is None
+    series = [(f"{z}.dcm", dicom_bytes((head_phantom(128, (60, 70) if 3 <= z < 6 else None) + 1024).astype(np.int16),
+                                       position=(0, 0, z))) for z in range(MIN_SERIES + 2)]
+    [long] = studies(analyzer.analyse_files(series), analyzer)
+    [short] = studies(analyzer.analyse_files(series[:3]), analyzer)
+    k = rule["k"]
+    assert long.method == f"mean of the top {k} slices" and long.threshold == rule["threshold"]
+    expected = platt(top_k_mean(np.array([r.probability for r in long.slices]), k), rule["calibration"])
+    assert long.probability == pytest.approx(float(expected))
+    assert f"mean of the top {k} slices of the series" in long.how
+    assert short.method == "highest slice" and short.probability == max(r.probability for r in short.slices)
+
+    evaluated = tmp_path / "eval.json"
+    assert main(["evaluate", str(root), "--model", str(model), "--json", str(evaluated)]) == 0
+    metrics = json.loads(evaluated.read_text())
+    assert metrics["study_method"] == long.method and metrics["study_threshold"] == rule["threshold"]
+
+    table = tmp_path / "archive"  # what 'hemo batch' leaves: one row per slice
+    table.mkdir()
+    probabilities = [r.probability for r in long.slices] + [r.probability for r in short.slices]
+    pd.DataFrame({"file": [f"{i}.dcm" for i in range(len(probabilities))], "probability": probabilities,
+                  "study_uid": ["long"] * len(long.slices) + ["short"] * len(short.slices)}
+                 ).to_parquet(table / "part.parquet")
+    rows = batch.studies(table, analyzer.info).set_index("study_uid")
+    assert rows.loc["long", "method"] == long.method
+    assert rows.loc["long", "probability"] == pytest.approx(long.probability)
+    assert rows.loc["short", "method"] == "highest slice"
 
 
 def test_platt_scaling_makes_scores_behave_like_probabilities():

@@ -164,9 +164,7 @@ def _viewer(study: Study, labels: Labels, opacity: float, said: frozenset[str]) 
 
 def _study_section(study: Study, labels: Labels, opacity: float, analyzer) -> None:
     st.subheader(f"{study.label}: {len(study.slices)} slice{'s' if len(study.slices) > 1 else ''}")
-    how = ("the study model over the ordered series, at the study operating point" if study.method == "study model"
-           else "its highest slice, at the slice operating point")
-    st.markdown(f"Study verdict ({how}): " + _verdict_line(study.probability, study.threshold, study.verdict))
+    st.markdown(f"Study verdict ({study.how}): " + _verdict_line(study.probability, study.threshold, study.verdict))
     measured = resources.shipped_json("evaluation.json") or {}
     if measured.get("study_method") == study.method and measured.get("study_specificity") is not None:
         st.caption(f"How far to trust it: on {measured['studies']} validation patients this rule found "
