@@ -9,9 +9,13 @@ else changes. A re-run skips every file already in the output, so a crashed job 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
+
+if TYPE_CHECKING:
+    from hemo.model import ModelInfo
 
 COLUMNS = ["file", "frame", "study_uid", "series_uid", "score", "probability", "verdict", "threshold", "error", "note"]
 
@@ -59,7 +63,7 @@ def done_files(out: Path) -> set[str]:
     return set(pd.read_parquet(out, columns=["file"])["file"].tolist())
 
 
-def studies(out: Path, info) -> pd.DataFrame:
+def studies(out: Path, info: ModelInfo) -> pd.DataFrame:
     """One row per study (StudyInstanceUID, else folder): slices, highest probability, the study verdict.
 
     Judged as the app judges a study (``hemo.study.series_score``), except that the study model needs
