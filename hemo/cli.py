@@ -63,7 +63,10 @@ def cmd_cv(args) -> int:
     from hemo.train import cross_validate
 
     config = _config(args)
-    rows = cross_validate(_load_data(args.data), config, args.folds, args.fold or None, out_dir=args.out)
+    if args.trace_heldout and not args.out:
+        raise SystemExit("--trace-heldout needs --out (the fixed-epoch protocol)")
+    rows = cross_validate(_load_data(args.data), config, args.folds, args.fold or None, out_dir=args.out,
+                          trace=args.trace_heldout)
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=1) + "\n")
     aucs = [r["auc"] for r in rows]
@@ -304,6 +307,9 @@ def main(argv: list[str] | None = None) -> int:
     cv.add_argument("--fold", type=int, action="append", help="run only this fold (repeatable)")
     cv.add_argument("--json", help="write the per-fold rows here")
     cv.add_argument("--out", help="folder for out-of-fold scores and embeddings (fixed epochs, resumable)")
+    cv.add_argument("--trace-heldout", action="store_true",
+                    help="with --out: record each epoch's held-out AUC (never used for training), to measure "
+                         "how much early stopping on the held-out fold would flatter")
     cv.set_defaults(run=cmd_cv)
 
     evaluate = commands.add_parser("evaluate", help="metrics of a model on labelled data")

@@ -104,11 +104,17 @@ class EpochOfRun(keras.callbacks.Callback):
 
 
 class ValidationAUC(keras.callbacks.Callback):
-    """Adds ``val_auc`` (slice level) and the learning rate to the epoch logs; early stopping watches val_auc."""
+    """Adds ``val_auc`` (slice level) and the learning rate to the epoch logs; early stopping watches val_auc.
 
-    def __init__(self, data: datasets.Dataset, batch_size: int, scored: keras.Model | None = None) -> None:
+    With ``trace`` each epoch's AUC is also appended to that JSON-lines file (epoch of the run, warm-up
+    included), so a fixed-epoch run can show afterwards what stopping on these patients would have chosen.
+    """
+
+    def __init__(self, data: datasets.Dataset, batch_size: int, scored: keras.Model | None = None,
+                 trace: Path | None = None, offset: int = 0) -> None:
         super().__init__()
         self.data, self.batch_size, self.scored = data, batch_size, scored
+        self.trace, self.offset = trace, offset
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         from sklearn.metrics import roc_auc_score
@@ -119,6 +125,9 @@ class ValidationAUC(keras.callbacks.Callback):
         if len(set(self.data.labels.tolist())) == 2:
             scores = predict(self.scored or self.model, self.data.inputs(), self.batch_size)
             logs["val_auc"] = float(roc_auc_score(self.data.labels, scores))
+            if self.trace is not None:
+                with open(self.trace, "a") as out:
+                    out.write(json.dumps({"epoch": self.offset + epoch + 1, "auc": logs["val_auc"]}) + "\n")
 
 
 class EpochLog(keras.callbacks.Callback):
@@ -163,13 +172,15 @@ def _compile(model: keras.Model, config: TrainConfig, steps: int) -> None:
 
 
 def fit(train: datasets.Dataset, validation: datasets.Dataset | None, config: TrainConfig,
-        verbose: int = 1, backup: str | Path | None = None) -> tuple[keras.Model, dict[str, list[float]]]:
+        verbose: int = 1, backup: str | Path | None = None,
+        trace: tuple[datasets.Dataset, Path] | None = None) -> tuple[keras.Model, dict[str, list[float]]]:
     """Train on ``train``; returns the paper's model (no decoder) and the history.
 
     With ``validation``, early stopping on its AUC restores the best epoch. Without, it trains
     exactly ``config.epochs`` epochs (the count chosen by cross-validation): no patient is then
     used both to stop training and to measure it. ``backup`` is a folder that lets an
-    interrupted run resume from its last finished epoch.
+    interrupted run resume from its last finished epoch. ``trace`` (data, file) records the AUC
+    on that data after every epoch and nothing else: it never steers training.
     """
     keras.utils.set_random_seed(config.seed)
     chosen = distribution.strategy(config.distribute)
@@ -196,7 +207,10 @@ def fit(train: datasets.Dataset, validation: datasets.Dataset | None, config: Tr
         else:
             extra = {}
         watch = [EpochOfRun(batches, first_epoch)]
-        watch += [ValidationAUC(validation, 32, model)] if validation is not None else []
+        if validation is not None:
+            watch.append(ValidationAUC(validation, 32, model))
+        elif trace is not None:
+            watch.append(ValidationAUC(trace[0], 32, model, trace[1], first_epoch))
         if backup is not None:
             callbacks = [keras.callbacks.BackupAndRestore(str(Path(backup) / stage)), *callbacks]
         # shuffle=False: Batches orders itself from (seed, epoch); Keras's own reshuffle draws from Python's
@@ -276,7 +290,7 @@ def train(data: datasets.Dataset, out_dir: str | Path, config: TrainConfig, spli
 
 
 def cross_validate(data: datasets.Dataset, config: TrainConfig, folds: int = 5, only: list[int] | None = None,
-                   verbose: int = 0, out_dir: str | Path | None = None) -> list[dict]:
+                   verbose: int = 0, out_dir: str | Path | None = None, trace: bool = False) -> list[dict]:
     """Patient-grouped k-fold CV: one row per fold with AUC, patient AUC, epochs and time.
 
     With ``out_dir`` each fold trains exactly ``config.epochs`` epochs without looking at its
@@ -285,6 +299,8 @@ def cross_validate(data: datasets.Dataset, config: TrainConfig, folds: int = 5, 
     is skipped and an interrupted one resumes, so the command can simply be run again.
     Without ``out_dir`` (the older protocol) early stopping watches the held-out fold, and
     sensitivity/specificity use its own Youden threshold: optimistic, compare by AUC only.
+    ``trace`` (with ``out_dir``) records the held-out AUC after every epoch in
+    ``fold<k>/heldout.jsonl`` without acting on it: how much stopping on the held-out fold flatters.
     """
     rows = []
     for fold, patients in enumerate(datasets.patient_folds(data, folds, config.seed)):
@@ -298,7 +314,10 @@ def cross_validate(data: datasets.Dataset, config: TrainConfig, folds: int = 5, 
                 scores, seconds, epochs = done["scores"], float(done["seconds"]), int(done["epochs"])
         else:
             started = time.time()
-            model, history = fit(train_set, None if folder else val_set, config, verbose, backup=folder)
+            if folder is not None:
+                folder.mkdir(parents=True, exist_ok=True)
+            traced = (val_set, folder / "heldout.jsonl") if folder is not None and trace else None
+            model, history = fit(train_set, None if folder else val_set, config, verbose, backup=folder, trace=traced)
             seconds, epochs = time.time() - started, len(history.get("loss", []))
             scores, embeddings = embed(model, val_set.inputs())
             if folder is not None:

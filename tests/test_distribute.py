@@ -15,8 +15,8 @@ from conftest import ROOT, ct_ich_folder
 # sum, optimizer) must give the same numbers whatever the device count.
 SCRIPT = textwrap.dedent("""
     import json, keras, numpy as np
-    from conftest import head_phantom
-    from hemo import datasets, distribution, train
+    from conftest import phantom_slices
+    from hemo import distribution, train
     distribution.split_cpu(2)
 
     built = train.build
@@ -28,13 +28,7 @@ SCRIPT = textwrap.dedent("""
         return model
     train.build = build
 
-    rng = np.random.default_rng(0)
-    labels = np.arange(32) % 2
-    images = []
-    for label in labels:
-        hu = head_phantom(256, (100 + int(rng.integers(-20, 20)), 150) if label else None)
-        images.append(np.clip((hu - 40) / 120 * 255 + 127.5 + rng.normal(0, 4, hu.shape), 0, 255).astype(np.uint8))
-    data = datasets.Dataset(np.stack(images), labels, np.arange(32) // 4, np.array([f"{i}.png" for i in range(32)]))
+    data = phantom_slices(32)
     rows = {}
     for mode in (None, "mirrored"):
         config = train.TrainConfig(epochs=2, warmup_epochs=1, batch_size=16, schedule="cosine", learning_rate=1e-3,

@@ -2,27 +2,19 @@
 
 from __future__ import annotations
 
+import importlib.util
+import json
+
 import keras
 import numpy as np
 import pytest
-from conftest import head_phantom
+from conftest import ROOT, phantom_slices
 
-from hemo import datasets, train
+from hemo import train
 
 
 class Interrupted(Exception):
     pass
-
-
-def _slices(count: int = 16) -> datasets.Dataset:
-    rng = np.random.default_rng(0)
-    labels = np.arange(count) % 2
-    images = []
-    for label in labels:
-        hu = head_phantom(256, (100 + int(rng.integers(-20, 20)), 150) if label else None)
-        images.append(np.clip((hu - 40) / 120 * 255 + 127.5 + rng.normal(0, 4, hu.shape), 0, 255).astype(np.uint8))
-    return datasets.Dataset(np.stack(images), labels, np.arange(count) // 4,
-                            np.array([f"{i}.png" for i in range(count)]))
 
 
 def test_a_resumed_run_ends_where_the_uninterrupted_one_does(tmp_path, monkeypatch):
@@ -36,7 +28,7 @@ def test_a_resumed_run_ends_where_the_uninterrupted_one_does(tmp_path, monkeypat
         return model
 
     monkeypatch.setattr(train, "build", build)
-    data = _slices()
+    data = phantom_slices()
     config = train.TrainConfig(epochs=2, warmup_epochs=1, batch_size=8, schedule="cosine", learning_rate=1e-3,
                                freeze_below="block5a")
     whole, history = train.fit(data, None, config, verbose=0, backup=tmp_path / "whole")
@@ -58,3 +50,31 @@ def test_a_resumed_run_ends_where_the_uninterrupted_one_does(tmp_path, monkeypat
     assert abs(last - resumed_last) < 1e-3 * max(1.0, abs(last)), (history["loss"], resumed_history["loss"])
     scores, resumed_scores = train.predict(whole, data.inputs()), train.predict(resumed, data.inputs())
     assert np.max(np.abs(scores - resumed_scores)) < 1e-3
+
+
+def test_cv_traces_the_held_out_auc_of_every_epoch_without_acting_on_it(tmp_path):
+    from sklearn.metrics import roc_auc_score
+
+    config = train.TrainConfig(epochs=1, warmup_epochs=1, batch_size=8, freeze_below="block5a")
+    rows = train.cross_validate(phantom_slices(), config, folds=2, out_dir=tmp_path, trace=True)
+
+    for row in rows:
+        folder = tmp_path / f"fold{row['fold']}"
+        lines = [json.loads(line) for line in (folder / "heldout.jsonl").read_text().splitlines()]
+        assert [line["epoch"] for line in lines] == [1, 2]  # warm-up, then the fine-tuning epoch
+        with np.load(folder / "oof.npz") as oof:
+            assert int(oof["epochs"]) == 2  # fixed epochs: nothing stopped early
+            row["oof_auc"] = roc_auc_score(oof["labels"], oof["scores"])
+        assert lines[-1]["auc"] == pytest.approx(row["oof_auc"], abs=1e-6)  # the trace scored the same model
+
+    trace = _tool("heldout_trace")  # what BENCHMARKS reads these traces with
+    summary = trace.summary(trace.curves(tmp_path))
+    assert summary["fold"] == [0, 1] and summary["last"] == pytest.approx([r["oof_auc"] for r in rows], abs=1e-6)
+    assert all(best >= last for best, last in zip(summary["best"], summary["last"]))
+
+
+def _tool(name: str):
+    spec = importlib.util.spec_from_file_location(name, ROOT / "tools" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

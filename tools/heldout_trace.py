@@ -1,0 +1,72 @@
+"""How much does stopping on the held-out fold flatter a CV score? Read the traces of a fixed-epoch CV.
+
+``python -m hemo cv DATA --out RUN --trace-heldout ...`` trains every fold for a fixed number of epochs
+and records the held-out AUC after each epoch without acting on it. This prints, per fold, that curve
+and three scores of the same training runs:
+
+- last epoch: the fixed-epoch protocol (what ``RUN/fold<k>/oof.npz`` holds);
+- best epoch: what early stopping with best-epoch restore on the held-out fold picks (optimistic);
+- nested epoch: the epoch with the best mean AUC on the *other* folds' curves, applied to this fold
+  (how an epoch count chosen by CV would score on new patients).
+
+    python tools/heldout_trace.py runs/cv-lr1e4
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+
+
+def curves(run: Path) -> dict[int, np.ndarray]:
+    """Held-out AUC per epoch of the run (warm-up included), one array per fold; a resumed epoch counts once."""
+    found = {}
+    for trace in sorted(run.glob("fold*/heldout.jsonl")):
+        by_epoch = {}
+        for line in trace.read_text().splitlines():
+            row = json.loads(line)
+            by_epoch[row["epoch"]] = row["auc"]  # the last record of an epoch replayed after a resume
+        fold = int(trace.parent.name.removeprefix("fold"))
+        found[fold] = np.array([by_epoch[e] for e in sorted(by_epoch)])
+    return found
+
+
+def summary(found: dict[int, np.ndarray]) -> dict[str, list[float]]:
+    """Last, best and nested-epoch AUC per fold, over the folds whose traces have the full epoch count."""
+    length = max(len(c) for c in found.values())
+    done = {fold: c for fold, c in found.items() if len(c) == length}
+    rows: dict[str, list[float]] = {"fold": [], "last": [], "best": [], "nested": [], "nested_epoch": []}
+    for fold, curve in done.items():
+        others = [c for f, c in done.items() if f != fold]
+        epoch = int(np.argmax(np.mean(others, axis=0))) if others else length - 1
+        rows["fold"].append(fold)
+        rows["last"].append(float(curve[-1]))
+        rows["best"].append(float(curve.max()))
+        rows["nested"].append(float(curve[epoch]))
+        rows["nested_epoch"].append(epoch + 1)
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("run", type=Path, help="the --out folder of a 'hemo cv --trace-heldout' run")
+    found = curves(parser.parse_args().run)
+    if not found:
+        raise SystemExit("no fold*/heldout.jsonl here: run 'python -m hemo cv ... --out RUN --trace-heldout'")
+    for fold, curve in sorted(found.items()):
+        print(f"fold {fold}: held-out AUC by epoch (1 = warm-up) " + " ".join(f"{a:.3f}" for a in curve))
+    rows = summary(found)
+    print(f"complete folds: {rows['fold']}; nested epochs chosen: {rows['nested_epoch']}")
+    for key in ("last", "best", "nested"):
+        values = np.array(rows[key])
+        print(f"{key:>6} epoch: mean {values.mean():.3f} (sd {values.std():.3f}) | "
+              + " ".join(f"{v:.3f}" for v in values))
+    gap = np.array(rows["best"]) - np.array(rows["nested"])
+    print(f"best minus nested (the flattery of stopping on the held-out fold): mean {gap.mean():.3f}")
+
+
+if __name__ == "__main__":
+    main()
