@@ -280,7 +280,8 @@ def _training_options(parser: argparse.ArgumentParser) -> None:
                         help="other-source augmentation: window, gamma, noise, blur, scale, rotation, JPEG")
     parser.add_argument("--freeze-below", help="keep EfficientNet layers before this one frozen, e.g. block4a")
     parser.add_argument("--schedule", choices=["plateau", "cosine"], default="plateau",
-                        help="learning rate: halve on plateau (needs validation) or cosine over --epochs")
+                        help="learning rate: halve on a validation-loss plateau (without validation patients, "
+                             "as in 'cv --out' and 'train --split none', it stays constant) or cosine over --epochs")
     parser.add_argument("--distribute", choices=DISTRIBUTE,
                         help="data-parallel training: 'mirrored' over this host's GPUs (or --cpu-devices); "
                              "--batch-size is the global batch, split across replicas")

@@ -40,7 +40,7 @@ class TrainConfig:
     mask_weight: float = 0.0  # > 0: train a bleed decoder on the masks jointly (hemo.bleed)
     robust: bool = False  # other-source augmentation (hemo.augment)
     freeze_below: str | None = None  # keep EfficientNet layers before this one (e.g. "block4a") frozen
-    schedule: str = "plateau"  # "plateau" (needs validation) or "cosine" (fixed epoch count)
+    schedule: str = "plateau"  # "plateau" (constant without validation) or "cosine" (over the fixed epoch count)
     distribute: str | None = None  # "mirrored": data-parallel over this host's GPUs (hemo.distribution)
 
 
