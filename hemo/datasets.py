@@ -263,8 +263,11 @@ def split_slices(dataset: Dataset, val_fraction: float = 0.1, seed: int = 0) -> 
 
 
 def indices(dataset: Dataset, patients: Iterable[str]) -> np.ndarray:
-    """Indices of the slices that belong to the given patients."""
-    return np.flatnonzero(np.isin(dataset.patients, list(patients)))
+    """Indices of the slices that belong to the given patients.
+
+    Compared as text: folds and split files name patients as strings, a hand-built Dataset may use ints.
+    """
+    return np.flatnonzero(np.isin(dataset.patients.astype(str), [str(p) for p in patients]))
 
 
 def write_split(path: str | Path, split: dict) -> None:

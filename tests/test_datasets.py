@@ -78,6 +78,13 @@ def test_folds_partition_patients():
     assert len(flat) == len(set(flat)) == 20 and all(len(f) == 4 for f in folds)
 
 
+def test_folds_find_the_slices_of_patients_numbered_with_ints():
+    data = fake_dataset()
+    data.patients = np.array([int(p) for p in data.patients])  # a Dataset built by hand
+    found = [datasets.indices(data, fold) for fold in datasets.patient_folds(data, 5)]
+    assert sorted(np.concatenate(found).tolist()) == list(range(len(data)))
+
+
 def test_npz_round_trip(tmp_path):
     data = fake_dataset(4, 2)
     data.save(tmp_path / "d.npz")
