@@ -70,7 +70,6 @@ def test_cv_traces_the_held_out_auc_of_every_epoch_without_acting_on_it(tmp_path
     trace = _tool("heldout_trace")  # what BENCHMARKS reads these traces with
     summary = trace.summary(trace.curves(tmp_path))
     assert summary["fold"] == [0, 1] and summary["last"] == pytest.approx([r["oof_auc"] for r in rows], abs=1e-6)
-    assert all(best >= last for best, last in zip(summary["best"], summary["last"]))
 
 
 def _tool(name: str):
