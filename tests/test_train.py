@@ -72,6 +72,14 @@ def test_cv_traces_the_held_out_auc_of_every_epoch_without_acting_on_it(tmp_path
     assert summary["fold"] == [0, 1] and summary["last"] == pytest.approx([r["oof_auc"] for r in rows], abs=1e-6)
 
 
+def test_heldout_trace_never_picks_a_warm_up_epoch():
+    trace = _tool("heldout_trace")
+    curves = {0: np.array([0.95, 0.80, 0.85]), 1: np.array([0.90, 0.86, 0.82])}  # warm-up best in both folds
+    rows = trace.summary(curves, warmup=1)
+    assert rows["best"] == [0.85, 0.86]  # early stopping restores fine-tuning epochs only
+    assert rows["nested_epoch"] == [2, 3] and rows["nested"] == [0.80, 0.82]
+
+
 def _tool(name: str):
     spec = importlib.util.spec_from_file_location(name, ROOT / "tools" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)

@@ -9,6 +9,9 @@ and three scores of the same training runs:
 - nested epoch: the epoch with the best mean AUC on the *other* folds' curves, applied to this fold
   (how an epoch count chosen by CV would score on new patients).
 
+Best and nested choose among fine-tuning epochs only: early stopping watches the fine-tuning stage, so
+a warm-up epoch is never what it restores (``--warmup-epochs`` as given to ``hemo cv``).
+
     python tools/heldout_trace.py runs/cv-lr1e4
 """
 
@@ -34,17 +37,21 @@ def curves(run: Path) -> dict[int, np.ndarray]:
     return found
 
 
-def summary(found: dict[int, np.ndarray]) -> dict[str, list[float]]:
-    """Last, best and nested-epoch AUC per fold, over the folds whose traces have the full epoch count."""
+def summary(found: dict[int, np.ndarray], warmup: int = 1) -> dict[str, list[float]]:
+    """Last, best and nested-epoch AUC per fold, over the folds whose traces have the full epoch count.
+
+    Best and nested are chosen after the first ``warmup`` epochs (those of the frozen-backbone warm-up).
+    """
     length = max(len(c) for c in found.values())
     done = {fold: c for fold, c in found.items() if len(c) == length}
     rows: dict[str, list[float]] = {"fold": [], "last": [], "best": [], "nested": [], "nested_epoch": []}
     for fold, curve in done.items():
         others = [c for f, c in done.items() if f != fold]
-        epoch = int(np.argmax(np.mean(others, axis=0))) if others else length - 1
+        start = min(warmup, length - 1)
+        epoch = start + int(np.argmax(np.mean(others, axis=0)[start:])) if others else length - 1
         rows["fold"].append(fold)
         rows["last"].append(float(curve[-1]))
-        rows["best"].append(float(curve.max()))
+        rows["best"].append(float(curve[start:].max()))
         rows["nested"].append(float(curve[epoch]))
         rows["nested_epoch"].append(epoch + 1)
     return rows
@@ -53,12 +60,15 @@ def summary(found: dict[int, np.ndarray]) -> dict[str, list[float]]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run", type=Path, help="the --out folder of a 'hemo cv --trace-heldout' run")
-    found = curves(parser.parse_args().run)
+    parser.add_argument("--warmup-epochs", type=int, default=1, help="as given to 'hemo cv' (never chosen)")
+    args = parser.parse_args()
+    found = curves(args.run)
     if not found:
         raise SystemExit("no fold*/heldout.jsonl here: run 'python -m hemo cv ... --out RUN --trace-heldout'")
     for fold, curve in sorted(found.items()):
-        print(f"fold {fold}: held-out AUC by epoch (1 = warm-up) " + " ".join(f"{a:.3f}" for a in curve))
-    rows = summary(found)
+        shown = " ".join(f"{a:.3f}" for a in curve)
+        print(f"fold {fold}: held-out AUC by epoch (the first {args.warmup_epochs} warm-up) {shown}")
+    rows = summary(found, args.warmup_epochs)
     print(f"complete folds: {rows['fold']}; nested epochs chosen: {rows['nested_epoch']}")
     for key in ("last", "best", "nested"):
         values = np.array(rows[key])
