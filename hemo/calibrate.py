@@ -23,11 +23,11 @@ from pathlib import Path
 
 import numpy as np
 from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import brier_score_loss, roc_auc_score, roc_curve
+from sklearn.metrics import brier_score_loss, precision_recall_fscore_support, roc_auc_score, roc_curve
 
 from hemo import study_model
 from hemo.imaging import natural_key
-from hemo.model import info_path, platt
+from hemo.model import CLASSES, info_path, platt
 from hemo.study import top_k_mean
 
 STUDY_SENSITIVITY = 0.95
@@ -82,12 +82,18 @@ def _per_fold(labels: np.ndarray, scores: np.ndarray, folds: np.ndarray) -> dict
             "fold_aucs": [round(a, 4) for a in aucs]}
 
 
-def _nested_rates(labels, scores, folds, choose) -> dict:
-    """Sensitivity/specificity when each fold's threshold is chosen on the other folds only."""
+def _nested_predicted(labels, scores, folds, choose) -> np.ndarray:
+    """Positive calls when each fold's threshold is chosen on the other folds only."""
     predicted = np.zeros(len(labels), bool)
     for k in np.unique(folds):
         other = folds != k
         predicted[folds == k] = scores[folds == k] >= choose(labels[other], scores[other])
+    return predicted
+
+
+def _nested_rates(labels, scores, folds, choose) -> dict:
+    """Sensitivity/specificity when each fold's threshold is chosen on the other folds only."""
+    predicted = _nested_predicted(labels, scores, folds, choose)
     return {"sensitivity": float(predicted[labels == 1].mean()), "specificity": float((~predicted)[labels == 0].mean())}
 
 
@@ -221,9 +227,52 @@ def run(oof_dir: str | Path, model_path: str | Path | None = None, epochs: int =
     if rule == "auto":  # both AUCs are nested: each patient scored by a k or a study model chosen without it
         rule = "top_k_mean" if report["study_top_k_mean"]["auc"] >= report["study_model"]["auc"] else "study_model"
     report["study_rule"] = rule
+    nested = top_k if rule == "top_k_mean" else study_raw
+    report["evaluation"] = _evaluation(oof, report, calibrated, nested_calibrated, nested, studies)
     if model_path is not None:
         _store(Path(model_path), oof, studies, epochs, calibration, slice_threshold, report)
     return report
+
+
+def _evaluation(oof: dict, report: dict, calibrated: np.ndarray, nested_calibrated: np.ndarray,
+                nested_study: np.ndarray, studies: list[dict]) -> dict:
+    """The out-of-fold numbers in ``hemo evaluate --json``'s format: what to show for a model trained on all patients.
+
+    Such a model has no patients left to be measured on; its recipe's CV is the honest measurement. The
+    AUCs are pooled over the out-of-fold predictions; sensitivity, specificity and the confusion matrix
+    are nested (each fold judged at the operating point chosen on the other folds), as a new patient
+    would meet them; ``threshold`` and ``study_threshold`` are the stored operating points.
+    """
+    from hemo.evaluate import report as slice_report
+
+    labels, folds = oof["labels"].astype(int), oof["fold"]
+    slices = report["slice_calibrated"]
+    metrics = slice_report(labels, calibrated, slices["threshold"], oof["patients"])
+    predicted = _nested_predicted(labels, nested_calibrated, folds, youden)
+    tn, fp = int((~predicted & (labels == 0)).sum()), int((predicted & (labels == 0)).sum())
+    fn, tp = int((~predicted & (labels == 1)).sum()), int((predicted & (labels == 1)).sum())
+    study_labels = np.array([s["label"] for s in studies])
+    study_folds = np.array([s["fold"] for s in studies])
+    called = _nested_predicted(study_labels, nested_study, study_folds, at_sensitivity)
+    top_k = report["study_rule"] == "top_k_mean"
+    rule = report["study_top_k_mean"] if top_k else report["study_model"]
+    metrics.update({
+        "title": f"Out-of-fold: patient-grouped {len(np.unique(folds))}-fold CV of this model's recipe "
+                 f"({len(studies)} patients); sensitivity and specificity at operating points chosen on the "
+                 "other folds",
+        "auc_fold_mean": report["slice_raw"]["fold_auc_mean"], "auc_fold_sd": report["slice_raw"]["fold_auc_sd"],
+        "sensitivity": tp / (tp + fn), "specificity": tn / (tn + fp), "accuracy": (tp + tn) / len(labels),
+        "f1": 2 * tp / (2 * tp + fp + fn) if tp else 0.0, "confusion_matrix": [[tn, fp], [fn, tp]],
+        "brier": slices["brier_nested"],
+        "studies": len(studies),
+        "study_method": f"mean of the top {rule['k']} slices" if top_k else "study model",
+        "study_auc": rule["auc"], "study_threshold": rule["threshold"],
+        "study_sensitivity": float(called[study_labels == 1].mean()),
+        "study_specificity": float((~called)[study_labels == 0].mean())})
+    precision, recall, f1, support = precision_recall_fscore_support(labels, predicted, labels=[0, 1], zero_division=0)
+    metrics["per_class"] = {name: {"precision": float(precision[i]), "recall": float(recall[i]), "f1": float(f1[i]),
+                                   "support": int(support[i])} for i, name in enumerate(CLASSES)}
+    return metrics
 
 
 def _store(model_path: Path, oof: dict, studies: list[dict], epochs: int, calibration: dict, slice_threshold: float,

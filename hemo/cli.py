@@ -98,6 +98,8 @@ def cmd_calibrate(args) -> int:
     report = run(args.oof, args.model if args.write else None, args.epochs, args.study_score)
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=1) + "\n")
+    if args.evaluation:
+        Path(args.evaluation).write_text(json.dumps(report["evaluation"], indent=1) + "\n")
     slices, studies = report["slice_calibrated"], report["study_model"]
     print(f"slices: out-of-fold AUC {report['slice_raw']['auc']:.3f} (fold mean {report['slice_raw']['fold_auc_mean']:.3f}"
           f" sd {report['slice_raw']['fold_auc_sd']:.3f}); threshold {slices['threshold']:.3f}: sensitivity "
@@ -330,6 +332,8 @@ def main(argv: list[str] | None = None) -> int:
                            help="study rule to store: the top-k mean, the study model, or (auto) the one with "
                                 "the higher out-of-fold study AUC")
     calibrate.add_argument("--json", help="write the full report here")
+    calibrate.add_argument("--evaluation", help="write the out-of-fold numbers here in 'evaluate --json' format "
+                           "(models/evaluation.json of a model trained on all patients)")
     calibrate.set_defaults(run=cmd_calibrate)
 
     predict = commands.add_parser("predict", help="probabilities for slices (files or folders)")

@@ -126,6 +126,29 @@ def test_calibrate_can_store_the_top_k_mean_and_every_layer_uses_it(oof_run, sma
     assert rows.loc["short", "method"] == "highest slice"
 
 
+def test_calibrate_writes_the_out_of_fold_numbers_a_final_model_is_shown_with(oof_run, tmp_path):
+    from hemo.evaluate import format_report
+
+    _, out, _ = oof_run
+    path = tmp_path / "evaluation.json"
+    assert main(["calibrate", str(out), "--epochs", "5", "--study-score", "top_k_mean", "--evaluation", str(path)]) == 0
+    report = calibrate.run(out, epochs=5, rule="top_k_mean")
+    metrics, top = json.loads(path.read_text()), report["study_top_k_mean"]
+    assert metrics.keys() == report["evaluation"].keys()
+    assert metrics["title"].startswith("Out-of-fold") and metrics["n"] == 60 and metrics["studies"] == 6
+    # nested, as a new patient meets them: not the rates at the operating point chosen on these very predictions
+    assert metrics["sensitivity"] == report["slice_calibrated"]["nested"]["sensitivity"]
+    assert metrics["specificity"] == report["slice_calibrated"]["nested"]["specificity"]
+    assert sum(map(sum, metrics["confusion_matrix"])) == 60
+    assert metrics["study_sensitivity"] == top["nested"]["sensitivity"]
+    assert metrics["study_specificity"] == top["nested"]["specificity"]
+    assert metrics["study_method"] == f"mean of the top {top['k']} slices"
+    assert metrics["study_threshold"] == top["threshold"]
+    assert metrics["threshold"] == report["slice_calibrated"]["threshold"]
+    assert metrics["brier"] == report["slice_calibrated"]["brier_nested"]
+    assert "study level (mean of the top" in format_report(metrics)
+
+
 def test_platt_scaling_makes_scores_behave_like_probabilities():
     rng = np.random.default_rng(0)
     truth = rng.uniform(0, 1, 4000)

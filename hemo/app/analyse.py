@@ -167,9 +167,9 @@ def _study_section(study: Study, labels: Labels, opacity: float, analyzer) -> No
     st.markdown(f"Study verdict ({study.how}): " + _verdict_line(study.probability, study.threshold, study.verdict))
     measured = resources.shipped_json("evaluation.json") or {}
     if measured.get("study_method") == study.method and measured.get("study_specificity") is not None:
-        st.caption(f"How far to trust it: on {measured['studies']} validation patients this rule found "
-                   f"{measured['study_sensitivity']:.0%} of the studies with haemorrhage and cleared "
-                   f"{measured['study_specificity']:.0%} of the normal ones (model card).")
+        st.caption(f"How far to trust it: on {measured['studies']} patients kept out of the training that scored "
+                   f"them, this rule found {measured['study_sensitivity']:.0%} of the studies with haemorrhage and "
+                   f"cleared {measured['study_specificity']:.0%} of the normal ones (model card).")
     shared = _shared_notes(study)
     for note in sorted(shared):
         st.info(f"Every slice of this study: {note}")
