@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
-REQUIRED = ("accuracy", "loss", "val_accuracy", "val_loss")
+REQUIRED = ("accuracy", "loss")  # validation curves are optional: a final model trains on every patient
 
 
 def read(source: str | Path | bytes | dict) -> tuple[pd.DataFrame, dict]:
@@ -26,8 +26,14 @@ def read(source: str | Path | bytes | dict) -> tuple[pd.DataFrame, dict]:
         raise ValueError("the per-epoch lists of the history have different lengths")
     table = pd.DataFrame({k: v for k, v in series.items() if isinstance(v, list)})
     table.insert(0, "epoch", range(1, len(table) + 1))
-    table["gap"] = table["accuracy"] - table["val_accuracy"]
+    if "val_accuracy" in table:
+        table["gap"] = table["accuracy"] - table["val_accuracy"]
     return table, run
+
+
+def sides(table: pd.DataFrame) -> list[tuple[str, str]]:
+    """(column prefix, name) of the curves the table holds: train, and validation when there was one."""
+    return [("", "train")] + ([("val_", "validation")] if {"val_accuracy", "val_loss"} <= set(table) else [])
 
 
 def smooth(values: pd.Series, weight: float = 0.6) -> pd.Series:

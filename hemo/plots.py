@@ -7,19 +7,20 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from hemo.history import smooth
+from hemo.history import sides, smooth
 from hemo.model import CLASSES, STEPS
 
 TRAIN, VALIDATION = "#1f77b4", "#ff7f0e"
+COLOUR = {"train": TRAIN, "validation": VALIDATION}
 
 
 def curves(history: pd.DataFrame) -> go.Figure:
     """Accuracy and loss per epoch, train and validation (the paper's Figs. 5 and 6)."""
     figure = make_subplots(rows=1, cols=2, subplot_titles=("Accuracy", "Loss"))
     for column, metric in enumerate(("accuracy", "loss"), start=1):
-        for prefix, name, colour in (("", "train", TRAIN), ("val_", "validation", VALIDATION)):
+        for prefix, name in sides(history):
             figure.add_scatter(x=history["epoch"], y=history[prefix + metric], name=f"{name} {metric}",
-                               line={"color": colour, "dash": "solid" if metric == "accuracy" else "dot"},
+                               line={"color": COLOUR[name], "dash": "solid" if metric == "accuracy" else "dot"},
                                row=1, col=column)
     return figure.update_xaxes(title="epoch").update_layout(height=360, margin={"t": 40})
 
@@ -33,20 +34,20 @@ def gap(history: pd.DataFrame) -> go.Figure:
 def loss_vs_accuracy(history: pd.DataFrame) -> go.Figure:
     """Each epoch as a point of (loss, accuracy), train and validation."""
     figure = go.Figure()
-    for prefix, name, colour in (("", "train", TRAIN), ("val_", "validation", VALIDATION)):
+    for prefix, name in sides(history):
         figure.add_scatter(x=history[prefix + "loss"], y=history[prefix + "accuracy"], mode="markers+lines", name=name,
-                           text=[f"epoch {e}" for e in history["epoch"]], marker={"color": colour})
+                           text=[f"epoch {e}" for e in history["epoch"]], marker={"color": COLOUR[name]})
     return figure.update_layout(title="Loss vs accuracy", xaxis_title="loss", yaxis_title="accuracy", height=320)
 
 
 def smoothed_accuracy(history: pd.DataFrame, weight: float = 0.6) -> go.Figure:
     """Accuracy with an exponential moving average over epochs."""
     figure = go.Figure()
-    for prefix, name, colour in (("", "train", TRAIN), ("val_", "validation", VALIDATION)):
+    for prefix, name in sides(history):
         figure.add_scatter(x=history["epoch"], y=history[prefix + "accuracy"], name=f"{name} (raw)",
-                           line={"color": colour, "width": 1}, opacity=0.35)
+                           line={"color": COLOUR[name], "width": 1}, opacity=0.35)
         figure.add_scatter(x=history["epoch"], y=smooth(history[prefix + "accuracy"], weight), name=f"{name} (smoothed)",
-                           line={"color": colour, "width": 3})
+                           line={"color": COLOUR[name], "width": 3})
     return figure.update_layout(title="Smoothed accuracy", xaxis_title="epoch", height=320)
 
 

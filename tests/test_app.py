@@ -177,6 +177,11 @@ def test_dashboard_renders_all_charts_from_history(app, tmp_path):
     app.run()
     assert not app.exception
     assert any("3 epochs" in c.value for c in app.caption)
+    final = {"history": {"accuracy": [0.6, 0.7], "loss": [0.7, 0.6]}, "run": {"split": "none"}}  # all patients
+    app.file_uploader[0].upload("final.json", json.dumps(final).encode(), "application/json")
+    app.run()
+    assert not app.exception and not app.error
+    assert any("2 epochs" in c.value for c in app.caption) and any("No validation curves" in i.value for i in app.info)
     app.file_uploader[0].upload("bad.json", b"{not json", "application/json")
     app.run()
     assert not app.exception and any("Cannot read this history" in e.value for e in app.error)

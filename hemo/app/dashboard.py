@@ -24,9 +24,13 @@ def _history_section() -> None:
         return
     st.caption(f"Showing {'the uploaded history' if upload else 'models/history.json'} — {len(table)} epochs"
                + (f", backbone {run.get('backbone')}, {run.get('split')}-level split" if run else ""))
+    if "gap" not in table:
+        st.info("No validation curves: this run trained on every patient for a fixed number of epochs (its "
+                "out-of-fold numbers are in the Evaluation tab).")
     st.plotly_chart(plots.curves(table), key="curves")
     left, right = st.columns(2)
-    left.plotly_chart(plots.gap(table), key="gap")
+    if "gap" in table:
+        left.plotly_chart(plots.gap(table), key="gap")
     right.plotly_chart(plots.loss_vs_accuracy(table), key="scatter")
     left, right = st.columns(2)
     left.plotly_chart(plots.smoothed_accuracy(table), key="smoothed")
@@ -47,6 +51,8 @@ def _evaluation_section() -> None:
         st.info("No evaluation JSON yet: run `python -m hemo evaluate DATA --json models/evaluation.json`.")
         return
     number = resources.number
+    if metrics.get("title"):
+        st.subheader(metrics["title"])
     ci = metrics.get("auc_ci") or [None, None]
     columns = st.columns(4)
     columns[0].metric("ROC AUC", number(metrics.get("auc")), help=f"95% bootstrap interval {number(ci[0])}-{number(ci[1])}")
