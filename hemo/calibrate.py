@@ -23,11 +23,11 @@ from pathlib import Path
 
 import numpy as np
 from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import brier_score_loss, precision_recall_fscore_support, roc_auc_score, roc_curve
+from sklearn.metrics import brier_score_loss, roc_auc_score, roc_curve
 
 from hemo import study_model
 from hemo.imaging import natural_key
-from hemo.model import CLASSES, info_path, platt
+from hemo.model import info_path, platt
 from hemo.study import top_k_mean
 
 STUDY_SENSITIVITY = 0.95
@@ -247,10 +247,8 @@ def _evaluation(oof: dict, report: dict, calibrated: np.ndarray, nested_calibrat
 
     labels, folds = oof["labels"].astype(int), oof["fold"]
     slices = report["slice_calibrated"]
-    metrics = slice_report(labels, calibrated, slices["threshold"], oof["patients"])
-    predicted = _nested_predicted(labels, nested_calibrated, folds, youden)
-    tn, fp = int((~predicted & (labels == 0)).sum()), int((predicted & (labels == 0)).sum())
-    fn, tp = int((~predicted & (labels == 1)).sum()), int((predicted & (labels == 1)).sum())
+    metrics = slice_report(labels, calibrated, slices["threshold"], oof["patients"],
+                           predicted=_nested_predicted(labels, nested_calibrated, folds, youden))
     study_labels = np.array([s["label"] for s in studies])
     study_folds = np.array([s["fold"] for s in studies])
     called = _nested_predicted(study_labels, nested_study, study_folds, at_sensitivity)
@@ -261,17 +259,12 @@ def _evaluation(oof: dict, report: dict, calibrated: np.ndarray, nested_calibrat
                  f"({len(studies)} patients); sensitivity and specificity at operating points chosen on the "
                  "other folds",
         "auc_fold_mean": report["slice_raw"]["fold_auc_mean"], "auc_fold_sd": report["slice_raw"]["fold_auc_sd"],
-        "sensitivity": tp / (tp + fn), "specificity": tn / (tn + fp), "accuracy": (tp + tn) / len(labels),
-        "f1": 2 * tp / (2 * tp + fp + fn) if tp else 0.0, "confusion_matrix": [[tn, fp], [fn, tp]],
         "brier": slices["brier_nested"],
         "studies": len(studies),
         "study_method": f"mean of the top {rule['k']} slices" if top_k else "study model",
         "study_auc": rule["auc"], "study_threshold": rule["threshold"],
         "study_sensitivity": float(called[study_labels == 1].mean()),
         "study_specificity": float((~called)[study_labels == 0].mean())})
-    precision, recall, f1, support = precision_recall_fscore_support(labels, predicted, labels=[0, 1], zero_division=0)
-    metrics["per_class"] = {name: {"precision": float(precision[i]), "recall": float(recall[i]), "f1": float(f1[i]),
-                                   "support": int(support[i])} for i, name in enumerate(CLASSES)}
     return metrics
 
 

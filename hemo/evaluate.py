@@ -46,10 +46,14 @@ def patient_scores(labels: np.ndarray, scores: np.ndarray, patients: np.ndarray)
 
 
 def report(labels: np.ndarray, scores: np.ndarray, threshold: float, patients: np.ndarray | None = None,
-           seed: int = 0) -> dict:
-    """All metrics under stable keys (see README): n, positives, accuracy, auc, auc_ci, sensitivity, ..."""
+           seed: int = 0, predicted: np.ndarray | None = None) -> dict:
+    """All metrics under stable keys (see README): n, positives, accuracy, auc, auc_ci, sensitivity, ...
+
+    The calls counted are ``scores >= threshold`` unless ``predicted`` gives them (out-of-fold
+    predictions judged per fold at a threshold chosen on the other folds).
+    """
     labels, scores = np.asarray(labels).astype(int), np.asarray(scores, dtype=float)
-    predicted = (scores >= threshold).astype(int)
+    predicted = (scores >= threshold if predicted is None else np.asarray(predicted)).astype(int)
     tn, fp, fn, tp = confusion_matrix(labels, predicted, labels=[0, 1]).ravel()
     precision, recall, f1, support = precision_recall_fscore_support(labels, predicted, labels=[0, 1], zero_division=0)
     both = len(set(labels.tolist())) == 2

@@ -51,6 +51,20 @@ def test_keras_round_trip_keeps_probabilities_and_attention(model, tmp_path):
     assert path.stat().st_size < 25 * 2**20  # no optimizer state
 
 
+def test_a_trained_model_is_saved_without_its_optimizer_state(tmp_path):
+    import zipfile
+
+    import h5py
+
+    trained = build(pretrained="none")
+    trained.compile(optimizer=keras.optimizers.Adam(), loss="categorical_crossentropy")
+    trained.optimizer.build(trained.trainable_variables)  # as after fit: Adam's moments exist
+    path = save(trained, tmp_path / "m.keras", ModelInfo(pretrained="none"))
+    with zipfile.ZipFile(path) as archive, archive.open("model.weights.h5") as weights:
+        assert "optimizer" not in h5py.File(weights, "r")
+    assert path.stat().st_size < 25 * 2**20
+
+
 def test_missing_model_file_says_how_to_get_one(tmp_path):
     with pytest.raises(FileNotFoundError, match="python -m hemo train"):
         load(tmp_path / "none.keras")
