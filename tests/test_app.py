@@ -169,14 +169,17 @@ def test_dashboard_renders_all_charts_from_history(app, tmp_path):
     app.run()
     assert not app.exception
     charts = app.get("plotly_chart")
-    assert len(charts) >= 5 + 2  # curves, gap, scatter, smoothed, lr + confusion, ROC
+    shipped = json.loads((ROOT / "models" / "history.json").read_text())["history"]
+    optional = ("val_accuracy" in shipped) + ("learning_rate" in shipped)  # gap; learning rate
+    assert len(charts) == 3 + optional + 2  # curves, scatter, smoothed (+ optional) + confusion, ROC
     assert any(m.label == "ROC AUC" for m in app.metric)
     history = {"accuracy": [0.6, 0.7, 0.8], "loss": [0.7, 0.6, 0.5], "val_accuracy": [0.55, 0.6, 0.62],
-               "val_loss": [0.72, 0.68, 0.69]}
+               "val_loss": [0.72, 0.68, 0.69], "learning_rate": [1e-4, 1e-4, 5e-5]}
     app.file_uploader[0].upload("h.json", json.dumps(history).encode(), "application/json")
     app.run()
     assert not app.exception
     assert any("3 epochs" in c.value for c in app.caption)
+    assert len(app.get("plotly_chart")) == 5 + 2  # every history chart, the gap and learning rate too
     final = {"history": {"accuracy": [0.6, 0.7], "loss": [0.7, 0.6]}, "run": {"split": "none"}}  # all patients
     app.file_uploader[0].upload("final.json", json.dumps(final).encode(), "application/json")
     app.run()

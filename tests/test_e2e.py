@@ -145,8 +145,8 @@ def test_series_viewer_reports_and_dashboard(server, shots, tmp_path):
         assert attention_range(page) == first_range == {"-0.1:0.1"}
 
         page.get_by_role("link", name="Training dashboard").click()
-        page.get_by_text("Train - validation accuracy").first.wait_for(timeout=60_000)
-        page.locator(".js-plotly-plot").nth(4).wait_for(timeout=60_000)  # curves, gap, scatter, smoothed, lr
+        page.get_by_text("Smoothed accuracy").first.wait_for(timeout=60_000)
+        page.locator(".js-plotly-plot").nth(2).wait_for(timeout=60_000)  # curves, scatter, smoothed (gap, lr if any)
         page.wait_for_timeout(1500)
         page.screenshot(path=str(shots / "dashboard.png"), full_page=True)
         browser.close()

@@ -22,7 +22,8 @@ if metrics:
         {"metric": "Patient-level AUC", "value": number(metrics.get("patient_auc"))},
         {"metric": "Slices / with haemorrhage", "value": f"{metrics.get('n')} / {metrics.get('positives')}"},
     ]
-    for key, label in (("study_auc", "Study AUC"), ("study_sensitivity", "Study sensitivity at study threshold"),
+    for key, label in (("auc_fold_mean", "ROC AUC (slice level), mean over the CV folds"), ("study_auc", "Study AUC"),
+                       ("study_sensitivity", "Study sensitivity at study threshold"),
                        ("study_specificity", "Study specificity at study threshold"),
                        ("study_threshold", "Study operating threshold"), ("brier", "Brier score")):
         if key in metrics:
