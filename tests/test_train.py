@@ -80,6 +80,15 @@ def test_heldout_trace_never_picks_a_warm_up_epoch():
     assert rows["nested_epoch"] == [2, 3] and rows["nested"] == [0.80, 0.82]
 
 
+def test_highest_slice_rule_calls_a_study_on_its_highest_out_of_fold_slice(tmp_path):
+    (tmp_path / "fold0").mkdir()
+    np.savez(tmp_path / "fold0" / "oof.npz", scores=np.array([0.05, 0.2, 0.01, 0.02, 0.3, 0.1]),
+             embeddings=np.zeros((6, 2)), labels=np.array([0, 0, 0, 0, 1, 0]),
+             patients=np.array(["a", "a", "b", "b", "c", "c"]), names=np.array(["1", "2", "1", "2", "1", "2"]))
+    labels, called = _tool("highest_slice_rule").study_calls(tmp_path, 0.107)
+    assert labels.tolist() == [0, 0, 1] and called.tolist() == [True, False, True]  # a's 0.2 is a false alarm
+
+
 def _tool(name: str):
     spec = importlib.util.spec_from_file_location(name, ROOT / "tools" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
