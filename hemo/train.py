@@ -89,7 +89,7 @@ class Batches(keras.utils.PyDataset):
 
 
 class EpochOfRun(keras.callbacks.Callback):
-    """Tells the batches which epoch of the whole run (warm-up included) begins.
+    """Tells the batches which epoch of the whole run (warm-up included) begins; logs the learning rate.
 
     A run resumed by ``BackupAndRestore`` starts at a later epoch; without this its batches would
     replay the first epochs' order and augmentation instead of the ones the uninterrupted run draws.
@@ -102,9 +102,13 @@ class EpochOfRun(keras.callbacks.Callback):
     def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
         self.batches.set_epoch(self.offset + epoch)
 
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        if logs is not None:  # in every history, validation or not (the dashboard plots it)
+            logs["learning_rate"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+
 
 class ValidationAUC(keras.callbacks.Callback):
-    """Adds ``val_auc`` (slice level) and the learning rate to the epoch logs; early stopping watches val_auc.
+    """Adds ``val_auc`` (slice level) to the epoch logs; early stopping watches it.
 
     With ``trace`` each epoch's AUC is also appended to that JSON-lines file (epoch of the run, warm-up
     included), so a fixed-epoch run can show afterwards what stopping on these patients would have chosen.
@@ -121,7 +125,6 @@ class ValidationAUC(keras.callbacks.Callback):
 
         if logs is None:
             return
-        logs["learning_rate"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
         if len(set(self.data.labels.tolist())) == 2:
             scores = predict(self.scored or self.model, self.data.inputs(), self.batch_size)
             logs["val_auc"] = float(roc_auc_score(self.data.labels, scores))

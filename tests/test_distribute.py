@@ -65,5 +65,6 @@ def test_train_command_runs_mirrored_on_split_cpu(tmp_path):
                 "--pretrained", "none", "--batch-size", "4", "--distribute", "mirrored", "--cpu-devices", "2",
                 "--out", str(tmp_path / "run")], ROOT)
     assert "training on 2 replicas" in out
-    run = json.loads((tmp_path / "run" / "history.json").read_text())["run"]
-    assert run["distribute"] == "mirrored" and (tmp_path / "run" / "hemo-hybrid.keras").exists()
+    history = json.loads((tmp_path / "run" / "history.json").read_text())
+    assert history["run"]["distribute"] == "mirrored" and (tmp_path / "run" / "hemo-hybrid.keras").exists()
+    assert len(history["history"]["learning_rate"]) == 1  # logged without validation patients too
