@@ -22,20 +22,20 @@ def _history_section() -> None:
     except (OSError, ValueError) as error:  # JSONDecodeError is a ValueError
         st.error(f"Cannot read this history: {error}")
         return
+    split = run.get("split")
+    how = "trained on every patient" if split == "none" else f"{split}-level split"
     st.caption(f"Showing {'the uploaded history' if upload else 'models/history.json'} — {len(table)} epochs"
-               + (f", backbone {run.get('backbone')}, {run.get('split')}-level split" if run else ""))
+               + (f", backbone {run.get('backbone')}, {how}" if run else ""))
     if "gap" not in table:
-        st.info("No validation curves: this run trained on every patient for a fixed number of epochs (its "
-                "out-of-fold numbers are in the Evaluation tab).")
+        st.info("No validation curves in this history (a final model trains on every patient for a fixed number "
+                "of epochs; its out-of-fold numbers are in the Evaluation tab).")
     st.plotly_chart(plots.curves(table), key="curves")
-    left, right = st.columns(2)
-    if "gap" in table:
-        left.plotly_chart(plots.gap(table), key="gap")
-    right.plotly_chart(plots.loss_vs_accuracy(table), key="scatter")
-    left, right = st.columns(2)
-    left.plotly_chart(plots.smoothed_accuracy(table), key="smoothed")
-    if "learning_rate" in table:
-        right.plotly_chart(plots.learning_rate(table), key="lr")
+    charts = [(plots.gap, "gap")] if "gap" in table else []
+    charts += [(plots.loss_vs_accuracy, "scatter"), (plots.smoothed_accuracy, "smoothed")]
+    charts += [(plots.learning_rate, "lr")] if "learning_rate" in table else []
+    for start in range(0, len(charts), 2):  # two per row, no empty slot
+        for column, (figure, key) in zip(st.columns(2), charts[start:start + 2]):
+            column.plotly_chart(figure(table), key=key)
     with st.expander("Per-epoch numbers"):
         st.dataframe(table, hide_index=True)
 
