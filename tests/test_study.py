@@ -130,9 +130,10 @@ def test_calibrate_writes_the_out_of_fold_numbers_a_final_model_is_shown_with(oo
     from hemo.evaluate import format_report
 
     _, out, _ = oof_run
-    path = tmp_path / "evaluation.json"
-    assert main(["calibrate", str(out), "--epochs", "5", "--study-score", "top_k_mean", "--evaluation", str(path)]) == 0
-    report = calibrate.run(out, epochs=5, rule="top_k_mean")
+    path, full = tmp_path / "evaluation.json", tmp_path / "calibrate.json"
+    assert main(["calibrate", str(out), "--epochs", "5", "--study-score", "top_k_mean", "--evaluation", str(path),
+                 "--json", str(full)]) == 0
+    report = json.loads(full.read_text())
     metrics, top = json.loads(path.read_text()), report["study_top_k_mean"]
     assert metrics.keys() == report["evaluation"].keys()
     assert metrics["title"].startswith("Out-of-fold") and metrics["n"] == 60 and metrics["studies"] == 6
