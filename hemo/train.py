@@ -20,6 +20,7 @@ from hemo import datasets, distribution
 from hemo.augment import TRAIN_WINDOW, augment
 from hemo.bleed import MAP_SIZE, bleed_loss, with_decoder
 from hemo.evaluate import choose_threshold, report
+from hemo.history import plain
 from hemo.model import ModelInfo, build, copy_weights, embed, load, predict, save
 
 
@@ -236,7 +237,7 @@ def fit(train: datasets.Dataset, validation: datasets.Dataset | None, config: Tr
         if config.schedule == "plateau" and not masks:
             callbacks.append(keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=2, min_lr=1e-6))
     run("fine-tune", config.epochs, callbacks)
-    return model, history
+    return model, plain(history)
 
 
 def _info(config: TrainConfig, threshold: float) -> ModelInfo:

@@ -8,9 +8,9 @@ import json
 import keras
 import numpy as np
 import pytest
-from conftest import ROOT, phantom_slices
+from conftest import ROOT, ct_ich_folder, phantom_slices
 
-from hemo import train
+from hemo import history, train
 
 
 class Interrupted(Exception):
@@ -94,3 +94,26 @@ def _tool(name: str):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def test_a_model_trained_with_the_bleed_decoder_logs_the_papers_curves_under_their_plain_names(tmp_path):
+    from hemo.cli import main
+
+    out = tmp_path / "model"
+    assert main(["train", str(ct_ich_folder(tmp_path / "data", patients=2, slices=5)), "--split", "none",
+                 "--epochs", "1", "--warmup-epochs", "0", "--pretrained", "none", "--batch-size", "8",
+                 "--mask-weight", "1", "--out", str(out)]) == 0
+    logged = json.loads((out / "history.json").read_text())["history"]
+    assert {"accuracy", "loss", "bleed_loss", "total_loss", "learning_rate"} <= logged.keys()
+    assert not any(key.startswith("probabilities_") for key in logged)
+    assert logged["total_loss"][0] > logged["loss"][0]  # the sum holds the decoder's loss too
+    table, run = history.read(out / "history.json")  # what the dashboard reads
+    assert run["mask_weight"] == 1.0 and list(table["epoch"]) == [1]
+
+
+def test_a_keras_history_of_the_two_output_model_reads_like_the_papers():
+    table, _ = history.read({"loss": [1.5], "probabilities_loss": [0.6], "probabilities_accuracy": [0.7],
+                             "bleed_loss": [0.9], "val_probabilities_accuracy": [0.65], "val_loss": [1.6],
+                             "val_probabilities_loss": [0.7]})
+    assert table.loc[0, "loss"] == 0.6 and table.loc[0, "total_loss"] == 1.5 and table.loc[0, "val_loss"] == 0.7
+    assert table.loc[0, "gap"] == pytest.approx(0.05)
