@@ -55,7 +55,8 @@ def cmd_train(args) -> int:
                     _verbosity())
     if "per_class" in metrics:
         print(format_report(metrics))
-    print(f"wrote {Path(args.out) / 'hemo-hybrid.keras'}, history.json, split.json, metrics.json")
+    records = "history.json, split.json, metrics.json" if "per_class" in metrics else "history.json"
+    print(f"wrote {Path(args.out) / 'hemo-hybrid.keras'}, {records}")
     return 0
 
 

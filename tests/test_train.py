@@ -96,13 +96,16 @@ def _tool(name: str):
     return module
 
 
-def test_a_model_trained_with_the_bleed_decoder_logs_the_papers_curves_under_their_plain_names(tmp_path):
+def test_a_model_trained_with_the_bleed_decoder_logs_the_papers_curves_under_their_plain_names(tmp_path, capsys):
     from hemo.cli import main
 
     out = tmp_path / "model"
     assert main(["train", str(ct_ich_folder(tmp_path / "data", patients=2, slices=5)), "--split", "none",
                  "--epochs", "1", "--warmup-epochs", "0", "--pretrained", "none", "--batch-size", "8",
                  "--mask-weight", "1", "--out", str(out)]) == 0
+    files = sorted(p.name for p in out.iterdir() if p.is_file())
+    assert files == ["hemo-hybrid.json", "hemo-hybrid.keras", "history.json"]  # no split or metrics of its own
+    assert "split.json" not in capsys.readouterr().out  # and it does not claim to have written them
     logged = json.loads((out / "history.json").read_text())["history"]
     assert {"accuracy", "loss", "bleed_loss", "total_loss", "learning_rate"} <= logged.keys()
     assert not any(key.startswith("probabilities_") for key in logged)
