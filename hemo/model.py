@@ -134,6 +134,13 @@ def load(path: str | Path = DEFAULT_MODEL) -> tuple[keras.Model, ModelInfo]:
             f"no model at {path}: train one with 'python -m hemo train DATA_DIR --out {path.parent}' "
             "or pass --model PATH"
         )
+    info = read_info(path)
+    return keras.models.load_model(path, compile=False), info
+
+
+def read_info(path: str | Path) -> ModelInfo:
+    """The ModelInfo stored beside a saved model, without loading its weights."""
+    path = Path(path)
     meta = info_path(path)
     if not meta.exists():
         raise FileNotFoundError(
@@ -141,9 +148,7 @@ def load(path: str | Path = DEFAULT_MODEL) -> tuple[keras.Model, ModelInfo]:
             "window are unknown. Copy it with the model, or re-create it with 'python -m hemo train'."
         )
     known = {f.name for f in fields(ModelInfo)}
-    info = ModelInfo(**{k: v for k, v in json.loads(meta.read_text()).items() if k in known})
-    model = keras.models.load_model(path, compile=False)
-    return model, info
+    return ModelInfo(**{k: v for k, v in json.loads(meta.read_text()).items() if k in known})
 
 
 def embed(model: keras.Model, images: np.ndarray, batch_size: int = 32) -> tuple[np.ndarray, np.ndarray]:

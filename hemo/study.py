@@ -1,7 +1,7 @@
 """Studies as they are: group slices by study and series, order them, give one verdict per study.
 
 DICOM slices group by StudyInstanceUID and SeriesInstanceUID, other files by their folder,
-so one verdict never mixes patients. An ordered series of at least ``MIN_SERIES`` slices is
+so one verdict never mixes patients. An ordered series of at least ``min_series`` slices is
 scored by the study rule the model carries (``ModelInfo.study``, chosen by ``hemo calibrate`` on
 out-of-fold CV: the study model, or the mean of the top k slices) at the study operating point;
 anything smaller, or a model without a study rule, keeps the paper's per-slice model and the
@@ -77,6 +77,16 @@ def top_k_mean(probabilities: np.ndarray, k: int) -> float:
     return float(np.sort(np.asarray(probabilities, dtype=np.float64))[::-1][:k].mean())
 
 
+def min_series(info: ModelInfo) -> int:
+    """Fewest ordered slices the model's study rule judges: MIN_SERIES, and at least k for a top-k mean.
+
+    A mean over fewer than k slices is not the score whose threshold and calibration were fitted,
+    so a shorter series keeps the paper's per-slice model (its highest slice).
+    """
+    rule = info.study or {}
+    return max(MIN_SERIES, int(rule["k"])) if rule.get("score") == "top_k_mean" else MIN_SERIES
+
+
 def series_score(shown: np.ndarray, raw: np.ndarray, embeddings: np.ndarray | None, info: ModelInfo,
                  net=None) -> tuple[float, float, str, list[float] | None]:
     """(probability, threshold, method, refined slice probabilities) of one series, slices in scan order.
@@ -86,7 +96,7 @@ def series_score(shown: np.ndarray, raw: np.ndarray, embeddings: np.ndarray | No
     all judge a study through this one function.
     """
     rule = info.study or {}
-    if len(shown) >= MIN_SERIES and rule.get("score") == "top_k_mean":
+    if len(shown) >= min_series(info) and rule.get("score") == "top_k_mean":
         score = top_k_mean(shown, int(rule["k"]))
         return (float(platt(score, rule.get("calibration"))), float(rule["threshold"]),
                 f"mean of the top {int(rule['k'])} slices", None)

@@ -8,7 +8,8 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from conftest import ROOT, dicom_bytes, head_phantom
-from hemo.study import MIN_SERIES
+from hemo.model import read_info
+from hemo.study import min_series
 
 APP = str(ROOT / "streamlit_app.py")
 pytestmark = pytest.mark.skipif(not (ROOT / "models" / "hemo-hybrid.keras").exists(), reason="no shipped model")
@@ -90,7 +91,7 @@ def test_a_note_every_slice_shares_is_said_once_per_study(app):
 def test_series_viewer_moves_through_slices_without_recomputing(app, monkeypatch):
     from hemo.analysis import Analyzer
 
-    for z in range(MIN_SERIES):  # long enough for the model's study rule
+    for z in range(min_series(read_info(ROOT / "models" / "hemo-hybrid.keras"))):  # long enough for its study rule
         app.file_uploader[0].upload(f"v{z}.dcm", dicom_bytes((head_phantom(256, (90 + 8 * z, 120)) + 1024)
                                                              .astype(np.int16), position=(0, 0, 5.0 * z)),
                                     "application/dicom")

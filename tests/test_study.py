@@ -13,7 +13,7 @@ from conftest import ct_ich_folder, dicom_bytes, head_phantom
 from hemo import calibrate, datasets
 from hemo.analysis import Analyzer
 from hemo.cli import main
-from hemo.study import MIN_SERIES, studies
+from hemo.study import MIN_SERIES, min_series, studies
 
 
 def test_masks_are_read_and_cropped_like_their_slices(tmp_path):
@@ -98,11 +98,12 @@ def test_calibrate_can_store_the_top_k_mean_and_every_layer_uses_it(oof_run, sma
 
     analyzer = Analyzer.load(model)
     assert analyzer.study_model is None
+    k = rule["k"]
+    assert min_series(analyzer.info) == max(MIN_SERIES, k)
     series = [(f"{z}.dcm", dicom_bytes((head_phantom(128, (60, 70) if 3 <= z < 6 else None) + 1024).astype(np.int16),
-                                       position=(0, 0, z))) for z in range(MIN_SERIES + 2)]
+                                       position=(0, 0, z))) for z in range(max(MIN_SERIES, k) + 2)]
     [long] = studies(analyzer.analyse_files(series), analyzer)
     [short] = studies(analyzer.analyse_files(series[:3]), analyzer)
-    k = rule["k"]
     assert long.method == f"mean of the top {k} slices" and long.threshold == rule["threshold"]
     expected = platt(top_k_mean(np.array([r.probability for r in long.slices]), k), rule["calibration"])
     assert long.probability == pytest.approx(float(expected))
@@ -199,3 +200,15 @@ def test_non_dicom_files_group_by_folder(analyzer):
     found = studies(results, analyzer)
     assert len(found) == 2
     assert [r.source for r in found[0].slices] == ["1.png", "2.png", "10.png"]  # natural order of file names
+
+
+def test_a_series_shorter_than_k_keeps_the_highest_slice():
+    from hemo.model import ModelInfo
+    from hemo.study import HIGHEST, series_score
+
+    info = ModelInfo(threshold=0.2, study={"score": "top_k_mean", "k": 12, "threshold": 0.3})
+    assert min_series(info) == 12 and min_series(ModelInfo()) == MIN_SERIES
+    scores = np.linspace(0.05, 0.6, 12)
+    assert series_score(scores[:11], scores[:11], None, info)[1:3] == (0.2, HIGHEST)  # 11 slices: no mean of 12
+    probability, threshold, method, _ = series_score(scores, scores, None, info)
+    assert method == "mean of the top 12 slices" and threshold == 0.3 and probability == pytest.approx(scores.mean())
