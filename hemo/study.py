@@ -96,15 +96,18 @@ def series_score(shown: np.ndarray, raw: np.ndarray, embeddings: np.ndarray | No
     all judge a study through this one function.
     """
     rule = info.study or {}
-    if len(shown) >= min_series(info) and rule.get("score") == "top_k_mean":
+    highest = (float(np.max(shown)), float(info.threshold), HIGHEST, None)
+    if len(shown) < min_series(info):
+        return highest
+    if rule.get("score") == "top_k_mean":
         score = top_k_mean(shown, int(rule["k"]))
         return (float(platt(score, rule.get("calibration"))), float(rule["threshold"]),
                 f"mean of the top {int(rule['k'])} slices", None)
-    if len(shown) >= MIN_SERIES and net is not None and embeddings is not None:
+    if net is not None and embeddings is not None:
         refined, study_raw = study_model.predict(net, study_model.features(embeddings, raw))
         return (float(platt(study_raw, rule.get("calibration"))), float(rule["threshold"]), STUDY_MODEL,
                 [float(p) for p in refined])
-    return float(np.max(shown)), float(info.threshold), HIGHEST, None
+    return highest
 
 
 def verdict(slices: list[SliceResult], analyzer: Analyzer) -> tuple[float, float, str, list[float] | None]:
