@@ -19,23 +19,42 @@ def choose_threshold(labels: np.ndarray, scores: np.ndarray) -> float:
     return float(min(thresholds[best], 1.0))
 
 
+def _resamples(n_items: int, groups: np.ndarray | None, n: int, seed: int):
+    """``n`` bootstrap index arrays, drawing whole patients when they are known (slices are not independent)."""
+    rng = np.random.default_rng(seed)
+    groups = None if groups is None else np.asarray(groups)  # a plain list compared with == gave no members
+    units = np.unique(groups) if groups is not None else np.arange(n_items)
+    members = [np.flatnonzero(groups == u) for u in units] if groups is not None else [[i] for i in units]
+    for _ in range(n):
+        yield np.concatenate([members[i] for i in rng.integers(0, len(units), len(units))])
+
+
+def _interval(values: list[float]) -> tuple[float, float]:
+    if not values:
+        return float("nan"), float("nan")
+    low, high = np.percentile(values, [2.5, 97.5])
+    return float(low), float(high)
+
+
 def bootstrap_auc(labels: np.ndarray, scores: np.ndarray, groups: np.ndarray | None = None,
                   n: int = 1000, seed: int = 0) -> tuple[float, float]:
-    """95% percentile interval of the AUC, resampling patients when they are known (slices are not independent)."""
-    rng = np.random.default_rng(seed)
+    """95% percentile interval of the AUC, resampling patients when they are known."""
     labels, scores = np.asarray(labels), np.asarray(scores)
-    groups = None if groups is None else np.asarray(groups)  # a plain list compared with == gave no members
-    units = np.unique(groups) if groups is not None else np.arange(len(labels))
-    members = [np.flatnonzero(groups == u) for u in units] if groups is not None else [[i] for i in units]
-    aucs = []
-    for _ in range(n):
-        pick = np.concatenate([members[i] for i in rng.integers(0, len(units), len(units))])
-        if len(set(labels[pick].tolist())) == 2:
-            aucs.append(roc_auc_score(labels[pick], scores[pick]))
-    if not aucs:
-        return float("nan"), float("nan")
-    low, high = np.percentile(aucs, [2.5, 97.5])
-    return float(low), float(high)
+    return _interval([roc_auc_score(labels[pick], scores[pick]) for pick in _resamples(len(labels), groups, n, seed)
+                      if len(set(labels[pick].tolist())) == 2])
+
+
+def bootstrap_auc_difference(labels: np.ndarray, first: np.ndarray, second: np.ndarray,
+                             groups: np.ndarray | None = None, n: int = 2000, seed: int = 0) -> tuple[float, float]:
+    """95% interval of AUC(second) - AUC(first) on the same cases, both scored on each resample.
+
+    Two variants cross-validated on the same folds score the same patients: resampling them
+    together keeps what the two have in common (hard patients are hard for both) out of the
+    interval, which two separate intervals would count twice.
+    """
+    labels, first, second = np.asarray(labels), np.asarray(first), np.asarray(second)
+    return _interval([roc_auc_score(labels[pick], second[pick]) - roc_auc_score(labels[pick], first[pick])
+                      for pick in _resamples(len(labels), groups, n, seed) if len(set(labels[pick].tolist())) == 2])
 
 
 def patient_scores(labels: np.ndarray, scores: np.ndarray, patients: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

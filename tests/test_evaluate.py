@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from hemo.evaluate import bootstrap_auc, choose_threshold, format_report, report
+from hemo.evaluate import bootstrap_auc, bootstrap_auc_difference, choose_threshold, format_report, report
 
 
 def test_metrics_match_hand_computed_values():
@@ -46,3 +46,17 @@ def test_bootstrap_interval_narrows_with_more_data():
         low, high = bootstrap_auc(labels, labels + rng.normal(0, 1, n), n=300)
         return high - low
     assert width(2000) < width(60)
+
+
+def test_a_paired_interval_sees_a_small_gain_that_two_separate_intervals_hide():
+    rng = np.random.default_rng(0)
+    patients = np.repeat(np.arange(60), 10)
+    labels = np.repeat(rng.integers(0, 2, 60), 10)
+    hard = np.repeat(rng.normal(0, 1.5, 60), 10)  # what both variants get wrong about a patient
+    first = labels + hard + rng.normal(0, 1, 600)
+    second = first + 0.4 * labels  # the same scores, a little better separated
+    low, high = bootstrap_auc_difference(labels, first, second, patients, n=300)
+    assert 0 < low < high
+    first_ci, second_ci = bootstrap_auc(labels, first, patients, n=300), bootstrap_auc(labels, second, patients, n=300)
+    assert second_ci[0] < first_ci[1]  # separately, the two intervals overlap
+    assert bootstrap_auc_difference(labels, first, first, patients, n=50) == (0.0, 0.0)

@@ -89,6 +89,29 @@ def test_highest_slice_rule_calls_a_study_on_its_highest_out_of_fold_slice(tmp_p
     assert labels.tolist() == [0, 0, 1] and called.tolist() == [True, False, True]  # a's 0.2 is a false alarm
 
 
+def _oof_run(folder, scores, folds=(0, 0, 0, 1, 1, 1), order=None):
+    order = np.arange(6) if order is None else np.asarray(order)
+    patients, names = np.array(["a", "a", "b", "c", "c", "d"]), np.array(["1", "2", "1", "1", "2", "1"])
+    labels, folds = np.array([0, 1, 0, 0, 1, 0]), np.asarray(folds)
+    for fold in (0, 1):
+        index = order[folds[order] == fold]
+        (folder / f"fold{fold}").mkdir(parents=True)
+        np.savez(folder / f"fold{fold}" / "oof.npz", scores=np.asarray(scores)[index], labels=labels[index],
+                 embeddings=np.zeros((len(index), 2)), patients=patients[index], names=names[index])
+    return folder
+
+
+def test_compare_cv_pairs_the_same_slices_whatever_order_the_runs_stored_them_in(tmp_path):
+    compare = _tool("compare_cv")
+    a = _oof_run(tmp_path / "a", [0.2, 0.3, 0.4, 0.1, 0.6, 0.5])
+    b = _oof_run(tmp_path / "b", [0.2, 0.5, 0.1, 0.1, 0.6, 0.3], order=[1, 0, 2, 4, 3, 5])
+    result = compare.compare(a, b, n=50)["slices"]
+    assert [f["a"] for f in result["folds"]] == [0.5, 1.0] and [f["b"] for f in result["folds"]] == [1.0, 1.0]
+    assert result["b_higher_folds"] == 1 and result["pooled_difference"] > 0
+    with pytest.raises(SystemExit, match="not comparable"):
+        compare.compare(a, _oof_run(tmp_path / "c", [0.2] * 6, folds=(0, 0, 1, 1, 1, 0)), n=10)
+
+
 def _tool(name: str):
     spec = importlib.util.spec_from_file_location(name, ROOT / "tools" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
