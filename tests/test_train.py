@@ -110,6 +110,10 @@ def test_compare_cv_pairs_the_same_slices_whatever_order_the_runs_stored_them_in
     assert result["b_higher_folds"] == 1 and result["pooled_difference"] > 0
     with pytest.raises(SystemExit, match="not comparable"):
         compare.compare(a, _oof_run(tmp_path / "c", [0.2] * 6, folds=(0, 0, 1, 1, 1, 0)), n=10)
+    for part in (tmp_path / "b" / "fold1").iterdir():  # a run still in progress: fold 1 not finished
+        part.unlink()
+    partial = compare.compare(a, b, n=10)
+    assert partial["folds"] == [0] and [f["fold"] for f in partial["slices"]["folds"]] == [0]
 
 
 def _tool(name: str):

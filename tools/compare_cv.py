@@ -4,7 +4,8 @@ Each fold's AUC swings by about 0.1 with its 13 patients, so "higher mean AUC" a
 Two runs of ``python -m hemo cv`` on the same data and folds score the same out-of-fold slices, so
 the comparison can be paired: per fold (B - A, and on how many folds B is higher), and pooled over
 all out-of-fold slices or studies with a 95 % interval from resampling whole patients, both runs
-scored on each resample.
+scored on each resample. Only the folds both runs have finished are compared, so a run still in
+progress can be read against a finished one.
 
 Study scores are those ``hemo calibrate`` reports for the top-k rule: the mean of the top k
 calibrated slices, k chosen on the other folds.
@@ -54,11 +55,20 @@ def per_fold(labels: np.ndarray, a: np.ndarray, b: np.ndarray, folds: np.ndarray
              "b": roc_auc_score(labels[folds == k], b[folds == k])} for k in np.unique(folds)]
 
 
+def common_folds(a: dict, b: dict) -> tuple[dict, dict, list[int]]:
+    """Both runs restricted to the folds both have finished (a run still in progress has fewer)."""
+    folds = sorted(set(a["fold"].tolist()) & set(b["fold"].tolist()))
+    if not folds:
+        raise SystemExit("the runs have no finished fold in common: not comparable")
+    keep = [{key: values[np.isin(run["fold"], folds)] for key, values in run.items()} for run in (a, b)]
+    return keep[0], keep[1], folds
+
+
 def compare(run_a: Path, run_b: Path, n: int = 2000) -> dict:
-    a = read_oof(run_a)
-    b = aligned(a, read_oof(run_b))
+    a, b, folds = common_folds(read_oof(run_a), read_oof(run_b))
+    b = aligned(a, b)
     labels = a["labels"].astype(int)
-    result = {"a": str(run_a), "b": str(run_b)}
+    result = {"a": str(run_a), "b": str(run_b), "folds": folds}
     for level in ("slices", "studies"):
         if level == "slices":
             y, folds, groups, sa, sb = labels, a["fold"], a["patients"], a["scores"], b["scores"]
@@ -83,7 +93,7 @@ def main() -> None:
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     result = compare(args.a, args.b, args.resamples)
-    print(f"A = {args.a}, B = {args.b}")
+    print(f"A = {args.a}, B = {args.b}; folds compared: {', '.join(map(str, result['folds']))}")
     for level in ("slices", "studies"):
         r = result[level]
         folds = ", ".join(f"{f['b'] - f['a']:+.3f}" for f in r["folds"])
