@@ -141,6 +141,28 @@ def test_a_model_trained_with_the_bleed_decoder_logs_the_papers_curves_under_the
     assert run["mask_weight"] == 1.0 and list(table["epoch"]) == [1]
 
 
+def test_the_bleed_decoder_keeps_learning_when_it_is_sure_there_is_no_blood():
+    """A decoder whose map said "no blood" everywhere once had no gradient left (its loss clipped the
+    probabilities), so after the warm-up the masks never reached the backbone. Found in real runs."""
+    import tensorflow as tf
+
+    from hemo.bleed import bleed_loss, with_decoder
+    from hemo.model import build
+
+    hybrid = with_decoder(build("efficientnet_lite0", "none"))
+    kernel, bias = hybrid.get_layer("bleed").get_weights()
+    hybrid.get_layer("bleed").set_weights([np.zeros_like(kernel), np.full_like(bias, -30.0)])  # sure: no blood
+    images = phantom_slices(2).images[..., np.newaxis].astype(np.float32)
+    masks = np.zeros((2, 32, 32, 1), np.float32)
+    masks[0, 12:18, 12:18] = 1.0
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_mean(bleed_loss(masks, hybrid(images)["bleed"]))
+    gradient = tape.gradient(loss, hybrid.get_layer("bleed").kernel)
+    assert float(tf.reduce_max(tf.abs(gradient))) > 1e-6
+    no_blood = np.zeros((1, 32, 32, 1), np.float32)  # an empty mask asks for low logits, nothing more
+    assert float(bleed_loss(no_blood, np.zeros_like(no_blood))[0]) == pytest.approx(np.log(2), abs=1e-6)
+
+
 def test_a_keras_history_of_the_two_output_model_reads_like_the_papers():
     table, _ = history.read({"loss": [1.5], "probabilities_loss": [0.6], "probabilities_accuracy": [0.7],
                              "bleed_loss": [0.9], "val_probabilities_accuracy": [0.65], "val_loss": [1.6],
