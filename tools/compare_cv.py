@@ -7,6 +7,11 @@ all out-of-fold slices or studies with a 95 % interval from resampling whole pat
 scored on each resample. Only the folds both runs have finished are compared, so a run still in
 progress can be read against a finished one.
 
+The interval holds the patients' variation, not the training runs': two runs of one recipe on the same
+folds differed by +0.017 in fold-mean slice AUC, the same sign on 5 of 5 folds, with a patient interval
+of +0.014 to +0.065 on the pooled difference (BENCHMARKS.md). A difference of that size needs more
+than one run of each variant.
+
 Study scores are those ``hemo calibrate`` reports for the top-k rule: the mean of the top k
 calibrated slices, k chosen on the other folds.
 
