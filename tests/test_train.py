@@ -163,6 +163,28 @@ def test_the_bleed_decoder_keeps_learning_when_it_is_sure_there_is_no_blood():
     assert float(bleed_loss(no_blood, np.zeros_like(no_blood))[0]) == pytest.approx(np.log(2), abs=1e-6)
 
 
+def test_decoder_check_reports_a_decoder_that_draws_no_blood_as_blind(tmp_path):
+    from hemo.bleed import with_decoder
+    from hemo.model import build
+
+    hybrid = with_decoder(build("efficientnet_lite0", "none"))
+    kernel, bias = hybrid.get_layer("bleed").get_weights()
+    hybrid.get_layer("bleed").set_weights([np.zeros_like(kernel), np.full_like(bias, -30.0)])
+    hybrid.save_weights(tmp_path / "fold0.weights.h5")
+    data = phantom_slices(8)
+    masks = np.zeros((8, 256, 256), np.uint8)
+    masks[data.labels == 1, 90:110, 140:160] = 255
+    np.savez(tmp_path / "cache.npz", images=data.images, labels=data.labels, patients=data.patients, masks=masks)
+    (tmp_path / "fold0").mkdir()
+    held_out = np.isin(data.patients, data.patients[:4])  # the first patient's slices
+    np.savez(tmp_path / "fold0" / "oof.npz", scores=data.labels[held_out] * 0.5 + 0.2, labels=data.labels[held_out],
+             patients=data.patients[held_out])
+    found = _tool("decoder_check").check(tmp_path / "cache.npz", tmp_path / "fold0", tmp_path / "fold0.weights.h5")
+    assert found["held_out_slices"] == 4 and found["bleed_slices"] == 2
+    assert found["dice_mean"] < 1e-6 and found["map_peak_auc"] == 0.5 and found["head_auc"] == 1.0
+    assert found["mask_share_median"] == pytest.approx(9 / 1024)  # 20x20 pixels touch 3x3 cells of 32x32
+
+
 def test_a_keras_history_of_the_two_output_model_reads_like_the_papers():
     table, _ = history.read({"loss": [1.5], "probabilities_loss": [0.6], "probabilities_accuracy": [0.7],
                              "bleed_loss": [0.9], "val_probabilities_accuracy": [0.65], "val_loss": [1.6],

@@ -1,0 +1,71 @@
+"""Does the bleed decoder learn the bleed? Its map on a fold's held-out patients, against their masks.
+
+``hemo cv --mask-weight W --out RUN`` trains a bleed decoder beside the paper's head and drops it when
+a fold ends; its fine-tuning checkpoint (``RUN/fold<k>/fine-tune/latest.weights.h5``, written after
+every epoch and deleted when the fold ends) still holds it. This loads such a checkpoint and, on the
+fold's held-out slices (the patients of ``RUN/fold<k>/oof.npz``), reports:
+
+- soft Dice of the map against the mask at the map's 32x32 (the share of each cell the bleed covers, as
+  the decoder was trained) on the haemorrhage slices, median and mean;
+- how much of the map's probability lies in cells the bleed touches (median), against those cells'
+  share of the slice;
+- the slice AUC of the map's highest pixel, beside the head's out-of-fold AUC: is the decoder's map a
+  second piece of evidence worth showing?
+
+    python tools/decoder_check.py CACHE.npz RUN/fold0 fold0.weights.h5
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+from sklearn.metrics import roc_auc_score
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from hemo.bleed import MAP_SIZE, with_decoder  # noqa: E402
+from hemo.model import build  # noqa: E402
+
+
+def soft_dice(truth: np.ndarray, predicted: np.ndarray) -> float:
+    return float(2 * (truth * predicted).sum() / max(truth.sum() + predicted.sum(), 1e-9))
+
+
+def check(cache: Path, fold_dir: Path, weights: Path, backbone: str = "efficientnet_lite0") -> dict:
+    with np.load(fold_dir / "oof.npz") as oof:
+        held_out, head_scores, head_labels = set(oof["patients"].tolist()), oof["scores"], oof["labels"]
+    with np.load(cache) as data:
+        index = np.flatnonzero(np.isin(data["patients"], list(held_out)))
+        images, labels, masks = data["images"][index], data["labels"][index], data["masks"][index]
+    hybrid = with_decoder(build(backbone, "none"))
+    hybrid.load_weights(str(weights))
+    logits = hybrid.predict(images[..., np.newaxis].astype(np.float32), batch_size=32, verbose=0)["bleed"][..., 0]
+    maps = 1.0 / (1.0 + np.exp(-logits.astype(np.float64)))
+    truth = np.stack([cv2.resize(m.astype(np.float32), (MAP_SIZE, MAP_SIZE), interpolation=cv2.INTER_AREA) / 255.0
+                      for m in masks])
+    bleeding = np.flatnonzero(labels == 1)
+    dices = [soft_dice(truth[i], maps[i]) for i in bleeding]
+    inside = [float(maps[i][truth[i] > 0].sum() / maps[i].sum()) for i in bleeding]
+    return {"fold": fold_dir.name, "held_out_slices": int(len(index)), "bleed_slices": int(len(bleeding)),
+            "dice_median": float(np.median(dices)), "dice_mean": float(np.mean(dices)),
+            "map_inside_median": float(np.median(inside)),
+            "mask_share_median": float(np.median([(truth[i] > 0).mean() for i in bleeding])),
+            "map_peak_auc": float(roc_auc_score(labels, maps.reshape(len(maps), -1).max(axis=1))),
+            "head_auc": float(roc_auc_score(head_labels, head_scores))}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("cache", type=Path, help="the .npz of 'hemo cache' the CV was run on")
+    parser.add_argument("fold", type=Path, help="RUN/fold<k> (its oof.npz names the held-out patients)")
+    parser.add_argument("weights", type=Path, help="a fine-tuning checkpoint of that fold, with the decoder")
+    args = parser.parse_args()
+    print(json.dumps(check(args.cache, args.fold, args.weights), indent=1))
+
+
+if __name__ == "__main__":
+    main()
