@@ -174,15 +174,19 @@ def test_decoder_check_reports_a_decoder_that_draws_no_blood_as_blind(tmp_path):
     data = phantom_slices(8)
     masks = np.zeros((8, 256, 256), np.uint8)
     masks[data.labels == 1, 90:110, 140:160] = 255
-    np.savez(tmp_path / "cache.npz", images=data.images, labels=data.labels, patients=data.patients, masks=masks)
+    np.savez(tmp_path / "cache.npz", images=data.images, labels=data.labels, patients=data.patients, masks=masks,
+             names=data.names)
     (tmp_path / "fold0").mkdir()
     held_out = np.isin(data.patients, data.patients[:4])  # the first patient's slices
     np.savez(tmp_path / "fold0" / "oof.npz", scores=data.labels[held_out] * 0.5 + 0.2, labels=data.labels[held_out],
              patients=data.patients[held_out])
-    found = _tool("decoder_check").check(tmp_path / "cache.npz", tmp_path / "fold0", tmp_path / "fold0.weights.h5")
+    found = _tool("decoder_check").check(tmp_path / "cache.npz", tmp_path / "fold0", tmp_path / "fold0.weights.h5",
+                                         scores=tmp_path / "peaks.npz")
     assert found["held_out_slices"] == 4 and found["bleed_slices"] == 2
     assert found["dice_mean"] < 1e-6 and found["map_peak_auc"] == 0.5 and found["head_auc"] == 1.0
     assert found["mask_share_median"] == pytest.approx(9 / 1024)  # 20x20 pixels touch 3x3 cells of 32x32
+    with np.load(tmp_path / "peaks.npz") as peaks:
+        assert peaks["labels"].tolist() == data.labels[held_out].tolist() and peaks["peak"].max() < 1e-6
 
 
 def test_a_keras_history_of_the_two_output_model_reads_like_the_papers():

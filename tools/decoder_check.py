@@ -12,7 +12,10 @@ fold's held-out slices (the patients of ``RUN/fold<k>/oof.npz``), reports:
 - the slice AUC of the map's highest pixel, beside the head's out-of-fold AUC: is the decoder's map a
   second piece of evidence worth showing?
 
-    python tools/decoder_check.py CACHE.npz RUN/fold0 fold0.weights.h5
+    python tools/decoder_check.py CACHE.npz RUN/fold0 fold0.weights.h5 [--scores fold0-decoder.npz]
+
+``--scores`` keeps each held-out slice's peak (patients, names, labels, peak), to be read beside the
+head's out-of-fold scores.
 """
 
 from __future__ import annotations
@@ -35,12 +38,14 @@ def soft_dice(truth: np.ndarray, predicted: np.ndarray) -> float:
     return float(2 * (truth * predicted).sum() / max(truth.sum() + predicted.sum(), 1e-9))
 
 
-def check(cache: Path, fold_dir: Path, weights: Path, backbone: str = "efficientnet_lite0") -> dict:
+def check(cache: Path, fold_dir: Path, weights: Path, backbone: str = "efficientnet_lite0",
+          scores: Path | None = None) -> dict:
     with np.load(fold_dir / "oof.npz") as oof:
         held_out, head_scores, head_labels = set(oof["patients"].tolist()), oof["scores"], oof["labels"]
     with np.load(cache) as data:
         index = np.flatnonzero(np.isin(data["patients"], list(held_out)))
         images, labels, masks = data["images"][index], data["labels"][index], data["masks"][index]
+        patients, names = data["patients"][index], data["names"][index]
     hybrid = with_decoder(build(backbone, "none"))
     hybrid.load_weights(str(weights))
     logits = hybrid.predict(images[..., np.newaxis].astype(np.float32), batch_size=32, verbose=0)["bleed"][..., 0]
@@ -50,11 +55,14 @@ def check(cache: Path, fold_dir: Path, weights: Path, backbone: str = "efficient
     bleeding = np.flatnonzero(labels == 1)
     dices = [soft_dice(truth[i], maps[i]) for i in bleeding]
     inside = [float(maps[i][truth[i] > 0].sum() / maps[i].sum()) for i in bleeding]
+    peak = maps.reshape(len(maps), -1).max(axis=1)
+    if scores is not None:
+        np.savez(scores, patients=patients, names=names, labels=labels, peak=peak)
     return {"fold": fold_dir.name, "held_out_slices": int(len(index)), "bleed_slices": int(len(bleeding)),
             "dice_median": float(np.median(dices)), "dice_mean": float(np.mean(dices)),
             "map_inside_median": float(np.median(inside)),
             "mask_share_median": float(np.median([(truth[i] > 0).mean() for i in bleeding])),
-            "map_peak_auc": float(roc_auc_score(labels, maps.reshape(len(maps), -1).max(axis=1))),
+            "map_peak_auc": float(roc_auc_score(labels, peak)),
             "head_auc": float(roc_auc_score(head_labels, head_scores))}
 
 
@@ -63,8 +71,9 @@ def main() -> None:
     parser.add_argument("cache", type=Path, help="the .npz of 'hemo cache' the CV was run on")
     parser.add_argument("fold", type=Path, help="RUN/fold<k> (its oof.npz names the held-out patients)")
     parser.add_argument("weights", type=Path, help="a fine-tuning checkpoint of that fold, with the decoder")
+    parser.add_argument("--scores", type=Path, help="write each held-out slice's map peak here (.npz)")
     args = parser.parse_args()
-    print(json.dumps(check(args.cache, args.fold, args.weights), indent=1))
+    print(json.dumps(check(args.cache, args.fold, args.weights, scores=args.scores), indent=1))
 
 
 if __name__ == "__main__":
