@@ -8,7 +8,9 @@ is the paper's model alone.
 
 from __future__ import annotations
 
+import cv2
 import keras
+import numpy as np
 from keras import layers, ops
 
 MAP_SIZE = 32  # the decoder's output resolution (stride 8 at a 256x256 input)
@@ -46,3 +48,21 @@ def bleed_loss(y_true, logits):
     mask_sum = ops.sum(y_true, axis=axes)
     dice = 1.0 - (2.0 * ops.sum(y_true * y_pred, axis=axes) + 1.0) / (mask_sum + ops.sum(y_pred, axis=axes) + 1.0)
     return cross_entropy + ops.where(mask_sum > 0, dice, ops.zeros_like(dice))
+
+
+def targets(masks: np.ndarray) -> np.ndarray:
+    """(N, H, W) 0..255 masks -> (N, MAP_SIZE, MAP_SIZE, 1): the share of each map cell the bleed covers."""
+    return np.stack([cv2.resize(np.asarray(m, np.float32), (MAP_SIZE, MAP_SIZE), interpolation=cv2.INTER_AREA) / 255.0
+                     for m in masks])[..., np.newaxis].astype(np.float32)
+
+
+def evidence(logits: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per slice: the map's highest bleed probability (a slice score), and its soft Dice against ``target``.
+
+    Soft Dice is what the decoder is trained on; on a slice without blood it is 0 whatever the map.
+    """
+    maps = 1.0 / (1.0 + np.exp(-np.asarray(logits, np.float64)))
+    axes = tuple(range(1, maps.ndim))
+    overlap = (maps * target).sum(axis=axes)
+    dice = 2 * overlap / np.maximum(maps.sum(axis=axes) + target.sum(axis=axes), 1e-9)
+    return maps.reshape(len(maps), -1).max(axis=1), dice

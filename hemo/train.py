@@ -12,13 +12,11 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import cv2
 import keras
 import numpy as np
 
-from hemo import datasets, distribution
+from hemo import bleed, datasets, distribution
 from hemo.augment import TRAIN_WINDOW, augment
-from hemo.bleed import MAP_SIZE, bleed_loss, with_decoder
 from hemo.evaluate import choose_threshold, report
 from hemo.history import plain
 from hemo.model import ModelInfo, build, copy_weights, embed, load, predict, save
@@ -84,8 +82,7 @@ class Batches(keras.utils.PyDataset):
         targets, weights = np.eye(2, dtype=np.float32)[labels], self.class_weight[labels].astype(np.float32)
         if not self.masks:
             return images[..., np.newaxis], targets, weights
-        maps = np.stack([cv2.resize(m, (MAP_SIZE, MAP_SIZE), interpolation=cv2.INTER_AREA) / 255.0 for m in masks])
-        return (images[..., np.newaxis], {"probabilities": targets, "bleed": maps[..., np.newaxis].astype(np.float32)},
+        return (images[..., np.newaxis], {"probabilities": targets, "bleed": bleed.targets(masks)},
                 {"probabilities": weights, "bleed": np.ones(len(batch), np.float32)})
 
 
@@ -113,6 +110,9 @@ class ValidationAUC(keras.callbacks.Callback):
 
     With ``trace`` each epoch's AUC is also appended to that JSON-lines file (epoch of the run, warm-up
     included), so a fixed-epoch run can show afterwards what stopping on these patients would have chosen.
+    When the model being trained has the bleed decoder, the trace also holds the decoder's map on these
+    patients (``bleed_dice`` on their bleed slices, ``bleed_peak_auc`` of its highest pixel as a slice score)
+    and ``heldout-bleed-peak.npy`` beside it the last epoch's peaks: a decoder that stopped learning shows.
     """
 
     def __init__(self, data: datasets.Dataset, batch_size: int, scored: keras.Model | None = None,
@@ -130,8 +130,20 @@ class ValidationAUC(keras.callbacks.Callback):
             scores = predict(self.scored or self.model, self.data.inputs(), self.batch_size)
             logs["val_auc"] = float(roc_auc_score(self.data.labels, scores))
             if self.trace is not None:
+                row = {"epoch": self.offset + epoch + 1, "auc": logs["val_auc"], **self._bleed()}
                 with open(self.trace, "a") as out:
-                    out.write(json.dumps({"epoch": self.offset + epoch + 1, "auc": logs["val_auc"]}) + "\n")
+                    out.write(json.dumps(row) + "\n")
+
+    def _bleed(self) -> dict:
+        from sklearn.metrics import roc_auc_score
+
+        if not isinstance(self.model.output, dict) or self.data.masks is None:
+            return {}
+        logits = self.model.predict(self.data.inputs(), batch_size=self.batch_size, verbose=0)["bleed"]
+        peak, dice = bleed.evidence(logits, bleed.targets(self.data.masks))
+        np.save(self.trace.with_name("heldout-bleed-peak.npy"), peak)
+        labels = self.data.labels
+        return {"bleed_dice": float(dice[labels == 1].mean()), "bleed_peak_auc": float(roc_auc_score(labels, peak))}
 
 
 class EpochLog(keras.callbacks.Callback):
@@ -167,7 +179,7 @@ def _compile(model: keras.Model, config: TrainConfig, steps: int) -> None:
     classification = keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing)
     if isinstance(model.output, dict):
         model.compile(optimizer=keras.optimizers.Adam(rate),
-                      loss={"probabilities": classification, "bleed": bleed_loss},
+                      loss={"probabilities": classification, "bleed": bleed.bleed_loss},
                       loss_weights={"probabilities": 1.0, "bleed": config.mask_weight},
                       metrics={"probabilities": [keras.metrics.CategoricalAccuracy(name="accuracy")]})
     else:
@@ -193,7 +205,7 @@ def fit(train: datasets.Dataset, validation: datasets.Dataset | None, config: Tr
         if config.init:
             copy_weights(load(config.init)[0], model)
         masks = config.mask_weight > 0 and train.masks is not None
-        trained = with_decoder(model) if masks else model
+        trained = bleed.with_decoder(model) if masks else model
     batches = Batches(train, config.batch_size, config.augment, config.balance, config.seed, masks, config.robust)
     history: dict[str, list[float]] = {}
     first_epoch = 0  # the epoch of the run at which the next stage starts

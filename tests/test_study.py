@@ -32,7 +32,8 @@ def oof_run(tmp_path_factory):
     root = ct_ich_folder(tmp_path_factory.mktemp("ctich"))
     out = tmp_path_factory.mktemp("oof")
     args = ["cv", str(root), "--folds", "2", "--epochs", "1", "--warmup-epochs", "0", "--pretrained", "none",
-            "--batch-size", "8", "--mask-weight", "1", "--robust", "--schedule", "cosine", "--out", str(out)]
+            "--batch-size", "8", "--mask-weight", "1", "--robust", "--schedule", "cosine", "--trace-heldout",
+            "--out", str(out)]
     assert main(args) == 0
     return root, out, args
 
@@ -43,6 +44,10 @@ def test_cv_writes_out_of_fold_scores_and_resumes(oof_run, capsys):
     assert len(parts) == 2
     with np.load(parts[0]) as fold:
         assert fold["embeddings"].shape == (len(fold["scores"]), 256)
+        held_out = len(fold["scores"])
+    traced = [json.loads(line) for line in (parts[0].parent / "heldout.jsonl").read_text().splitlines()]
+    assert {"auc", "bleed_dice", "bleed_peak_auc"} <= traced[-1].keys()  # the decoder's map on held-out patients
+    assert np.load(parts[0].parent / "heldout-bleed-peak.npy").shape == (held_out,)
     stamp = [p.stat().st_mtime for p in parts]
     capsys.readouterr()
     assert main(args) == 0  # finished folds are read back, not retrained

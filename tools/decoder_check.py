@@ -25,17 +25,12 @@ import json
 import sys
 from pathlib import Path
 
-import cv2
 import numpy as np
 from sklearn.metrics import roc_auc_score
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from hemo.bleed import MAP_SIZE, with_decoder  # noqa: E402
+from hemo.bleed import evidence, targets, with_decoder  # noqa: E402
 from hemo.model import build  # noqa: E402
-
-
-def soft_dice(truth: np.ndarray, predicted: np.ndarray) -> float:
-    return float(2 * (truth * predicted).sum() / max(truth.sum() + predicted.sum(), 1e-9))
 
 
 def check(cache: Path, fold_dir: Path, weights: Path, backbone: str = "efficientnet_lite0",
@@ -48,14 +43,13 @@ def check(cache: Path, fold_dir: Path, weights: Path, backbone: str = "efficient
         patients, names = data["patients"][index], data["names"][index]
     hybrid = with_decoder(build(backbone, "none"))
     hybrid.load_weights(str(weights))
-    logits = hybrid.predict(images[..., np.newaxis].astype(np.float32), batch_size=32, verbose=0)["bleed"][..., 0]
+    logits = hybrid.predict(images[..., np.newaxis].astype(np.float32), batch_size=32, verbose=0)["bleed"]
+    truth = targets(masks)
+    peak, dice = evidence(logits, truth)
     maps = 1.0 / (1.0 + np.exp(-logits.astype(np.float64)))
-    truth = np.stack([cv2.resize(m.astype(np.float32), (MAP_SIZE, MAP_SIZE), interpolation=cv2.INTER_AREA) / 255.0
-                      for m in masks])
     bleeding = np.flatnonzero(labels == 1)
-    dices = [soft_dice(truth[i], maps[i]) for i in bleeding]
+    dices = dice[bleeding]
     inside = [float(maps[i][truth[i] > 0].sum() / maps[i].sum()) for i in bleeding]
-    peak = maps.reshape(len(maps), -1).max(axis=1)
     if scores is not None:
         np.savez(scores, patients=patients, names=names, labels=labels, peak=peak)
     return {"fold": fold_dir.name, "held_out_slices": int(len(index)), "bleed_slices": int(len(bleeding)),
