@@ -76,11 +76,11 @@ def compare(run_a: Path, run_b: Path, n: int = 2000) -> dict:
     result = {"a": str(run_a), "b": str(run_b), "folds": folds}
     for level in ("slices", "studies"):
         if level == "slices":
-            y, folds, groups, sa, sb = labels, a["fold"], a["patients"], a["scores"], b["scores"]
+            y, fold_of, groups, sa, sb = labels, a["fold"], a["patients"], a["scores"], b["scores"]
         else:
-            (y, folds, sa), (_, _, sb) = study_scores(a), study_scores(b)
+            (y, fold_of, sa), (_, _, sb) = study_scores(a), study_scores(b)
             groups = None  # one study per patient
-        folds_auc = per_fold(y, sa, sb, folds)
+        folds_auc = per_fold(y, sa, sb, fold_of)
         result[level] = {
             "folds": folds_auc, "b_higher_folds": sum(f["b"] > f["a"] for f in folds_auc),
             "fold_mean_difference": float(np.mean([f["b"] - f["a"] for f in folds_auc])),
