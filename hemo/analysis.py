@@ -16,7 +16,7 @@ from typing import Callable, Iterable
 import cv2
 import numpy as np
 
-from hemo import sanity
+from hemo import bleed, sanity
 from hemo.errors import HemoInputError
 from hemo.explain import Explainer, overlay
 from hemo.imaging import Slice, read_slices, stack
@@ -40,6 +40,7 @@ class SliceResult:
     warnings: tuple[str, ...] = field(default_factory=tuple)
     raw: float = float("nan")  # the paper model's own softmax output
     embedding: np.ndarray | None = None
+    bleed: np.ndarray | None = None  # the bleed decoder's map (32 x 32 probabilities), when the model has one
 
     @property
     def analysed(self) -> bool:
@@ -58,25 +59,39 @@ class SliceResult:
     def light(self) -> "SliceResult":
         """A copy without pictures and maps: what a study verdict needs, for long batches."""
         slice_ = None if self.slice is None else replace(self.slice, pixels=None, display=None)
-        return replace(self, slice=slice_, cam=None)
+        return replace(self, slice=slice_, cam=None, bleed=None)
 
     def overlay(self, opacity: float = 0.4) -> np.ndarray:
         """The slice with Grad-CAM x probability on a fixed 0..1 scale: a low score never looks like a finding."""
         return overlay(self.slice.shown, self.cam.astype(np.float32) * float(self.probability), opacity)
 
+    def bleed_map(self) -> np.ndarray:
+        """The decoder's map at the slice's size: each cell's own probability of blood, not rescaled."""
+        size = self.slice.shown.shape[:2][::-1]
+        return np.clip(cv2.resize(self.bleed.astype(np.float32), size, interpolation=cv2.INTER_LINEAR), 0, 1)
+
+    def bleed_overlay(self, opacity: float = 0.4) -> np.ndarray:
+        """The slice with the decoder's bleed probability on the same fixed 0..1 scale as the Grad-CAM overlay."""
+        return overlay(self.slice.shown, self.bleed_map(), opacity)
+
     def write(self, folder: str | Path, stem: str) -> list[Path]:
-        """Save the Grad-CAM overlay PNG and the attention weights JSON; never overwrites a file."""
+        """Save the Grad-CAM overlay PNG, the attention weights JSON and, with a decoder, the bleed map PNG;
+        never overwrites a file."""
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         picture, weights = folder / f"{stem}_gradcam.png", folder / f"{stem}_attention.json"
-        for path in (picture, weights):
+        pictures = {picture: self.overlay()}
+        if self.bleed is not None:
+            pictures[folder / f"{stem}_bleed.png"] = self.bleed_overlay()
+        for path in (*pictures, weights):
             if path.exists():
                 raise FileExistsError(f"{path} exists already; choose an empty --explain folder")
-        cv2.imwrite(str(picture), cv2.cvtColor(self.overlay(), cv2.COLOR_RGB2BGR))
+        for path, image in pictures.items():
+            cv2.imwrite(str(path), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
         weights.write_text(json.dumps(
             {"probability": self.probability, "threshold": self.threshold, "verdict": self.verdict,
              "attention": np.round(self.attention, 5).tolist()}, allow_nan=False) + "\n")
-        return [picture, weights]
+        return [*pictures, weights]
 
 
 def _plain(error: Exception) -> str:
@@ -100,7 +115,10 @@ class Analyzer:
             from hemo import study_model
 
             study = study_model.load(Path(path).parent / info.study["file"])
-        analyzer = cls(Explainer(model, info), study)
+        decoder = None
+        if info.bleed and info.bleed.get("file"):
+            decoder = bleed.load_decoder(Path(path).parent / info.bleed["file"])
+        analyzer = cls(Explainer(model, info, decoder=decoder), study)
         if warm:
             analyzer.warm()
         return analyzer
@@ -142,6 +160,7 @@ class Analyzer:
             result.raw, result.probability = explanation.probability, shown
             result.cam = explanation.cam.astype(np.float16)  # 0..1 for display: half the memory of a long series
             result.attention, result.embedding = explanation.attention, explanation.embedding
+            result.bleed = None if explanation.bleed is None else explanation.bleed.astype(np.float16)
 
     def explain(self, results: list[SliceResult], method: str = "gradcam",
                 progress: Callable[[int, int], None] | None = None, batch: int = 8) -> list[SliceResult]:

@@ -2,19 +2,47 @@
 
 The radiologists' masks tell the backbone *where* the blood is, not only *whether* there is
 some; the paper's model learns its slice label from the same ``top_activation`` features, so
-Grad-CAM on them is pulled towards the bleed. The decoder is a training aid: the saved model
-is the paper's model alone.
+Grad-CAM on them is pulled towards the bleed. The paper's model is saved alone, unchanged; the
+trained decoder is saved beside it as a small model of its own (:func:`decoder`), so its map can
+be shown as a second, sharper piece of evidence. It never decides a verdict.
 """
 
 from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
 
 import cv2
 import keras
 import numpy as np
 from keras import layers, ops
 
+from hemo.backbones import FEATURE_LAYER
+
 MAP_SIZE = 32  # the decoder's output resolution (stride 8 at a 256x256 input)
 SKIPS = ("block5c_add", "block3b_add")  # 16x16 and 32x32 EfficientNet stages
+
+
+def _new_layers() -> dict[str, layers.Layer]:
+    made = [layers.Conv2D(64, 1, activation="relu", name="bleed_reduce"), layers.Conv2D(1, 1, name="bleed")]
+    for filters in (64, 32):
+        made += [layers.UpSampling2D(2, interpolation="bilinear", name=f"bleed_up_{filters}"),
+                 layers.Concatenate(name=f"bleed_skip_{filters}"),
+                 layers.Conv2D(filters, 3, padding="same", activation="relu", name=f"bleed_conv_{filters}")]
+    return {layer.name: layer for layer in made}
+
+
+def _decode(layer: Callable[[str], layers.Layer], top, skips):
+    """Wire the decoder (its layers looked up by name) on the top feature map and the finer stages."""
+    x = layer("bleed_reduce")(top)
+    for skip, filters in zip(skips, (64, 32)):
+        x = layer(f"bleed_conv_{filters}")(layer(f"bleed_skip_{filters}")([layer(f"bleed_up_{filters}")(x), skip]))
+    return layer("bleed")(x)
+
+
+def stages(model: keras.Model) -> list:
+    """The backbone outputs the decoder reads: ``top_activation`` then the SKIPS, coarse to fine."""
+    return [model.get_layer(name).output for name in (FEATURE_LAYER, *SKIPS)]
 
 
 def with_decoder(model: keras.Model) -> keras.Model:
@@ -23,13 +51,48 @@ def with_decoder(model: keras.Model) -> keras.Model:
     Shares every layer and weight with ``model``; training it trains ``model``. Logits, not
     probabilities: the loss then has a gradient however sure the decoder is (see ``bleed_loss``).
     """
-    x = layers.Conv2D(64, 1, activation="relu", name="bleed_reduce")(model.get_layer("top_activation").output)
-    for skip, filters in zip(SKIPS, (64, 32)):
-        x = layers.UpSampling2D(2, interpolation="bilinear", name=f"bleed_up_{filters}")(x)
-        x = layers.Concatenate(name=f"bleed_skip_{filters}")([x, model.get_layer(skip).output])
-        x = layers.Conv2D(filters, 3, padding="same", activation="relu", name=f"bleed_conv_{filters}")(x)
-    bleed = layers.Conv2D(1, 1, name="bleed")(x)
+    top, *skips = stages(model)
+    bleed = _decode(_new_layers().__getitem__, top, skips)
     return keras.Model(model.input, {"probabilities": model.output, "bleed": bleed}, name="hemo_hybrid_bleed")
+
+
+def decoder(hybrid: keras.Model) -> keras.Model:
+    """The trained decoder alone: (top_activation, *SKIPS) feature maps -> bleed logits.
+
+    Shares its layers with ``hybrid`` (a model from :func:`with_decoder`); at inference the
+    backbone runs once and feeds both the paper's head and this.
+    """
+    inputs = [keras.Input(tensor.shape[1:], name=name) for tensor, name in zip(stages(hybrid), (FEATURE_LAYER, *SKIPS))]
+    return keras.Model(inputs, _decode(hybrid.get_layer, inputs[0], inputs[1:]), name="hemo_bleed_decoder")
+
+
+def attach(model: keras.Model, saved_decoder: keras.Model) -> keras.Model:
+    """The hybrid model again, from a saved paper model and its saved decoder (for checks on held-out data)."""
+    hybrid = with_decoder(model)
+    for layer in saved_decoder.layers:
+        if layer.weights:
+            hybrid.get_layer(layer.name).set_weights(layer.get_weights())
+    return hybrid
+
+
+def load_decoder(path: str | Path) -> keras.Model:
+    """The decoder saved beside a model (``ModelInfo.bleed["file"]``)."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"the model names its bleed decoder {path.name}, which is not beside it: copy it "
+                                "with the model, or remove the 'bleed' entry of the model's JSON to run without it")
+    return keras.models.load_model(path, compile=False)
+
+
+def probabilities(logits: np.ndarray) -> np.ndarray:
+    """Logit maps -> the bleed probability of each map cell."""
+    return 1.0 / (1.0 + np.exp(-np.asarray(logits, np.float64)))
+
+
+def peaks(logits: np.ndarray) -> np.ndarray:
+    """Each map's highest bleed probability: the decoder's own slice score."""
+    maps = probabilities(logits)
+    return maps.reshape(len(maps), -1).max(axis=1)
 
 
 def bleed_loss(y_true, logits):
@@ -61,8 +124,8 @@ def evidence(logits: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, np.nda
 
     Soft Dice is what the decoder is trained on; on a slice without blood it is 0 whatever the map.
     """
-    maps = 1.0 / (1.0 + np.exp(-np.asarray(logits, np.float64)))
+    maps = probabilities(logits)
     axes = tuple(range(1, maps.ndim))
     overlap = (maps * target).sum(axis=axes)
     dice = 2 * overlap / np.maximum(maps.sum(axis=axes) + target.sum(axis=axes), 1e-9)
-    return maps.reshape(len(maps), -1).max(axis=1), dice
+    return peaks(logits), dice

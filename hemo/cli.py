@@ -341,7 +341,8 @@ def main(argv: list[str] | None = None) -> int:
     predict.add_argument("paths", nargs="+")
     predict.add_argument("--model", default=str(DEFAULT_MODEL))
     predict.add_argument("--window", choices=WINDOW_NAMES, default="brain")
-    predict.add_argument("--explain", help="folder for Grad-CAM overlays and attention weights")
+    predict.add_argument("--explain", help="folder for Grad-CAM overlays, attention weights and bleed maps "
+                         "(a model with a decoder)")
     predict.add_argument("--method", choices=["gradcam", "gradcam++"], default="gradcam")
     predict.add_argument("--csv", help="write the table here instead of the terminal")
     predict.add_argument("--report", help="write a PDF study report here (one page per study)")

@@ -31,21 +31,36 @@ def _study_uid(study: Study) -> str:
     return uid if _UID.match(uid or "") and len(uid) <= 64 else hd.UID()
 
 
-def secondary_captures(study: Study, opacity: float = 0.4) -> list[hd.sc.SCImage]:
-    """One RGB Secondary Capture per key slice: the slice with its Grad-CAM x probability overlay."""
+def _captures(study: Study, pictures: list[tuple[int, np.ndarray, str]], series_number: int,
+              description: str) -> list[hd.sc.SCImage]:
+    """One RGB Secondary Capture per (slice number, picture, note), in a new series of the source study."""
     study_uid, series_uid = _study_uid(study), hd.UID()
     images = []
-    for index, (number, result) in enumerate(key_slices(study), start=1):
+    for index, (number, picture, note) in enumerate(pictures, start=1):
         image = hd.sc.SCImage(
-            pixel_array=np.ascontiguousarray(result.overlay(opacity), np.uint8),
+            pixel_array=np.ascontiguousarray(picture, np.uint8),
             photometric_interpretation=hd.PhotometricInterpretationValues.RGB, bits_allocated=8,
             coordinate_system=hd.CoordinateSystemNames.PATIENT, study_instance_uid=study_uid,
-            series_instance_uid=series_uid, series_number=9901, sop_instance_uid=hd.UID(), instance_number=index,
-            manufacturer=MANUFACTURER, patient_orientation=("L", "P"))
-        image.SeriesDescription = "hemo key slices (Grad-CAM x probability)"
-        image.ImageComments = f"slice {number} of {len(study.slices)}: probability {result.probability:.3f}"
+            series_instance_uid=series_uid, series_number=series_number, sop_instance_uid=hd.UID(),
+            instance_number=index, manufacturer=MANUFACTURER, patient_orientation=("L", "P"))
+        image.SeriesDescription = description
+        image.ImageComments = f"slice {number} of {len(study.slices)}: {note}"
         images.append(image)
     return images
+
+
+def secondary_captures(study: Study, opacity: float = 0.4) -> list[hd.sc.SCImage]:
+    """One RGB Secondary Capture per key slice: the slice with its Grad-CAM x probability overlay."""
+    return _captures(study, [(number, result.overlay(opacity), f"probability {result.probability:.3f}")
+                             for number, result in key_slices(study)],
+                     9901, "hemo key slices (Grad-CAM x probability)")
+
+
+def bleed_captures(study: Study, opacity: float = 0.4) -> list[hd.sc.SCImage]:
+    """With a bleed decoder: the same key slices with its bleed map (none for a model without one)."""
+    return _captures(study, [(number, result.bleed_overlay(opacity), f"bleed map peak {float(result.bleed.max()):.3f}")
+                             for number, result in key_slices(study) if result.bleed is not None],
+                     9903, "hemo key slices (bleed map)")
 
 
 def structured_report(study: Study, evidence: list[pydicom.Dataset], model_version: str) -> hd.sr.ComprehensiveSR:
@@ -73,11 +88,14 @@ def structured_report(study: Study, evidence: list[pydicom.Dataset], model_versi
 
 
 def export(study: Study, model_version: str) -> dict[str, bytes]:
-    """File name -> DICOM bytes: the key-slice Secondary Captures and the Structured Report."""
-    images = secondary_captures(study)
+    """File name -> DICOM bytes: the key-slice Secondary Captures (and bleed maps) and the Structured Report."""
+    images, maps = secondary_captures(study), bleed_captures(study)
     files = {}
     for index, image in enumerate(images, start=1):
         files[f"hemo-study{study.number}-key{index}.dcm"] = _bytes(image)
+    for index, image in enumerate(maps, start=1):
+        files[f"hemo-study{study.number}-bleed{index}.dcm"] = _bytes(image)
+    images = images + maps
     files[f"hemo-study{study.number}-report.dcm"] = _bytes(structured_report(study, images, model_version))
     return files
 

@@ -20,6 +20,7 @@ import tensorflow as tf
 from tf_keras_vis.gradcam import Gradcam
 from tf_keras_vis.gradcam_plus_plus import GradcamPlusPlus
 
+from hemo import bleed
 from hemo.backbones import FEATURE_LAYER
 from hemo.imaging import SIZE
 from hemo.model import ModelInfo, split
@@ -57,6 +58,7 @@ class Explanation:
     cam: np.ndarray  # SIZE x SIZE in 0..1, where the EfficientNet stage saw haemorrhage evidence
     attention: np.ndarray  # (2 heads, 10, 10): how much each pseudo-time step attends to each other
     embedding: np.ndarray | None = None  # the 256-d ``dense`` features (the study model's input)
+    bleed: np.ndarray | None = None  # MAP_SIZE x MAP_SIZE bleed probability per cell (a model with a decoder)
 
 
 class Explainer:
@@ -65,24 +67,36 @@ class Explainer:
     Safe to share between threads: TensorFlow's first trace of a function and tf-keras-vis's
     gradient tape are not, so calls take turns (on a CPU they would compete for the same cores
     anyway). :meth:`warm` traces everything once, so the first real caller waits no longer
-    than the others.
+    than the others. With a bleed ``decoder`` (hemo.bleed) the backbone runs once for both: its
+    finer stages feed the decoder, its top stage the paper's head.
     """
 
-    def __init__(self, model: keras.Model, info: ModelInfo | None = None, batch_size: int = 16) -> None:
+    def __init__(self, model: keras.Model, info: ModelInfo | None = None, batch_size: int = 16,
+                 decoder: keras.Model | None = None) -> None:
         self.info = info or ModelInfo()
         self.batch_size = batch_size
         self._lock = threading.Lock()
-        self.backbone, self.head = split(model)
-        self._features = tf.function(lambda x: self.backbone(x, training=False), reduce_retracing=True)
+        self.head = split(model)[1]
+        stages = bleed.stages(model) if decoder is not None else [model.get_layer(FEATURE_LAYER).output]
+        backbone = keras.Model(model.input, stages)
+        self._stages = tf.function(lambda x: tf.nest.flatten(backbone(x, training=False)), reduce_retracing=True)
+        self._bleed = None if decoder is None else tf.function(lambda maps: decoder(maps, training=False),
+                                                                reduce_retracing=True)
         self._head = tf.function(lambda f: self.head(f, training=False), reduce_retracing=True)
         features = keras.Input(self.head.input.shape[1:], name=FEATURE_LAYER)
         cam_model = keras.Model(features, _CompiledHead(self.head)(features))
         self._cams = {name: cls(cam_model, clone=False) for name, cls in CAM_METHODS.items()}
 
-    def features(self, slices: np.ndarray) -> np.ndarray:
-        """top_activation feature maps, computed in compiled batches."""
-        return np.concatenate([self._features(tf.constant(slices[i : i + self.batch_size])).numpy()
-                               for i in range(0, len(slices), self.batch_size)])
+    def features(self, slices: np.ndarray) -> list[np.ndarray]:
+        """The backbone's stages per slice (top_activation first, then the decoder's), in compiled batches."""
+        parts = [self._stages(tf.constant(slices[i : i + self.batch_size]))
+                 for i in range(0, len(slices), self.batch_size)]
+        return [np.concatenate([part[stage].numpy() for part in parts]) for stage in range(len(parts[0]))]
+
+    def _bleed_maps(self, stages: list[np.ndarray]) -> list[np.ndarray | None]:
+        if self._bleed is None:
+            return [None] * len(stages[0])
+        return list(bleed.probabilities(self._bleed([tf.constant(s) for s in stages]).numpy())[..., 0])
 
     def _head_outputs(self, features: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         probabilities, attention, embedding = self._head(tf.constant(features))
@@ -91,7 +105,7 @@ class Explainer:
     def predict(self, slices: np.ndarray) -> np.ndarray:
         """Raw probability of haemorrhage per slice."""
         with self._lock:
-            return self._head_outputs(self.features(slices))[0]
+            return self._head_outputs(self.features(slices)[0])[0]
 
     def warm(self) -> None:
         """Trace the backbone, the head and both CAM methods once (the first call costs seconds)."""
@@ -109,16 +123,17 @@ class Explainer:
         return np.stack([_upsample(np.asarray(c)) for c in np.reshape(raw, (len(features), *raw.shape[-2:]))])
 
     def explain(self, slices: np.ndarray, method: str = "gradcam") -> list[Explanation]:
-        """Probability, label, Grad-CAM, attention and embedding for every slice of the batch."""
+        """Probability, label, Grad-CAM, attention, embedding (and bleed map) for every slice of the batch."""
         if method not in self._cams:
             raise ValueError(f"unknown method '{method}'; choose one of {', '.join(self._cams)}")
         with self._lock:
-            features = self.features(slices)
-            probabilities, attention, embeddings = self._head_outputs(features)
-            cams = self.cam(features, method)
+            stages = self.features(slices)
+            probabilities, attention, embeddings = self._head_outputs(stages[0])
+            cams = self.cam(stages[0], method)
+            maps = self._bleed_maps(stages)
         shown = self.info.calibrate(probabilities)
-        return [Explanation(float(p), int(q >= self.info.threshold), c, a, e)
-                for p, q, c, a, e in zip(probabilities, shown, cams, attention, embeddings)]
+        return [Explanation(float(p), int(q >= self.info.threshold), c, a, e, m)
+                for p, q, c, a, e, m in zip(probabilities, shown, cams, attention, embeddings, maps)]
 
 
 def _upsample(cam: np.ndarray) -> np.ndarray:

@@ -42,6 +42,9 @@ class ModelInfo:
     study: dict | None = None
     #: How the operating points were chosen, in words and numbers (shown by the app and the CLI).
     provenance: dict = field(default_factory=dict)
+    #: The bleed decoder beside this file ({"file": ...}, hemo.bleed): its map is shown as evidence,
+    #: never used for a verdict. None: a model trained without the masks.
+    bleed: dict | None = None
 
     def calibrate(self, scores):
         """The shown probability: the raw score through the stored calibration (identity without one)."""
@@ -113,8 +116,8 @@ def info_path(model_path: Path) -> Path:
     return Path(model_path).with_suffix(".json")
 
 
-def save(model: keras.Model, path: str | Path, info: ModelInfo) -> Path:
-    """Save weights and graph without optimizer state, and the ModelInfo as JSON beside it."""
+def save_plain(model: keras.Model, path: str | Path) -> Path:
+    """Save weights and graph without optimizer state."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     # The same graph (B0's ImageNet rescaling too), uncompiled: clone_model would compile the copy like the
@@ -122,6 +125,12 @@ def save(model: keras.Model, path: str | Path, info: ModelInfo) -> Path:
     clean = keras.Model.from_config(model.get_config())
     copy_weights(model, clean)
     clean.save(path)
+    return path
+
+
+def save(model: keras.Model, path: str | Path, info: ModelInfo) -> Path:
+    """Save the model (:func:`save_plain`) and the ModelInfo as JSON beside it."""
+    path = save_plain(model, path)
     info_path(path).write_text(json.dumps(asdict(info), indent=2) + "\n")
     return path
 

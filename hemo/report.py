@@ -52,6 +52,16 @@ def _curve(pdf: FPDF, study: Study, x: float, y: float, width: float, height: fl
     pdf.text(x, y + height + 5, f"slice 1 ... {count} in scan order")
 
 
+def _row(pdf: FPDF, pictures: list[tuple[int, np.ndarray, str]]) -> None:
+    """Up to three slice pictures side by side, each captioned with its slice number and a number."""
+    top = pdf.get_y() + 1
+    for column, (number, picture, note) in enumerate(pictures):
+        pdf.image(Image.fromarray(np.asarray(picture, np.uint8)), x=10 + column * 64, y=top, w=60, h=60)
+        pdf.set_font("Helvetica", size=8)
+        pdf.text(10 + column * 64, top + 64, f"slice {number}: {note}")
+    pdf.set_y(top + 70)
+
+
 def _metrics_lines(metrics: dict | None) -> list[str]:
     if not metrics:
         return ["No validation numbers ship with this model."]
@@ -105,13 +115,14 @@ def _page(pdf: FPDF, study: Study, model_version: str, metrics: dict | None, pro
     pdf.set_font("Helvetica", "B", 10)
     pdf.cell(0, 6, "Key slices (highest probability): Grad-CAM x probability, fixed scale blue 0 to red 1",
              new_x="LMARGIN", new_y="NEXT")
-    top = pdf.get_y() + 1
-    for column, (number, result) in enumerate(key_slices(study)):
-        picture = Image.fromarray(np.asarray(result.overlay(opacity), np.uint8))
-        pdf.image(picture, x=10 + column * 64, y=top, w=60, h=60)
-        pdf.set_font("Helvetica", size=8)
-        pdf.text(10 + column * 64, top + 64, f"slice {number}: probability {result.probability:.3f}")
-    pdf.set_y(top + 70)
+    keys = key_slices(study)
+    _row(pdf, [(number, result.overlay(opacity), f"probability {result.probability:.3f}") for number, result in keys])
+    if any(result.bleed is not None for _, result in keys):
+        pdf.set_font("Helvetica", "B", 10)
+        pdf.cell(0, 6, "The same slices: bleed map (decoder trained on bleed masks), probability of blood per cell, "
+                       "same scale", new_x="LMARGIN", new_y="NEXT")
+        _row(pdf, [(number, result.bleed_overlay(opacity), f"map peak {float(result.bleed.max()):.3f}")
+                   for number, result in keys if result.bleed is not None])
     pdf.set_font("Helvetica", size=8)
     for line in _metrics_lines(metrics):
         pdf.multi_cell(0, 4.5, line, new_x="LMARGIN", new_y="NEXT")

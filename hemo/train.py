@@ -11,6 +11,7 @@ import platform
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import keras
 import numpy as np
@@ -19,7 +20,7 @@ from hemo import bleed, datasets, distribution
 from hemo.augment import TRAIN_WINDOW, augment
 from hemo.evaluate import choose_threshold, report
 from hemo.history import plain
-from hemo.model import ModelInfo, build, copy_weights, embed, load, predict, save
+from hemo.model import ModelInfo, build, copy_weights, embed, load, predict, save, save_plain
 
 
 @dataclass
@@ -111,8 +112,8 @@ class ValidationAUC(keras.callbacks.Callback):
     With ``trace`` each epoch's AUC is also appended to that JSON-lines file (epoch of the run, warm-up
     included), so a fixed-epoch run can show afterwards what stopping on these patients would have chosen.
     When the model being trained has the bleed decoder, the trace also holds the decoder's map on these
-    patients (``bleed_dice`` on their bleed slices, ``bleed_peak_auc`` of its highest pixel as a slice score)
-    and ``heldout-bleed-peak.npy`` beside it the last epoch's peaks: a decoder that stopped learning shows.
+    patients (``bleed_dice`` on their bleed slices, ``bleed_peak_auc`` of its highest pixel as a slice score):
+    a decoder that stopped learning shows.
     """
 
     def __init__(self, data: datasets.Dataset, batch_size: int, scored: keras.Model | None = None,
@@ -141,7 +142,6 @@ class ValidationAUC(keras.callbacks.Callback):
             return {}
         logits = self.model.predict(self.data.inputs(), batch_size=self.batch_size, verbose=0)["bleed"]
         peak, dice = bleed.evidence(logits, bleed.targets(self.data.masks))
-        np.save(self.trace.with_name("heldout-bleed-peak.npy"), peak)
         labels = self.data.labels
         return {"bleed_dice": float(dice[labels == 1].mean()), "bleed_peak_auc": float(roc_auc_score(labels, peak))}
 
@@ -187,10 +187,16 @@ def _compile(model: keras.Model, config: TrainConfig, steps: int) -> None:
                       metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")])
 
 
+class Fitted(NamedTuple):
+    model: keras.Model  # the paper's model, alone
+    history: dict[str, list[float]]
+    hybrid: keras.Model | None = None  # the same model with the bleed decoder, when trained with masks
+
+
 def fit(train: datasets.Dataset, validation: datasets.Dataset | None, config: TrainConfig,
         verbose: int = 1, backup: str | Path | None = None,
-        trace: tuple[datasets.Dataset, Path] | None = None) -> tuple[keras.Model, dict[str, list[float]]]:
-    """Train on ``train``; returns the paper's model (no decoder) and the history.
+        trace: tuple[datasets.Dataset, Path] | None = None) -> Fitted:
+    """Train on ``train``; returns the paper's model, the history and, with masks, the model with its decoder.
 
     With ``validation``, early stopping on its AUC restores the best epoch. Without, it trains
     exactly ``config.epochs`` epochs (the count chosen by cross-validation): no patient is then
@@ -249,11 +255,16 @@ def fit(train: datasets.Dataset, validation: datasets.Dataset | None, config: Tr
         if config.schedule == "plateau" and not masks:
             callbacks.append(keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=2, min_lr=1e-6))
     run("fine-tune", config.epochs, callbacks)
-    return model, plain(history)
+    return Fitted(model, plain(history), trained if masks else None)
 
 
-def _info(config: TrainConfig, threshold: float) -> ModelInfo:
-    return ModelInfo(config.backbone, config.pretrained, threshold, input_window=list(TRAIN_WINDOW))
+def save_trained(fitted: Fitted, path: Path, config: TrainConfig, threshold: float) -> None:
+    """The paper's model and its ModelInfo; with a decoder, the decoder beside it (``<stem>-bleed.keras``)."""
+    info = ModelInfo(config.backbone, config.pretrained, threshold, input_window=list(TRAIN_WINDOW))
+    if fitted.hybrid is not None:
+        decoder_path = save_plain(bleed.decoder(fitted.hybrid), path.with_name(path.stem + "-bleed.keras"))
+        info.bleed = {"file": decoder_path.name, "map_size": bleed.MAP_SIZE}
+    save(fitted.model, path, info)
 
 
 def _run_record(config: TrainConfig, source: str, split: str, n_train: int, n_validation: int, seconds: float,
@@ -274,8 +285,9 @@ def train(data: datasets.Dataset, out_dir: str | Path, config: TrainConfig, spli
     out.mkdir(parents=True, exist_ok=True)
     if split == "none":
         started = time.time()
-        model, history = fit(data, None, config, verbose, backup=out / "backup")
-        save(model, out / "hemo-hybrid.keras", _info(config, 0.5))
+        fitted = fit(data, None, config, verbose, backup=out / "backup")
+        history = fitted.history
+        save_trained(fitted, out / "hemo-hybrid.keras", config, 0.5)
         run = _run_record(config, source, split, len(data), 0, time.time() - started, history)
         (out / "history.json").write_text(json.dumps({"history": history, "run": run}, indent=1) + "\n")
         return {"run": run}
@@ -291,12 +303,12 @@ def train(data: datasets.Dataset, out_dir: str | Path, config: TrainConfig, spli
     else:
         raise ValueError(f"unknown split '{split}': use 'patient', 'slice' or 'none'")
     started = time.time()
-    model, history = fit(train_set, val_set, config, verbose)
-    seconds = time.time() - started
-    scores = predict(model, val_set.inputs())
+    fitted = fit(train_set, val_set, config, verbose)
+    history, seconds = fitted.history, time.time() - started
+    scores = predict(fitted.model, val_set.inputs())
     threshold = choose_threshold(val_set.labels, scores)
     metrics = report(val_set.labels, scores, threshold, val_set.patients if split == "patient" else None)
-    save(model, out / "hemo-hybrid.keras", _info(config, threshold))
+    save_trained(fitted, out / "hemo-hybrid.keras", config, threshold)
     run = {**_run_record(config, source, split, len(train_set), len(val_set), seconds, history),
            "val_fraction": val_fraction}
     (out / "history.json").write_text(json.dumps({"history": history, "run": run}, indent=1) + "\n")
@@ -311,7 +323,8 @@ def cross_validate(data: datasets.Dataset, config: TrainConfig, folds: int = 5, 
 
     With ``out_dir`` each fold trains exactly ``config.epochs`` epochs without looking at its
     held-out patients, and writes their out-of-fold scores and embeddings (``fold<k>/oof.npz``):
-    what ``hemo calibrate`` fits thresholds, calibration and the study model on. A finished fold
+    what ``hemo calibrate`` fits thresholds, calibration and the study model on. The fold's model
+    (with its decoder, when trained with masks) is kept beside them for audits. A finished fold
     is skipped and an interrupted one resumes, so the command can simply be run again.
     Without ``out_dir`` (the older protocol) early stopping watches the held-out fold, and
     sensitivity/specificity use its own Youden threshold: optimistic, compare by AUC only.
@@ -333,13 +346,18 @@ def cross_validate(data: datasets.Dataset, config: TrainConfig, folds: int = 5, 
             if folder is not None:
                 folder.mkdir(parents=True, exist_ok=True)
             traced = (val_set, folder / "heldout.jsonl") if folder is not None and trace else None
-            model, history = fit(train_set, None if folder else val_set, config, verbose, backup=folder, trace=traced)
-            seconds, epochs = time.time() - started, len(history.get("loss", []))
-            scores, embeddings = embed(model, val_set.inputs())
+            fitted = fit(train_set, None if folder else val_set, config, verbose, backup=folder, trace=traced)
+            seconds, epochs = time.time() - started, len(fitted.history.get("loss", []))
+            scores, embeddings = embed(fitted.model, val_set.inputs())
             if folder is not None:
+                decoded = {}
+                if fitted.hybrid is not None:  # the decoder's own slice score beside the head's
+                    logits = fitted.hybrid.predict(val_set.inputs(), batch_size=32, verbose=0)["bleed"]
+                    decoded = {"bleed_peak": bleed.peaks(logits)}
+                save_trained(fitted, folder / "hemo-hybrid.keras", config, 0.5)  # for audits; no operating point
                 np.savez(folder / "oof.npz", scores=scores, embeddings=embeddings, labels=val_set.labels,
                          patients=val_set.patients, names=val_set.names, seconds=seconds, epochs=epochs,
-                         config=json.dumps(asdict(config)))
+                         config=json.dumps(asdict(config)), **decoded)
         metrics = report(val_set.labels, scores, choose_threshold(val_set.labels, scores), val_set.patients)
         rows.append({"fold": fold, "backbone": config.backbone, "pretrained": config.pretrained,
                      "patients": len(patients), "n": metrics["n"], "positives": metrics["positives"],

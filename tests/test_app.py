@@ -254,3 +254,29 @@ def test_annotation_beside_a_slice_gets_outlined_with_overlap_numbers(app):
     assert len(against) == 1 and "of the Grad-CAM energy lies inside" in against[0]
     share = float(against[0].split("covers ")[1].split("%")[0])
     assert 0.5 < share < 5  # the blob is a small part of the cropped slice
+    assert "bleed decoder" not in texts(app)  # the shipped model has no decoder: no bleed map is drawn
+
+
+def test_a_model_with_a_bleed_decoder_shows_its_map_beside_grad_cam(monkeypatch, tmp_path):
+    import keras
+
+    from hemo.bleed import with_decoder
+    from hemo.model import build
+    from hemo.train import Fitted, TrainConfig, save_trained
+
+    hybrid = with_decoder(build(pretrained="none"))
+    model = keras.Model(hybrid.input, hybrid.output["probabilities"])
+    save_trained(Fitted(model, {}, hybrid), tmp_path / "hemo-hybrid.keras", TrainConfig(pretrained="none"), 0.5)
+    monkeypatch.setenv("HEMO_MODEL", str(tmp_path / "hemo-hybrid.keras"))
+    at = AppTest.from_file(APP, default_timeout=180)
+    at.run()
+    hu = head_phantom(256, blob=(120, 140))
+    at.file_uploader[0].upload("14.jpg", cv2.imencode(".jpg", np.clip((hu - 40) / 120 * 255 + 127.5, 0, 255)
+                                                      .astype(np.uint8))[1].tobytes(), "image/jpeg")
+    at.file_uploader[0].upload("14_HGE_Seg.jpg", cv2.imencode(".jpg", ((hu == 75.0) * 255).astype(np.uint8))[1]
+                               .tobytes(), "image/jpeg")
+    at.run()
+    assert not at.exception
+    assert "bleed decoder" in texts(at)
+    against = [m.value for m in at.markdown if m.value.startswith("**Against the annotation:**")]
+    assert len(against) == 2 and "of the bleed map lies inside" in against[1]

@@ -33,7 +33,7 @@ SCRIPT = textwrap.dedent("""
     for mode in (None, "mirrored"):
         config = train.TrainConfig(epochs=2, warmup_epochs=1, batch_size=16, schedule="cosine", learning_rate=1e-3,
                                    freeze_below="block5a", distribute=mode)
-        model, history = train.fit(data, None, config, verbose=0)
+        model, history, _ = train.fit(data, None, config, verbose=0)
         rows[mode or "one"] = {"loss": history["loss"], "scores": train.predict(model, data.inputs()).tolist()}
     print("RESULT " + json.dumps(rows))
 """)

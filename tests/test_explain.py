@@ -144,3 +144,45 @@ def test_overlap_and_faithfulness_on_the_synthetic_blob(trained):
             assert found.energy_inside > 2 * found.mask_fraction  # the 8x8 map is coarse: no peak test here
     salient, random = faithfulness(explainer.predict, x[y == 1], cams[y == 1])
     assert np.median(salient) > np.median(random)  # hiding what the map shows costs more than hiding elsewhere
+
+
+@pytest.fixture(scope="module")
+def hybrid():
+    """The paper's model with an untrained bleed decoder whose map varies from cell to cell."""
+    from hemo.bleed import with_decoder
+
+    keras.utils.set_random_seed(3)
+    return with_decoder(build(pretrained="none"))
+
+
+def test_the_saved_decoder_draws_the_map_the_trained_hybrid_draws(hybrid):
+    """At inference the backbone runs once and the decoder reads its stages: the same map as training's."""
+    from hemo.bleed import decoder, stages
+
+    x, _, _ = synthetic(4, np.random.default_rng(1))
+    reference = hybrid.predict(x, verbose=0)["bleed"]
+    alone = decoder(hybrid)(keras.Model(hybrid.input, stages(hybrid))(x))
+    assert reference.shape == (4, 32, 32, 1) and reference.std() > 1e-3
+    np.testing.assert_allclose(np.asarray(alone), reference, atol=1e-5)
+
+
+def test_an_analyzer_with_a_decoder_shows_its_bleed_map_on_a_fixed_scale(hybrid, tmp_path, analyzer):
+    import cv2
+
+    from hemo.analysis import Analyzer
+    from hemo.imaging import stack
+    from hemo.train import Fitted, TrainConfig, save_trained
+
+    path = tmp_path / "hemo-hybrid.keras"
+    save_trained(Fitted(keras.Model(hybrid.input, hybrid.output["probabilities"]), {}, hybrid), path,
+                 TrainConfig(pretrained="none"), 0.5)
+    image = cv2.imencode(".png", window(head_phantom(256, (120, 140)), 40, 80).astype(np.uint8))[1].tobytes()
+    result = Analyzer.load(path).analyse(image, "slice.png")[0]
+    expected = 1 / (1 + np.exp(-hybrid.predict(stack([result.slice]), verbose=0)["bleed"][0, ..., 0]))
+    np.testing.assert_allclose(result.bleed.astype(np.float32), expected, atol=2e-3)  # read back from disk
+    assert result.bleed_overlay().shape == (*result.slice.shown.shape[:2], 3)
+    assert result.bleed_map().max() == pytest.approx(float(expected.max()), abs=0.02)  # its own scale, not stretched
+    assert result.light().bleed is None
+    written = result.write(tmp_path / "explain", "slice")
+    assert sorted(p.name for p in written) == ["slice_attention.json", "slice_bleed.png", "slice_gradcam.png"]
+    assert analyzer.analyse(image, "slice.png")[0].bleed is None  # a model without a decoder shows no map

@@ -40,6 +40,20 @@ def test_pdf_report_has_the_verdict_the_notice_and_no_identifiers(study):
     assert "slice AUC 0.900" in text
     for secret in (*SECRETS, "Doe_Jane"):
         assert secret not in text
+    assert "bleed map" not in text  # the model has no decoder
+
+
+def test_reports_show_the_bleed_map_of_the_key_slices_when_the_model_has_a_decoder(study):
+    from dataclasses import replace
+
+    mapped = replace(study, slices=[replace(r, bleed=np.full((32, 32), 0.7, np.float16)) for r in study.slices])
+    text = pdf_text(studies_pdf([mapped], "m.keras"))
+    assert "The same slices: bleed map" in text and text.count("map peak 0.700") == 3
+    files = export(mapped, "m.keras")  # and for PACS, a series of their own beside the Grad-CAM key slices
+    maps = [pydicom.dcmread(io.BytesIO(data)) for name, data in files.items() if "-bleed" in name]
+    assert len(maps) == 3 and {ds.SeriesDescription for ds in maps} == {"hemo key slices (bleed map)"}
+    report = pydicom.dcmread(io.BytesIO(files[next(n for n in files if n.endswith("report.dcm"))]))
+    assert len(report.CurrentRequestedProcedureEvidenceSequence[0].ReferencedSeriesSequence) == 2
 
 
 def test_dicom_results_read_back_reference_the_study_and_carry_no_identifiers(study):

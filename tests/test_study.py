@@ -13,6 +13,7 @@ from conftest import ct_ich_folder, dicom_bytes, head_phantom
 from hemo import calibrate, datasets
 from hemo.analysis import Analyzer
 from hemo.cli import main
+from hemo.model import read_info
 from hemo.study import MIN_SERIES, min_series, studies
 
 
@@ -47,7 +48,9 @@ def test_cv_writes_out_of_fold_scores_and_resumes(oof_run, capsys):
         held_out = len(fold["scores"])
     traced = [json.loads(line) for line in (parts[0].parent / "heldout.jsonl").read_text().splitlines()]
     assert {"auc", "bleed_dice", "bleed_peak_auc"} <= traced[-1].keys()  # the decoder's map on held-out patients
-    assert np.load(parts[0].parent / "heldout-bleed-peak.npy").shape == (held_out,)
+    with np.load(parts[0]) as fold:  # the decoder's own slice score beside the head's, and the decoder itself
+        assert fold["bleed_peak"].shape == (held_out,) and ((fold["bleed_peak"] >= 0) & (fold["bleed_peak"] <= 1)).all()
+    assert read_info(parts[0].parent / "hemo-hybrid.keras").bleed["file"] == "hemo-hybrid-bleed.keras"  # fold model
     stamp = [p.stat().st_mtime for p in parts]
     capsys.readouterr()
     assert main(args) == 0  # finished folds are read back, not retrained

@@ -11,6 +11,7 @@ import pytest
 from conftest import ROOT, ct_ich_folder, phantom_slices
 
 from hemo import history, train
+from hemo.model import read_info
 
 
 class Interrupted(Exception):
@@ -31,7 +32,7 @@ def test_a_resumed_run_ends_where_the_uninterrupted_one_does(tmp_path, monkeypat
     data = phantom_slices()
     config = train.TrainConfig(epochs=2, warmup_epochs=1, batch_size=8, schedule="cosine", learning_rate=1e-3,
                                freeze_below="block5a")
-    whole, history = train.fit(data, None, config, verbose=0, backup=tmp_path / "whole")
+    whole, history, _ = train.fit(data, None, config, verbose=0, backup=tmp_path / "whole")
 
     class StopAfterFirstFineTuneEpoch(train.EpochLog):  # runs after BackupAndRestore has saved the epoch
         def on_epoch_end(self, epoch, logs=None):
@@ -43,7 +44,7 @@ def test_a_resumed_run_ends_where_the_uninterrupted_one_does(tmp_path, monkeypat
         train.fit(data, None, config, verbose=0, backup=tmp_path / "resumed")
     monkeypatch.undo()
     monkeypatch.setattr(train, "build", build)
-    resumed, resumed_history = train.fit(data, None, config, verbose=0, backup=tmp_path / "resumed")
+    resumed, resumed_history, _ = train.fit(data, None, config, verbose=0, backup=tmp_path / "resumed")
 
     assert resumed_history["stage"].count("fine-tune") == 1  # it did resume: the second epoch only
     last, resumed_last = history["loss"][-1], resumed_history["loss"][-1]  # 0.063 apart when the draws replay
@@ -131,7 +132,8 @@ def test_a_model_trained_with_the_bleed_decoder_logs_the_papers_curves_under_the
                  "--epochs", "1", "--warmup-epochs", "0", "--pretrained", "none", "--batch-size", "8",
                  "--mask-weight", "1", "--out", str(out)]) == 0
     files = sorted(p.name for p in out.iterdir() if p.is_file())
-    assert files == ["hemo-hybrid.json", "hemo-hybrid.keras", "history.json"]  # no split or metrics of its own
+    assert files == ["hemo-hybrid-bleed.keras", "hemo-hybrid.json", "hemo-hybrid.keras", "history.json"]  # no split
+    assert read_info(out / "hemo-hybrid.keras").bleed["file"] == "hemo-hybrid-bleed.keras"  # the decoder, kept
     assert "split.json" not in capsys.readouterr().out  # and it does not claim to have written them
     logged = json.loads((out / "history.json").read_text())["history"]
     assert {"accuracy", "loss", "bleed_loss", "total_loss", "learning_rate"} <= logged.keys()
@@ -187,6 +189,10 @@ def test_decoder_check_reports_a_decoder_that_draws_no_blood_as_blind(tmp_path):
     assert found["mask_share_median"] == pytest.approx(9 / 1024)  # 20x20 pixels touch 3x3 cells of 32x32
     with np.load(tmp_path / "peaks.npz") as peaks:
         assert peaks["labels"].tolist() == data.labels[held_out].tolist() and peaks["peak"].max() < 1e-6
+    model = keras.Model(hybrid.input, hybrid.output["probabilities"])  # the fold's model as hemo cv now keeps it
+    train.save_trained(train.Fitted(model, {}, hybrid), tmp_path / "fold0" / "hemo-hybrid.keras",
+                       train.TrainConfig(pretrained="none"), 0.5)
+    assert _tool("decoder_check").check(tmp_path / "cache.npz", tmp_path / "fold0") == found
 
 
 def test_a_keras_history_of_the_two_output_model_reads_like_the_papers():

@@ -1,9 +1,10 @@
 """Does the bleed decoder learn the bleed? Its map on a fold's held-out patients, against their masks.
 
-``hemo cv --mask-weight W --out RUN`` trains a bleed decoder beside the paper's head and drops it when
-a fold ends; its fine-tuning checkpoint (``RUN/fold<k>/fine-tune/latest.weights.h5``, written after
-every epoch and deleted when the fold ends) still holds it. This loads such a checkpoint and, on the
-fold's held-out slices (the patients of ``RUN/fold<k>/oof.npz``), reports:
+``hemo cv --mask-weight W --out RUN`` trains a bleed decoder beside the paper's head and keeps each
+fold's model with its decoder (``RUN/fold<k>/hemo-hybrid.keras``; runs before that kept none, but a
+fine-tuning checkpoint ``RUN/fold<k>/fine-tune/latest.weights.h5`` copied while the fold ran holds
+both). This loads the fold's model, or such a checkpoint, and, on the fold's held-out slices (the
+patients of ``RUN/fold<k>/oof.npz``), reports:
 
 - soft Dice of the map against the mask at the map's 32x32 (the share of each cell the bleed covers, as
   the decoder was trained) on the haemorrhage slices, median and mean;
@@ -12,7 +13,7 @@ fold's held-out slices (the patients of ``RUN/fold<k>/oof.npz``), reports:
 - the slice AUC of the map's highest pixel, beside the head's out-of-fold AUC: is the decoder's map a
   second piece of evidence worth showing?
 
-    python tools/decoder_check.py CACHE.npz RUN/fold0 fold0.weights.h5 [--scores fold0-decoder.npz]
+    python tools/decoder_check.py CACHE.npz RUN/fold0 [fold0.weights.h5] [--scores fold0-decoder.npz]
 
 ``--scores`` keeps each held-out slice's peak (patients, names, labels, peak), to be read beside the
 head's out-of-fold scores.
@@ -29,11 +30,21 @@ import numpy as np
 from sklearn.metrics import roc_auc_score
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from hemo.bleed import evidence, targets, with_decoder  # noqa: E402
-from hemo.model import build  # noqa: E402
+from hemo.bleed import attach, evidence, load_decoder, probabilities, targets, with_decoder  # noqa: E402
+from hemo.model import build, load  # noqa: E402
 
 
-def check(cache: Path, fold_dir: Path, weights: Path, backbone: str = "efficientnet_lite0",
+def hybrid_of(fold_dir: Path, weights: Path | None, backbone: str = "efficientnet_lite0"):
+    """The fold's paper model with its decoder: from the fold's saved model, or from a checkpoint."""
+    if weights is None:
+        model, info = load(fold_dir / "hemo-hybrid.keras")
+        return attach(model, load_decoder(fold_dir / info.bleed["file"]))
+    hybrid = with_decoder(build(backbone, "none"))
+    hybrid.load_weights(str(weights))
+    return hybrid
+
+
+def check(cache: Path, fold_dir: Path, weights: Path | None = None, backbone: str = "efficientnet_lite0",
           scores: Path | None = None) -> dict:
     with np.load(fold_dir / "oof.npz") as oof:
         held_out, head_scores, head_labels = set(oof["patients"].tolist()), oof["scores"], oof["labels"]
@@ -41,12 +52,11 @@ def check(cache: Path, fold_dir: Path, weights: Path, backbone: str = "efficient
         index = np.flatnonzero(np.isin(data["patients"], list(held_out)))
         images, labels, masks = data["images"][index], data["labels"][index], data["masks"][index]
         patients, names = data["patients"][index], data["names"][index]
-    hybrid = with_decoder(build(backbone, "none"))
-    hybrid.load_weights(str(weights))
+    hybrid = hybrid_of(fold_dir, weights, backbone)
     logits = hybrid.predict(images[..., np.newaxis].astype(np.float32), batch_size=32, verbose=0)["bleed"]
     truth = targets(masks)
     peak, dice = evidence(logits, truth)
-    maps = 1.0 / (1.0 + np.exp(-logits.astype(np.float64)))
+    maps = probabilities(logits)
     bleeding = np.flatnonzero(labels == 1)
     dices = dice[bleeding]
     inside = [float(maps[i][truth[i] > 0].sum() / maps[i].sum()) for i in bleeding]
@@ -64,7 +74,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("cache", type=Path, help="the .npz of 'hemo cache' the CV was run on")
     parser.add_argument("fold", type=Path, help="RUN/fold<k> (its oof.npz names the held-out patients)")
-    parser.add_argument("weights", type=Path, help="a fine-tuning checkpoint of that fold, with the decoder")
+    parser.add_argument("weights", type=Path, nargs="?",
+                        help="a fine-tuning checkpoint of that fold with the decoder (default: the fold's model)")
     parser.add_argument("--scores", type=Path, help="write each held-out slice's map peak here (.npz)")
     args = parser.parse_args()
     print(json.dumps(check(args.cache, args.fold, args.weights, scores=args.scores), indent=1))

@@ -25,6 +25,9 @@ CAM_HELP = ("Colour = Grad-CAM (0..1 within the slice) × the slice's probabilit
             "red (1): a slice the model calls normal shows little colour. The map is 8×8 upsampled: a region of "
             "evidence, not an outline of blood.")
 
+BLEED_HELP = ("Colour = the bleed decoder's probability of blood in each 8×8-pixel cell, on the same fixed scale. "
+              "The decoder was trained on the radiologists' bleed masks beside the paper's model and reads the same "
+              "EfficientNet features; it shows where it sees blood and does not decide the verdict.")
 
 #: Annotations that came with this run's uploads, by id() of the slice result (rebuilt on every run).
 MASKS: dict[int, np.ndarray] = {}
@@ -75,12 +78,28 @@ def _details(key: str, result: SliceResult, opacity: float, expanded: bool, labe
             right.image(result.overlay(opacity), caption="Grad-CAM of the EfficientNet stage", width="stretch")
         right.image(colour_bar(), caption="0 ← Grad-CAM × probability → 1", width="stretch")
         st.caption(CAM_HELP)
+        if result.bleed is not None:
+            _bleed_map(result, opacity, mask)
         st.plotly_chart(plots.attention(result.attention), key=f"attention-{key}")
         st.caption(STEP_HELP)
         technical = dict(result.slice.info)
         if result.position is not None:
             technical["slice position (mm)"] = round(result.position, 2)
         st.caption(" · ".join(f"{k}: {v}" for k, v in technical.items()))
+
+
+def _bleed_map(result: SliceResult, opacity: float, mask: np.ndarray | None) -> None:
+    """The decoder's map beside the slice: where blood is, drawn by a decoder trained on the bleed masks."""
+    left, right = st.columns(2)
+    picture = result.bleed_overlay(opacity)
+    left.image(picture if mask is None else outline(picture, mask), width="stretch",
+               caption="Bleed map" + (" with the annotation's outline (white)" if mask is not None else ""))
+    right.image(colour_bar(), caption="0 ← probability of blood in each cell → 1", width="stretch")
+    right.caption(BLEED_HELP)
+    if mask is not None:
+        found = overlap(result.bleed_map(), mask)
+        right.markdown(f"**Against the annotation:** {found.energy_inside:.1%} of the bleed map lies inside the "
+                       f"annotated bleed ({found.mask_fraction:.1%} of the slice).")
 
 
 def _take_away(study: Study, analyzer) -> None:
