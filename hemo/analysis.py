@@ -39,6 +39,7 @@ class SliceResult:
     attention: np.ndarray | None = None
     warnings: tuple[str, ...] = field(default_factory=tuple)
     raw: float = float("nan")  # the paper model's own softmax output
+    score: float = float("nan")  # what calibration maps to ``probability``: ``raw``, or raw with the decoder's peak
     embedding: np.ndarray | None = None
     bleed: np.ndarray | None = None  # the bleed decoder's map (32 x 32 probabilities), when the model has one
 
@@ -153,11 +154,11 @@ class Analyzer:
 
     def _explain_batch(self, chunk: list[SliceResult], method: str) -> None:
         for result, explanation in zip(chunk, self.explainer.explain(stack([r.slice for r in chunk]), method)):
-            shown = float(self.info.calibrate(explanation.probability))
+            shown = float(self.info.calibrate(explanation.score))
             if not (math.isfinite(shown) and np.isfinite(explanation.cam).all()):
                 result.error = f"{result.source}: the model gave no finite score for this slice."
                 continue
-            result.raw, result.probability = explanation.probability, shown
+            result.raw, result.score, result.probability = explanation.probability, explanation.score, shown
             result.cam = explanation.cam.astype(np.float16)  # 0..1 for display: half the memory of a long series
             result.attention, result.embedding = explanation.attention, explanation.embedding
             result.bleed = None if explanation.bleed is None else explanation.bleed.astype(np.float16)

@@ -40,10 +40,10 @@ class SliceWorker:
                 rows.append(_row(str(path), 0, "", "", error=f"{path.name}: cannot be opened ({error.strerror})."))
                 continue
             for result in self.analyzer.analyse(data, path.name, self.window, folder=str(path.parent)):
-                slice_ = result.slice
+                slice_, done = result.slice, result.analysed
                 rows.append(_row(str(path), result.frame, slice_.study if slice_ else "", slice_.series if slice_ else "",
-                                 result.raw if result.analysed else None, result.probability if result.analysed else None,
-                                 result.verdict if result.analysed else "error", result.threshold,
+                                 result.score if done else None, result.probability if done else None,
+                                 result.verdict if done else "error", result.threshold,
                                  result.error or "", " ".join(result.warnings)))
         return pd.DataFrame(rows, columns=COLUMNS)
 

@@ -75,6 +75,11 @@ def attach(model: keras.Model, saved_decoder: keras.Model) -> keras.Model:
     return hybrid
 
 
+def decoder_peaks(model: keras.Model, saved_decoder: keras.Model, images: np.ndarray, batch_size: int = 32):
+    """The decoder's peak per slice for a batch (N, 256, 256, 1): its slice score, as ``hemo cv`` records it."""
+    return peaks(attach(model, saved_decoder).predict(images, batch_size=batch_size, verbose=0)["bleed"])
+
+
 def load_decoder(path: str | Path) -> keras.Model:
     """The decoder saved beside a model (``ModelInfo.bleed["file"]``)."""
     path = Path(path)
@@ -93,6 +98,23 @@ def peaks(logits: np.ndarray) -> np.ndarray:
     """Each map's highest bleed probability: the decoder's own slice score."""
     maps = probabilities(logits)
     return maps.reshape(len(maps), -1).max(axis=1)
+
+
+SLICE_SCORES = ("head", "head+bleed")
+
+
+def combined(head: np.ndarray, peak: np.ndarray) -> np.ndarray:
+    """The slice score "head+bleed": the mean of the head's and the decoder peak's logits, as a probability.
+
+    The head reads the whole slice through the paper's sequence model, the decoder looks for blood
+    cell by cell; a slice both call bloody scores high, one that only one of them likes less. A fixed
+    mean, nothing fitted: calibration and the operating point are fitted on it afterwards, out of fold.
+    """
+    def logit(p):
+        p = np.clip(np.asarray(p, np.float64), 1e-7, 1 - 1e-7)
+        return np.log(p) - np.log1p(-p)
+
+    return 1.0 / (1.0 + np.exp(-(logit(head) + logit(peak)) / 2))
 
 
 def bleed_loss(y_true, logits):

@@ -3,6 +3,8 @@
 ``hemo cv --out DIR`` leaves, for every patient, the scores and embeddings of a model that never
 saw that patient (fixed epoch count, no early stopping on it). From those alone this module:
 
+- chooses the slice score: the paper model's, or that with its bleed decoder's peak
+  (``hemo.bleed.combined``) when every fold recorded the decoder, by out-of-fold AUC,
 - fits Platt scaling of the slice score (so a shown 0.3 means about 30 %),
 - compares study scores: the highest slice, the mean of the top k slices (k chosen on other folds),
 - chooses the slice operating point (Youden) and the study operating point (the highest
@@ -26,6 +28,8 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import brier_score_loss, roc_auc_score, roc_curve
 
 from hemo import study_model
+from hemo.bleed import SLICE_SCORES, combined
+from hemo.evaluate import bootstrap_auc_difference
 from hemo.imaging import natural_key
 from hemo.model import info_path, platt
 from hemo.study import top_k_mean
@@ -39,13 +43,39 @@ def read_oof(folder: str | Path) -> dict[str, np.ndarray]:
     if not parts:
         raise FileNotFoundError(f"no fold*/oof.npz in {folder}: run 'python -m hemo cv DATA --out {folder}' first")
     columns: dict[str, list] = {}
+    peaks = []
     for part in parts:
         with np.load(part) as data:
             n = len(data["scores"])
             for key in ("scores", "embeddings", "labels", "patients", "names"):
                 columns.setdefault(key, []).append(data[key])
             columns.setdefault("fold", []).append(np.full(n, int(part.parent.name[4:])))
+            peaks.append(data["bleed_peak"] if "bleed_peak" in data.files else None)
+    if all(peak is not None for peak in peaks):  # the decoder's own slice score, when every fold had one
+        columns["bleed_peak"] = peaks
     return {key: np.concatenate(values) for key, values in columns.items()}
+
+
+def slice_score(oof: dict[str, np.ndarray], wanted: str = "auto") -> tuple[str, np.ndarray, dict]:
+    """(name, scores, report) of the slice score to calibrate: "head", or "head+bleed" (hemo.bleed.combined).
+
+    ``auto`` takes the one with the higher pooled out-of-fold AUC (the head on a tie); the report
+    holds both AUCs and the patient-paired 95 % interval of the difference.
+    """
+    labels, head = oof["labels"].astype(int), oof["scores"].astype(float)
+    if wanted not in ("auto", *SLICE_SCORES):
+        raise ValueError(f"unknown slice score '{wanted}': use auto, {', '.join(SLICE_SCORES)}")
+    if "bleed_peak" not in oof:
+        if wanted == "head+bleed":
+            raise ValueError("'head+bleed' needs the decoder's peaks (bleed_peak) in every fold's oof.npz: run "
+                             "'hemo cv' with --mask-weight")
+        return "head", head, {"chosen": "head", "auc": {"head": _auc(labels, head)}}
+    both = {"head": head, "head+bleed": combined(head, oof["bleed_peak"])}
+    aucs = {name: _auc(labels, scores) for name, scores in both.items()}
+    chosen = wanted if wanted != "auto" else ("head+bleed" if aucs["head+bleed"] > aucs["head"] else "head")
+    low, high = bootstrap_auc_difference(labels, head, both["head+bleed"], oof["patients"])
+    return chosen, both[chosen], {"chosen": chosen, "auc": aucs, "difference_ci": [low, high],
+                                  "bleed_peak_auc": _auc(labels, oof["bleed_peak"])}
 
 
 def fit_platt(scores: np.ndarray, labels: np.ndarray) -> dict:
@@ -165,17 +195,20 @@ def nested_study_scores(oof: dict, studies: list[dict], epochs: int) -> tuple[np
     return study_scores, refined
 
 
-def run(oof_dir: str | Path, model_path: str | Path | None = None, epochs: int = 80, rule: str = "auto") -> dict:
+def run(oof_dir: str | Path, model_path: str | Path | None = None, epochs: int = 80, rule: str = "auto",
+        score: str = "auto") -> dict:
     """Everything above; with ``model_path``, store the operating points and the study rule beside it.
 
     ``rule`` is the study score to store: ``top_k_mean``, ``study_model``, or ``auto`` for the one
-    with the higher out-of-fold (nested) study AUC.
+    with the higher out-of-fold (nested) study AUC. ``score`` is the slice score (:func:`slice_score`).
     """
     if rule not in RULES:
         raise ValueError(f"unknown study rule '{rule}': use one of {', '.join(RULES)}")
     oof = read_oof(oof_dir)
+    chosen_score, oof["scores"], score_report = slice_score(oof, score)
     labels, raw, folds = oof["labels"].astype(int), oof["scores"].astype(float), oof["fold"]
-    report: dict = {"oof_dir": str(oof_dir), "slices": int(len(labels)), "positives": int(labels.sum())}
+    report: dict = {"oof_dir": str(oof_dir), "slices": int(len(labels)), "positives": int(labels.sum()),
+                    "slice_score": score_report}
 
     # Slices: raw ranking, then calibration (nested for the honest Brier score) and the operating point.
     report["slice_raw"] = {**_per_fold(labels, raw, folds), "brier": float(brier_score_loss(labels, raw))}
@@ -274,7 +307,11 @@ def _store(model_path: Path, oof: dict, studies: list[dict], epochs: int, calibr
 
     meta = info_path(model_path)
     info = ModelInfo(**json.loads(meta.read_text()))
-    info.threshold, info.calibration = slice_threshold, calibration
+    score = report["slice_score"]["chosen"]
+    if score == "head+bleed" and not info.bleed:
+        raise ValueError(f"the out-of-fold slice score combines the head with the bleed decoder, and {model_path.name} "
+                         "has no decoder beside it: train it with --mask-weight, or calibrate with --slice-score head")
+    info.threshold, info.calibration, info.slice_score = slice_threshold, calibration, score
     if report["study_rule"] == "top_k_mean":
         top = report["study_top_k_mean"]
         info.study = {"score": "top_k_mean", "k": top["k"], "threshold": top["threshold"],
@@ -291,6 +328,8 @@ def _store(model_path: Path, oof: dict, studies: list[dict], epochs: int, calibr
     info.provenance = {
         "chosen_on": f"out-of-fold predictions of patient-grouped {len(set(oof['fold'].tolist()))}-fold CV "
                      f"({report['slices']} slices, {len(studies)} patients) in {report['oof_dir']}",
+        "slice_score": ("the paper model's probability" if score == "head" else
+                        "mean of the logits of the paper model's probability and of its bleed decoder's peak"),
         "slice_rule": "Youden index on calibrated out-of-fold slice probabilities",
         "study_score": how,
         "study_rule": f"highest threshold with out-of-fold study sensitivity >= {STUDY_SENSITIVITY}",

@@ -96,12 +96,17 @@ def cmd_evaluate(args) -> int:
 def cmd_calibrate(args) -> int:
     from hemo.calibrate import run
 
-    report = run(args.oof, args.model if args.write else None, args.epochs, args.study_score)
+    report = run(args.oof, args.model if args.write else None, args.epochs, args.study_score, args.slice_score)
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=1) + "\n")
     if args.evaluation:
         Path(args.evaluation).write_text(json.dumps(report["evaluation"], indent=1) + "\n")
-    slices, studies = report["slice_calibrated"], report["study_model"]
+    slices, studies, score = report["slice_calibrated"], report["study_model"], report["slice_score"]
+    if "head+bleed" in score["auc"]:
+        low, high = score["difference_ci"]
+        print(f"slice score: {score['chosen']} (out-of-fold AUC: head {score['auc']['head']:.3f}, head+bleed "
+              f"{score['auc']['head+bleed']:.3f}, difference 95% CI {low:+.3f} to {high:+.3f} by patient; "
+              f"the decoder's peak alone {score['bleed_peak_auc']:.3f})")
     print(f"slices: out-of-fold AUC {report['slice_raw']['auc']:.3f} (fold mean {report['slice_raw']['fold_auc_mean']:.3f}"
           f" sd {report['slice_raw']['fold_auc_sd']:.3f}); threshold {slices['threshold']:.3f}: sensitivity "
           f"{slices['sensitivity']:.3f}, specificity {slices['specificity']:.3f} (nested {slices['nested']['sensitivity']:.3f}"
@@ -332,6 +337,9 @@ def main(argv: list[str] | None = None) -> int:
     calibrate.add_argument("--study-score", choices=("auto", "top_k_mean", "study_model"), default="auto",
                            help="study rule to store: the top-k mean, the study model, or (auto) the one with "
                                 "the higher out-of-fold study AUC")
+    calibrate.add_argument("--slice-score", choices=("auto", "head", "head+bleed"), default="auto",
+                           help="the slice score to calibrate: the paper model's (head), or with its bleed decoder's "
+                                "peak (needs a CV with --mask-weight); auto: the higher out-of-fold AUC")
     calibrate.add_argument("--json", help="write the full report here")
     calibrate.add_argument("--evaluation", help="write the out-of-fold numbers here in 'evaluate --json' format "
                            "(models/evaluation.json of a model trained on all patients)")

@@ -141,12 +141,15 @@ def study_report(model, info, model_path, data) -> dict:
 
     from sklearn.metrics import brier_score_loss
 
-    from hemo import study_model
+    from hemo import bleed, study_model
     from hemo.imaging import natural_key
     from hemo.model import embed
     from hemo.study import series_score
 
     raw, embeddings = embed(model, data.inputs())
+    if info.slice_score == "head+bleed":  # the score the operating points were chosen on, as the app computes it
+        decoder = bleed.load_decoder(Path(model_path).parent / info.bleed["file"])
+        raw = bleed.combined(raw, bleed.decoder_peaks(model, decoder, data.inputs()))
     shown = info.calibrate(raw)
     metrics = report(data.labels, shown, info.threshold, data.patients)
     metrics["brier"] = float(brier_score_loss(data.labels, shown)) if len(data.labels) else None

@@ -59,6 +59,7 @@ class Explanation:
     attention: np.ndarray  # (2 heads, 10, 10): how much each pseudo-time step attends to each other
     embedding: np.ndarray | None = None  # the 256-d ``dense`` features (the study model's input)
     bleed: np.ndarray | None = None  # MAP_SIZE x MAP_SIZE bleed probability per cell (a model with a decoder)
+    score: float = float("nan")  # the raw slice score calibration applies to (ModelInfo.slice_score)
 
 
 class Explainer:
@@ -74,6 +75,9 @@ class Explainer:
     def __init__(self, model: keras.Model, info: ModelInfo | None = None, batch_size: int = 16,
                  decoder: keras.Model | None = None) -> None:
         self.info = info or ModelInfo()
+        if self.info.slice_score == "head+bleed" and decoder is None:
+            raise ValueError("this model's slice score combines the head with its bleed decoder: load it with its "
+                             "decoder (Analyzer.load reads it from the model's JSON)")
         self.batch_size = batch_size
         self._lock = threading.Lock()
         self.head = split(model)[1]
@@ -93,10 +97,10 @@ class Explainer:
                  for i in range(0, len(slices), self.batch_size)]
         return [np.concatenate([part[stage].numpy() for part in parts]) for stage in range(len(parts[0]))]
 
-    def _bleed_maps(self, stages: list[np.ndarray]) -> list[np.ndarray | None]:
+    def _bleed_maps(self, stages: list[np.ndarray]) -> np.ndarray | None:
         if self._bleed is None:
-            return [None] * len(stages[0])
-        return list(bleed.probabilities(self._bleed([tf.constant(s) for s in stages]).numpy())[..., 0])
+            return None
+        return bleed.probabilities(self._bleed([tf.constant(s) for s in stages]).numpy())[..., 0]
 
     def _head_outputs(self, features: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         probabilities, attention, embedding = self._head(tf.constant(features))
@@ -131,9 +135,13 @@ class Explainer:
             probabilities, attention, embeddings = self._head_outputs(stages[0])
             cams = self.cam(stages[0], method)
             maps = self._bleed_maps(stages)
-        shown = self.info.calibrate(probabilities)
-        return [Explanation(float(p), int(q >= self.info.threshold), c, a, e, m)
-                for p, q, c, a, e, m in zip(probabilities, shown, cams, attention, embeddings, maps)]
+        scores = probabilities
+        if self.info.slice_score == "head+bleed":
+            scores = bleed.combined(probabilities, maps.reshape(len(maps), -1).max(axis=1))
+        shown = self.info.calibrate(scores)
+        per_slice = maps if maps is not None else [None] * len(probabilities)
+        return [Explanation(float(p), int(q >= self.info.threshold), c, a, e, m, float(r))
+                for p, q, c, a, e, m, r in zip(probabilities, shown, cams, attention, embeddings, per_slice, scores)]
 
 
 def _upsample(cam: np.ndarray) -> np.ndarray:

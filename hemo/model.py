@@ -42,9 +42,12 @@ class ModelInfo:
     study: dict | None = None
     #: How the operating points were chosen, in words and numbers (shown by the app and the CLI).
     provenance: dict = field(default_factory=dict)
-    #: The bleed decoder beside this file ({"file": ...}, hemo.bleed): its map is shown as evidence,
-    #: never used for a verdict. None: a model trained without the masks.
+    #: The bleed decoder beside this file ({"file": ...}, hemo.bleed): its map is shown as evidence.
+    #: None: a model trained without the masks.
     bleed: dict | None = None
+    #: What calibration and the slice threshold apply to: "head" (the paper model's softmax) or
+    #: "head+bleed" (hemo.bleed.combined with the decoder's peak), as chosen out of fold by hemo calibrate.
+    slice_score: str = "head"
 
     def calibrate(self, scores):
         """The shown probability: the raw score through the stored calibration (identity without one)."""

@@ -91,7 +91,8 @@ def series_score(shown: np.ndarray, raw: np.ndarray, embeddings: np.ndarray | No
                  net=None) -> tuple[float, float, str, list[float] | None]:
     """(probability, threshold, method, refined slice probabilities) of one series, slices in scan order.
 
-    ``shown`` are the calibrated slice probabilities, ``raw`` the model's; ``net`` is the loaded
+    ``shown`` are the calibrated slice probabilities, ``raw`` the scores they were calibrated from
+    (``SliceResult.score``: the study model was fitted on those); ``net`` is the loaded
     study model, if the model carries one. The app, the CLI, ``hemo evaluate`` and ``hemo batch``
     all judge a study through this one function.
     """
@@ -113,7 +114,7 @@ def series_score(shown: np.ndarray, raw: np.ndarray, embeddings: np.ndarray | No
 def verdict(slices: list[SliceResult], analyzer: Analyzer) -> tuple[float, float, str, list[float] | None]:
     """:func:`series_score` of analysed slices (already in scan order)."""
     embedded = all(r.embedding is not None for r in slices)
-    return series_score(np.array([r.probability for r in slices]), np.array([r.raw for r in slices]),
+    return series_score(np.array([r.probability for r in slices]), np.array([r.score for r in slices]),
                         np.stack([r.embedding for r in slices]) if embedded else None, analyzer.info,
                         analyzer.study_model)
 

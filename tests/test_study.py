@@ -63,7 +63,7 @@ def test_calibrate_stores_operating_points_and_study_model(oof_run, small_model_
     model = tmp_path / "hemo-hybrid.keras"
     model.write_bytes(small_model_path.read_bytes())
     model.with_suffix(".json").write_text(small_model_path.with_suffix(".json").read_text())
-    report = calibrate.run(out, model, epochs=5, rule="study_model")
+    report = calibrate.run(out, model, epochs=5, rule="study_model", score="head")  # this model has no decoder
     for key in ("slice_raw", "slice_calibrated", "study_highest_slice", "study_top_k_mean", "study_model", "patients"):
         assert key in report
     assert len(report["patients"]) == 6 and report["slices"] == 60
@@ -96,10 +96,10 @@ def test_calibrate_can_store_the_top_k_mean_and_every_layer_uses_it(oof_run, sma
     model = tmp_path / "hemo-hybrid.keras"
     model.write_bytes(small_model_path.read_bytes())
     model.with_suffix(".json").write_text(small_model_path.with_suffix(".json").read_text())
-    auto = calibrate.run(out, epochs=5)
+    auto = calibrate.run(out, epochs=5, score="head")
     higher = "top_k_mean" if auto["study_top_k_mean"]["auc"] >= auto["study_model"]["auc"] else "study_model"
     assert auto["study_rule"] == higher  # auto: the higher out-of-fold study AUC
-    report = calibrate.run(out, model, epochs=5, rule="top_k_mean")
+    report = calibrate.run(out, model, epochs=5, rule="top_k_mean", score="head")
     rule = json.loads(model.with_suffix(".json").read_text())["study"]
     assert rule["score"] == "top_k_mean" and rule["k"] in calibrate.TOP_K and "file" not in rule
     assert rule["threshold"] == report["study_top_k_mean"]["threshold"]
@@ -133,6 +133,39 @@ def test_calibrate_can_store_the_top_k_mean_and_every_layer_uses_it(oof_run, sma
     assert rows.loc["long", "method"] == long.method
     assert rows.loc["long", "probability"] == pytest.approx(long.probability)
     assert rows.loc["short", "method"] == "highest slice"
+
+
+def test_calibrate_can_score_slices_with_the_decoder_and_the_app_scores_them_so(oof_run, small_model_path, tmp_path):
+    import shutil
+
+    from hemo.bleed import combined
+    from hemo.model import platt
+
+    root, out, _ = oof_run
+    auto = calibrate.run(out, epochs=5)["slice_score"]
+    assert set(auto["auc"]) == {"head", "head+bleed"} and len(auto["difference_ci"]) == 2
+    assert auto["chosen"] == ("head+bleed" if auto["auc"]["head+bleed"] > auto["auc"]["head"] else "head")
+    plain = tmp_path / "plain" / "hemo-hybrid.keras"  # a model without a decoder cannot take that score
+    plain.parent.mkdir()
+    shutil.copy(small_model_path, plain)
+    shutil.copy(small_model_path.with_suffix(".json"), plain.with_suffix(".json"))
+    with pytest.raises(ValueError, match="no decoder"):
+        calibrate.run(out, plain, epochs=5, score="head+bleed")
+    model = tmp_path / "hemo-hybrid.keras"  # fold 0's model, which kept its decoder
+    for name in ("hemo-hybrid.keras", "hemo-hybrid.json", "hemo-hybrid-bleed.keras"):
+        shutil.copy(out / "fold0" / name, tmp_path / name)
+    report = calibrate.run(out, model, epochs=5, rule="top_k_mean", score="head+bleed")
+    info = read_info(model)
+    assert info.slice_score == "head+bleed" and "bleed decoder" in info.provenance["slice_score"]
+    assert report["slice_raw"]["auc"] == pytest.approx(auto["auc"]["head+bleed"])
+    analyzer = Analyzer.load(model)
+    image = cv2.imencode(".png", np.clip(head_phantom(256, (100, 120)) / 4 + 60, 0, 255).astype(np.uint8))[1]
+    [result] = analyzer.analyse(image.tobytes(), "slice.png")
+    assert result.score == pytest.approx(float(combined(result.raw, float(result.bleed.max()))), abs=2e-3)
+    assert result.probability == pytest.approx(float(platt(result.score, info.calibration)))
+    evaluated = tmp_path / "eval.json"
+    assert main(["evaluate", str(root), "--model", str(model), "--json", str(evaluated)]) == 0
+    assert json.loads(evaluated.read_text())["auc"] is not None
 
 
 def test_calibrate_writes_the_out_of_fold_numbers_a_final_model_is_shown_with(oof_run, tmp_path):

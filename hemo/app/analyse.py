@@ -27,7 +27,10 @@ CAM_HELP = ("Colour = Grad-CAM (0..1 within the slice) × the slice's probabilit
 
 BLEED_HELP = ("Colour = the bleed decoder's probability of blood in each 8×8-pixel cell, on the same fixed scale. "
               "The decoder was trained on the radiologists' bleed masks beside the paper's model and reads the same "
-              "EfficientNet features; it shows where it sees blood and does not decide the verdict.")
+              "EfficientNet features and shows where it sees blood.")
+SCORE_HELP = ("Slice probabilities here combine the paper's model with its bleed decoder: the mean of the logits of "
+              "the model's probability and of the bleed map's highest cell, calibrated out of fold (model card). "
+              "Grad-CAM explains the paper model's part, the bleed map the decoder's.")
 
 #: Annotations that came with this run's uploads, by id() of the slice result (rebuilt on every run).
 MASKS: dict[int, np.ndarray] = {}
@@ -189,6 +192,8 @@ def _study_section(study: Study, labels: Labels, opacity: float, analyzer) -> No
         st.caption(f"How far to trust it: on {measured['studies']} patients kept out of the training that scored "
                    f"them, this rule found {measured['study_sensitivity']:.0%} of the studies with haemorrhage and "
                    f"cleared {measured['study_specificity']:.0%} of the normal ones (model card).")
+    if analyzer.info.slice_score == "head+bleed":
+        st.caption(SCORE_HELP)
     shared = _shared_notes(study)
     for note in sorted(shared):
         st.info(f"Every slice of this study: {note}")
