@@ -51,7 +51,8 @@ def cmd_train(args) -> int:
     from hemo.train import train
 
     config = _config(args)  # before any data: splitting the CPU must precede TensorFlow's start
-    metrics = train(_load_data(args.data), args.out, config, args.split, args.val_fraction, str(args.data),
+    # the record names the data, not where it lay on the training machine (a local path travels with the model)
+    metrics = train(_load_data(args.data), args.out, config, args.split, args.val_fraction, Path(args.data).name,
                     _verbosity())
     if "per_class" in metrics:
         print(format_report(metrics))

@@ -141,6 +141,7 @@ def test_a_model_trained_with_the_bleed_decoder_logs_the_papers_curves_under_the
     assert logged["total_loss"][0] > logged["loss"][0]  # the sum holds the decoder's loss too
     table, run = history.read(out / "history.json")  # what the dashboard reads
     assert run["mask_weight"] == 1.0 and list(table["epoch"]) == [1]
+    assert run["data"] == "data"  # the data's name, not the training machine's path to it
 
 
 def test_the_bleed_decoder_keeps_learning_when_it_is_sure_there_is_no_blood():
