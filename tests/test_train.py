@@ -202,3 +202,23 @@ def test_a_keras_history_of_the_two_output_model_reads_like_the_papers():
                              "val_probabilities_loss": [0.7]})
     assert table.loc[0, "loss"] == 0.6 and table.loc[0, "total_loss"] == 1.5 and table.loc[0, "val_loss"] == 0.7
     assert table.loc[0, "gap"] == pytest.approx(0.05)
+
+
+def test_with_peaks_puts_the_decoders_peaks_beside_an_older_runs_scores(tmp_path):
+    run, names = tmp_path / "run", np.array(["1.jpg", "2.jpg", "3.jpg"])
+    for fold in (0, 1):
+        (run / f"fold{fold}").mkdir(parents=True)
+        np.savez(run / f"fold{fold}" / "oof.npz", scores=np.array([0.1, 0.2, 0.3]), labels=np.array([0, 1, 0]),
+                 patients=np.array([f"p{fold}"] * 3), names=names)
+    np.save(run / "fold0" / "heldout-bleed-peak.npy", np.array([0.5, 0.6, 0.7]))  # the trace: the fold's own order
+    np.savez(tmp_path / "fold1-peaks.npz", patients=np.array(["p1"] * 3), names=names[::-1],  # by name, reordered
+             peak=np.array([0.9, 0.8, 0.4]))
+    tool = _tool("with_peaks")
+    with pytest.raises(FileNotFoundError, match="fold 1"):
+        tool.with_peaks(run, tmp_path / "none")
+    sources = tool.with_peaks(run, tmp_path / "out", {1: tmp_path / "fold1-peaks.npz"})
+    assert sources[0] == "trace (final epoch)" and sources[1].startswith("checkpoint")
+    with np.load(tmp_path / "out" / "fold1" / "oof.npz") as fold:
+        assert fold["bleed_peak"].tolist() == [0.4, 0.8, 0.9] and fold["scores"].tolist() == [0.1, 0.2, 0.3]
+    with np.load(tmp_path / "out" / "fold0" / "oof.npz") as fold:
+        assert fold["bleed_peak"].tolist() == [0.5, 0.6, 0.7]
