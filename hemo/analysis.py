@@ -16,11 +16,11 @@ from typing import Callable, Iterable
 import cv2
 import numpy as np
 
-from hemo import bleed, sanity
+from hemo import sanity
 from hemo.errors import HemoInputError
 from hemo.explain import Explainer, overlay
 from hemo.imaging import Slice, read_slices, stack
-from hemo.model import DEFAULT_MODEL, ModelInfo, load
+from hemo.model import DEFAULT_MODEL, ModelInfo
 
 POSITIVE, NEGATIVE, NOT_ANALYSED = "indicative of haemorrhage", "likely normal", "not analysed"
 
@@ -110,16 +110,13 @@ class Analyzer:
 
     @classmethod
     def load(cls, path: str | Path = DEFAULT_MODEL, warm: bool = False) -> "Analyzer":
-        model, info = load(path)
+        explainer = Explainer.load(path)
         study = None
-        if info.study and info.study.get("file"):
+        if explainer.info.study and explainer.info.study.get("file"):
             from hemo import study_model
 
-            study = study_model.load(Path(path).parent / info.study["file"])
-        decoder = None
-        if info.bleed and info.bleed.get("file"):
-            decoder = bleed.load_decoder(Path(path).parent / info.bleed["file"])
-        analyzer = cls(Explainer(model, info, decoder=decoder), study)
+            study = study_model.load(Path(path).parent / explainer.info.study["file"])
+        analyzer = cls(explainer, study)
         if warm:
             analyzer.warm()
         return analyzer

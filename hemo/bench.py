@@ -21,10 +21,9 @@ def _best_of(function, repeats: int) -> float:
 def run(model_path: str | None = None, repeats: int = 10) -> str:
     """Median seconds after warm-up: predict 1 slice, explain 1 slice, explain 30 slices."""
     from hemo.explain import Explainer
-    from hemo.model import build, load
+    from hemo.model import build
 
-    model, info = load(model_path) if model_path else (build(pretrained="none"), None)
-    explainer = Explainer(model, info)
+    explainer = Explainer.load(model_path) if model_path else Explainer(build(pretrained="none"))
     rng = np.random.default_rng(0)
     one = rng.uniform(0, 255, (1, 256, 256, 1)).astype(np.float32)
     thirty = rng.uniform(0, 255, (30, 256, 256, 1)).astype(np.float32)

@@ -211,14 +211,12 @@ def _validation_numbers(model: str) -> dict | None:
 def cmd_explain_check(args) -> int:
     from hemo.annotation import faithfulness, overlap
     from hemo.explain import Explainer
-    from hemo.model import load
 
     data = _load_data(args.data)
     if data.masks is None:
         raise ValueError(f"{args.data} has no bleed annotations (CT-ICH's <n>_HGE_Seg.jpg beside <n>.jpg)")
     annotated = data.subset(np.flatnonzero(data.masks.reshape(len(data), -1).max(1) > 127))
-    model, info = load(args.model)
-    explainer = Explainer(model, info)
+    explainer = Explainer.load(args.model)
     rows = []
     for start in range(0, len(annotated), 16):
         part = annotated.subset(np.arange(start, min(start + 16, len(annotated))))
@@ -228,7 +226,7 @@ def cmd_explain_check(args) -> int:
         for i, e in enumerate(explained):
             found = overlap(e.cam, part.masks[i] > 127)
             rows.append({"slice": str(part.names[i]), "patient": str(part.patients[i]),
-                         "probability": round(float(info.calibrate(e.probability)), 4),
+                         "probability": round(float(explainer.info.calibrate(e.score)), 4),
                          "energy_inside": round(found.energy_inside, 4), "mask_fraction": round(found.mask_fraction, 4),
                          "peak_inside": int(found.peak_inside), "drop_salient": round(float(salient[i]), 4),
                          "drop_random": round(float(random[i]), 4)})

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable
 
 import cv2
@@ -23,7 +24,7 @@ from tf_keras_vis.gradcam_plus_plus import GradcamPlusPlus
 from hemo import bleed
 from hemo.backbones import FEATURE_LAYER
 from hemo.imaging import SIZE
-from hemo.model import ModelInfo, split
+from hemo.model import ModelInfo, load, split
 
 CAM_METHODS = {"gradcam": Gradcam, "gradcam++": GradcamPlusPlus}
 
@@ -90,6 +91,15 @@ class Explainer:
         features = keras.Input(self.head.input.shape[1:], name=FEATURE_LAYER)
         cam_model = keras.Model(features, _CompiledHead(self.head)(features))
         self._cams = {name: cls(cam_model, clone=False) for name, cls in CAM_METHODS.items()}
+
+    @classmethod
+    def load(cls, path: str | Path) -> "Explainer":
+        """The saved model with its ModelInfo and, when the model names one, its bleed decoder."""
+        model, info = load(path)
+        decoder = None
+        if info.bleed and info.bleed.get("file"):
+            decoder = bleed.load_decoder(Path(path).parent / info.bleed["file"])
+        return cls(model, info, decoder=decoder)
 
     def features(self, slices: np.ndarray) -> list[np.ndarray]:
         """The backbone's stages per slice (top_activation first, then the decoder's), in compiled batches."""

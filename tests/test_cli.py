@@ -78,3 +78,15 @@ def test_predict_keeps_going_past_bad_files(small_model_path, tmp_path):
     assert (explained / "00001_f0_gradcam.png").exists()
     attention = json.loads((explained / "00002_f0_attention.json").read_text())
     assert np.array(attention["attention"]).shape == (2, 10, 10)
+
+
+def test_explain_check_measures_grad_cam_against_the_annotations(small_model_path, tmp_path):
+    from conftest import ct_ich_folder
+
+    table = tmp_path / "check.csv"
+    assert main(["explain-check", str(ct_ich_folder(tmp_path / "data", patients=2, slices=5)), "--model",
+                 str(small_model_path), "--csv", str(table)]) == 0
+    with open(table) as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 3  # the annotated slices of the one patient with a bleed
+    assert all(0 <= float(r["energy_inside"]) <= 1 and 0 < float(r["mask_fraction"]) < 1 for r in rows)
