@@ -43,7 +43,7 @@ def _config(args):
                        warmup_epochs=args.warmup_epochs, batch_size=args.batch_size, seed=args.seed,
                        learning_rate=args.lr, patience=args.patience, init=args.init, mask_weight=args.mask_weight,
                        robust=args.robust, freeze_below=args.freeze_below, schedule=args.schedule,
-                       distribute=args.distribute)
+                       distribute=args.distribute, ema=args.ema)
 
 
 def cmd_train(args) -> int:
@@ -289,6 +289,9 @@ def _training_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--schedule", choices=["plateau", "cosine"], default="plateau",
                         help="learning rate: halve on a validation-loss plateau (without validation patients, "
                              "as in 'cv --out' and 'train --split none', it stays constant) or cosine over --epochs")
+    parser.add_argument("--ema", type=float, default=0.0,
+                        help="> 0: end fine-tuning on the moving average of its weights (momentum per step, "
+                             "e.g. 0.995, about the last two epochs of CT-ICH)")
     parser.add_argument("--distribute", choices=DISTRIBUTE,
                         help="data-parallel training: 'mirrored' over this host's GPUs (or --cpu-devices); "
                              "--batch-size is the global batch, split across replicas")

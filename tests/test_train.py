@@ -53,6 +53,25 @@ def test_a_resumed_run_ends_where_the_uninterrupted_one_does(tmp_path, monkeypat
     assert np.max(np.abs(scores - resumed_scores)) < 1e-3
 
 
+def test_ema_ends_fine_tuning_on_the_moving_average_of_its_weights_not_on_the_last_step(monkeypatch):
+    built, start = train.build, {}
+
+    def build(*args, **kwargs):
+        model = built(*args, **kwargs)
+        start["dense"] = model.get_layer("dense").get_weights()[0].copy()
+        return model
+
+    monkeypatch.setattr(train, "build", build)
+    moved = {}
+    for ema in (0.0, 0.9999):  # 8 steps; at 0.9999 the average stays at the first step's weights
+        config = train.TrainConfig(epochs=1, warmup_epochs=0, batch_size=2, learning_rate=1e-2,
+                                   freeze_below="block5a", ema=ema)
+        model = train.fit(phantom_slices(), None, config, verbose=0).model
+        moved[ema] = float(np.abs(model.get_layer("dense").get_weights()[0] - start["dense"]).max())
+    assert moved[0.0] > 1e-3, moved
+    assert moved[0.9999] < 0.3 * moved[0.0], moved
+
+
 def test_cv_traces_the_held_out_auc_of_every_epoch_without_acting_on_it(tmp_path):
     from sklearn.metrics import roc_auc_score
 
