@@ -258,8 +258,11 @@ def fit(train: datasets.Dataset, validation: datasets.Dataset | None, config: Tr
         first_epoch += epochs  # planned, not run: a resumed stage reports only the epochs it ran
 
     if config.warmup_epochs and config.pretrained != "none" and not config.init:
-        _set_backbone_trainable(model, False)
-        run("warm-up", config.warmup_epochs, [])
+        if backup is not None and (Path(backup) / "fine-tune").exists():  # that backup holds the warm-up's work
+            first_epoch = config.warmup_epochs
+        else:
+            _set_backbone_trainable(model, False)
+            run("warm-up", config.warmup_epochs, [])
     _set_backbone_trainable(model, True, config.freeze_below)
     callbacks = []
     if validation is not None:
