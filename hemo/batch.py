@@ -17,7 +17,8 @@ import pandas as pd
 if TYPE_CHECKING:
     from hemo.model import ModelInfo
 
-COLUMNS = ["file", "frame", "study_uid", "series_uid", "score", "probability", "verdict", "threshold", "error", "note"]
+COLUMNS = ["file", "frame", "study_uid", "series_uid", "position", "score", "probability", "verdict", "threshold",
+           "error", "note"]
 
 
 class SliceWorker:
@@ -42,16 +43,16 @@ class SliceWorker:
             for result in self.analyzer.analyse(data, path.name, self.window, folder=str(path.parent)):
                 slice_, done = result.slice, result.analysed
                 rows.append(_row(str(path), result.frame, slice_.study if slice_ else "", slice_.series if slice_ else "",
-                                 result.score if done else None, result.probability if done else None,
+                                 result.position, result.score if done else None, result.probability if done else None,
                                  result.verdict if done else "error", result.threshold,
                                  result.error or "", " ".join(result.warnings)))
         return pd.DataFrame(rows, columns=COLUMNS)
 
 
-def _row(file: str, frame: int, study: str, series: str, score=None, probability=None, verdict="error",
-         threshold=None, error="", note="") -> dict:
+def _row(file: str, frame: int, study: str, series: str, position=None, score=None, probability=None,
+         verdict="error", threshold=None, error="", note="") -> dict:
     return {"file": file, "frame": int(frame), "study_uid": study, "series_uid": series,
-            "score": None if score is None else float(score),
+            "position": None if position is None else float(position), "score": None if score is None else float(score),
             "probability": None if probability is None else float(probability), "verdict": verdict,
             "threshold": None if threshold is None else float(threshold), "error": error, "note": note}
 
@@ -66,18 +67,25 @@ def done_files(out: Path) -> set[str]:
 def studies(out: Path, info: ModelInfo) -> pd.DataFrame:
     """One row per study (StudyInstanceUID, else folder): slices, highest probability, the study verdict.
 
-    Judged as the app judges a study (``hemo.study.series_score``), except that the study model needs
+    Judged as the app judges a study (``hemo.study.series_score``, slices in scan order, read with their
+    neighbours when the model carries a context), except that the study model needs
     the slices' embeddings, which an archive run does not keep: a model whose study rule is the study
     model falls back to the highest slice at the slice operating point; the top-k mean needs none.
     """
+    from hemo.imaging import scan_key
     from hemo.study import series_score
 
     table = pd.read_parquet(out)
     scored = table[table["probability"].notna()]
     rows = []
     for uid, members in scored.groupby("study_uid"):
+        if "position" in members:  # scan order, as the app orders a series (older outputs have no positions)
+            where = [None if pd.isna(p) else float(p) for p in members["position"]]
+            members = members.iloc[sorted(range(len(members)), key=lambda i: scan_key(
+                where[i], members["file"].iloc[i], int(members["frame"].iloc[i])))]
         shown = members["probability"].to_numpy(dtype=np.float64)
-        probability, threshold, method, _ = series_score(shown, shown, None, info)
+        probability, threshold, method, _ = series_score(shown, members["score"].to_numpy(dtype=np.float64), None,
+                                                         info)
         rows.append({"study_uid": uid, "slices": len(members), "highest": float(shown.max()),
                      "probability": probability, "threshold": threshold, "method": method,
                      "verdict": "indicative of haemorrhage" if probability >= threshold else "likely normal"})

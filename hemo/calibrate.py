@@ -5,6 +5,8 @@ saw that patient (fixed epoch count, no early stopping on it). From those alone 
 
 - chooses the slice score: the paper model's, or that with its bleed decoder's peak
   (``hemo.bleed.combined``) when every fold recorded the decoder, by out-of-fold AUC,
+- chooses how many neighbours a slice of an ordered series is read with (``hemo.context``), by
+  out-of-fold AUC, with its own calibration and operating point (a lone slice keeps its own),
 - fits Platt scaling of the slice score (so a shown 0.3 means about 30 %),
 - compares study scores: the highest slice, the mean of the top k slices (k chosen on other folds),
 - chooses the slice operating point (Youden) and the study operating point (the highest
@@ -29,10 +31,11 @@ from sklearn.metrics import brier_score_loss, roc_auc_score, roc_curve
 
 from hemo import study_model
 from hemo.bleed import SLICE_SCORES, combined
+from hemo.context import WIDTHS, in_series
 from hemo.evaluate import bootstrap_auc_difference
 from hemo.imaging import natural_key
 from hemo.model import info_path, platt
-from hemo.study import top_k_mean
+from hemo.study import MIN_SERIES, top_k_mean
 
 STUDY_SENSITIVITY = 0.95
 
@@ -76,6 +79,30 @@ def slice_score(oof: dict[str, np.ndarray], wanted: str = "auto") -> tuple[str, 
     low, high = bootstrap_auc_difference(labels, head, both["head+bleed"], oof["patients"])
     return chosen, both[chosen], {"chosen": chosen, "auc": aucs, "difference_ci": [low, high],
                                   "bleed_peak_auc": _auc(labels, oof["bleed_peak"])}
+
+
+def choose_context(labels: np.ndarray, scores: np.ndarray, folds: np.ndarray, series: list[np.ndarray],
+                   wanted: str = "auto") -> tuple[int, dict]:
+    """(width, report): the neighbour width (``hemo.context``) with the highest pooled out-of-fold slice AUC.
+
+    The report holds every width's AUC, and the nested estimate: each fold read with the width
+    chosen on the other folds only (the honest number for a new patient). ``wanted`` "auto", or a width.
+    """
+    if wanted != "auto" and (not wanted.isdigit() or int(wanted) not in WIDTHS):
+        raise ValueError(f"unknown context '{wanted}': use auto or one of {', '.join(map(str, WIDTHS))}")
+    read = {width: in_series(scores, series, width) for width in WIDTHS}
+
+    def best(where: np.ndarray) -> int:  # the narrower width on a tie
+        return max(WIDTHS, key=lambda w: (_auc(labels[where], read[w][where]) or 0.0, -w))
+
+    width = best(np.ones(len(labels), bool)) if wanted == "auto" else int(wanted)
+    nested, per_fold = np.zeros(len(labels)), []
+    for k in np.unique(folds):
+        chosen = best(folds != k)
+        nested[folds == k] = read[chosen][folds == k]
+        per_fold.append(chosen)
+    return width, {"width": width, "auc": {str(w): _auc(labels, read[w]) for w in WIDTHS},
+                   "width_per_fold": per_fold, "auc_nested": _per_fold(labels, nested, folds)}
 
 
 def fit_platt(scores: np.ndarray, labels: np.ndarray) -> dict:
@@ -196,11 +223,12 @@ def nested_study_scores(oof: dict, studies: list[dict], epochs: int) -> tuple[np
 
 
 def run(oof_dir: str | Path, model_path: str | Path | None = None, epochs: int = 80, rule: str = "auto",
-        score: str = "auto") -> dict:
+        score: str = "auto", context: str = "auto") -> dict:
     """Everything above; with ``model_path``, store the operating points and the study rule beside it.
 
     ``rule`` is the study score to store: ``top_k_mean``, ``study_model``, or ``auto`` for the one
-    with the higher out-of-fold (nested) study AUC. ``score`` is the slice score (:func:`slice_score`).
+    with the higher out-of-fold (nested) study AUC. ``score`` is the slice score (:func:`slice_score`),
+    ``context`` the neighbour width of slices in a series (:func:`choose_context`).
     """
     if rule not in RULES:
         raise ValueError(f"unknown study rule '{rule}': use one of {', '.join(RULES)}")
@@ -212,29 +240,30 @@ def run(oof_dir: str | Path, model_path: str | Path | None = None, epochs: int =
 
     # Slices: raw ranking, then calibration (nested for the honest Brier score) and the operating point.
     report["slice_raw"] = {**_per_fold(labels, raw, folds), "brier": float(brier_score_loss(labels, raw))}
-    nested_calibrated = np.zeros_like(raw)
-    for k in np.unique(folds):
-        nested_calibrated[folds == k] = platt(raw[folds == k], fit_platt(raw[folds != k], labels[folds != k]))
-    calibration = fit_platt(raw, labels)
+    report["slice_calibrated"] = _calibrated_report(labels, raw, folds)
+    calibration, slice_threshold = report["slice_calibrated"]["calibration"], report["slice_calibrated"]["threshold"]
     calibrated = platt(raw, calibration)
-    slice_threshold = youden(labels, calibrated)
-    report["slice_calibrated"] = {
-        "calibration": calibration, "brier": float(brier_score_loss(labels, calibrated)),
-        "brier_nested": float(brier_score_loss(labels, nested_calibrated)),
-        "threshold": slice_threshold, **rates(labels, calibrated, slice_threshold),
-        "nested": _nested_rates(labels, nested_calibrated, folds, youden),
-        "reliability": reliability(labels, nested_calibrated)}
 
-    # Studies: the highest calibrated slice (baseline), then the study model.
+    # Slices of a series, read with their neighbours: their own calibration and operating point.
     studies = studies_of(oof)
+    width, report["context"] = choose_context(labels, raw, folds, [s["index"] for s in studies], context)
+    in_study, series = calibrated, None
+    if width:
+        read = in_series(raw, [s["index"] for s in studies], width)
+        series = _calibrated_report(labels, read, folds)
+        report["context"].update(series)
+        in_study = platt(read, series["calibration"])
+
+    # Studies: the highest calibrated slice (the rule for a short series, without neighbours), then the study
+    # rules over the slices as a series reads them.
     study_labels = np.array([s["label"] for s in studies])
     study_folds = np.array([s["fold"] for s in studies])
     highest = np.array([calibrated[s["index"]].max() for s in studies])
     report["study_highest_slice"] = {**_per_fold(study_labels, highest, study_folds),
                                      "at_slice_threshold": rates(study_labels, highest, slice_threshold),
                                      "nested": _nested_rates(study_labels, highest, study_folds, at_sensitivity)}
-    top_k, chosen = nested_top_k(calibrated, studies)
-    table = _top_k_table(calibrated, studies)
+    top_k, chosen = nested_top_k(in_study, studies)
+    table = _top_k_table(in_study, studies)
     k = TOP_K[_best_k(study_labels, table)]  # for a new study: chosen on every out-of-fold study
     top_calibration = fit_platt(table[:, TOP_K.index(k)], study_labels)
     top_probability = platt(table[:, TOP_K.index(k)], top_calibration)
@@ -261,10 +290,31 @@ def run(oof_dir: str | Path, model_path: str | Path | None = None, epochs: int =
         rule = "top_k_mean" if report["study_top_k_mean"]["auc"] >= report["study_model"]["auc"] else "study_model"
     report["study_rule"] = rule
     nested = top_k if rule == "top_k_mean" else study_raw
-    report["evaluation"] = _evaluation(oof, report, calibrated, nested_calibrated, nested, studies)
+    report["evaluation"] = _evaluation(oof, report, calibrated, _nested_calibrated(labels, raw, folds), nested,
+                                       studies)
     if model_path is not None:
         _store(Path(model_path), oof, studies, epochs, calibration, slice_threshold, report)
     return report
+
+
+def _nested_calibrated(labels: np.ndarray, scores: np.ndarray, folds: np.ndarray) -> np.ndarray:
+    """Each fold's scores through the Platt scaling fitted on the other folds."""
+    out = np.zeros_like(scores)
+    for k in np.unique(folds):
+        out[folds == k] = platt(scores[folds == k], fit_platt(scores[folds != k], labels[folds != k]))
+    return out
+
+
+def _calibrated_report(labels: np.ndarray, scores: np.ndarray, folds: np.ndarray) -> dict:
+    """Platt scaling and the Youden operating point of a slice score, fitted on all folds and nested."""
+    nested = _nested_calibrated(labels, scores, folds)
+    calibration = fit_platt(scores, labels)
+    calibrated = platt(scores, calibration)
+    threshold = youden(labels, calibrated)
+    return {"calibration": calibration, "brier": float(brier_score_loss(labels, calibrated)),
+            "brier_nested": float(brier_score_loss(labels, nested)),
+            "threshold": threshold, **rates(labels, calibrated, threshold),
+            "nested": _nested_rates(labels, nested, folds, youden), "reliability": reliability(labels, nested)}
 
 
 def _evaluation(oof: dict, report: dict, calibrated: np.ndarray, nested_calibrated: np.ndarray,
@@ -298,6 +348,12 @@ def _evaluation(oof: dict, report: dict, calibrated: np.ndarray, nested_calibrat
         "study_auc": rule["auc"], "study_threshold": rule["threshold"],
         "study_sensitivity": float(called[study_labels == 1].mean()),
         "study_specificity": float((~called)[study_labels == 0].mean())})
+    context = report["context"]
+    if context["width"]:  # the slices of an ordered series, each read with its neighbours (nested, as above)
+        metrics.update({"context_width": context["width"], "context_auc": context["auc_nested"]["auc"],
+                        "context_threshold": context["threshold"], "context_brier": context["brier_nested"],
+                        "context_sensitivity": context["nested"]["sensitivity"],
+                        "context_specificity": context["nested"]["specificity"]})
     return metrics
 
 
@@ -312,11 +368,16 @@ def _store(model_path: Path, oof: dict, studies: list[dict], epochs: int, calibr
         raise ValueError(f"the out-of-fold slice score combines the head with the bleed decoder, and {model_path.name} "
                          "has no decoder beside it: train it with --mask-weight, or calibrate with --slice-score head")
     info.threshold, info.calibration, info.slice_score = slice_threshold, calibration, score
+    context = report["context"]
+    info.context = ({"width": context["width"], "calibration": context["calibration"],
+                     "threshold": context["threshold"]} if context["width"] else None)
     if report["study_rule"] == "top_k_mean":
         top = report["study_top_k_mean"]
         info.study = {"score": "top_k_mean", "k": top["k"], "threshold": top["threshold"],
                       "calibration": top["calibration"]}
-        how = f"mean of the top {top['k']} calibrated slice probabilities (k by out-of-fold study AUC), Platt-scaled"
+        how = (f"mean of the top {top['k']} calibrated slice probabilities"
+               f"{' (each read with its neighbours)' if info.context else ''} (k by out-of-fold study AUC), "
+               "Platt-scaled")
     else:
         final = study_model.fit([_sequence(oof, s) for s in studies], [oof["labels"][s["index"]] for s in studies],
                                 epochs)
@@ -331,6 +392,10 @@ def _store(model_path: Path, oof: dict, studies: list[dict], epochs: int, calibr
         "slice_score": ("the paper model's probability" if score == "head" else
                         "mean of the logits of the paper model's probability and of its bleed decoder's peak"),
         "slice_rule": "Youden index on calibrated out-of-fold slice probabilities",
+        "context": (f"in an ordered series of at least {MIN_SERIES} slices, each slice is read with the "
+                    f"{context['width']} slices on either side (mean logit; width by out-of-fold AUC), with its own "
+                    "calibration and Youden operating point" if info.context else
+                    "none: every slice is read alone (no width beat it out of fold)"),
         "study_score": how,
         "study_rule": f"highest threshold with out-of-fold study sensitivity >= {STUDY_SENSITIVITY}",
         "calibration": "Platt scaling of the logit, fitted on the same out-of-fold predictions"}

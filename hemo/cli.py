@@ -97,7 +97,8 @@ def cmd_evaluate(args) -> int:
 def cmd_calibrate(args) -> int:
     from hemo.calibrate import run
 
-    report = run(args.oof, args.model if args.write else None, args.epochs, args.study_score, args.slice_score)
+    report = run(args.oof, args.model if args.write else None, args.epochs, args.study_score, args.slice_score,
+                 args.context)
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=1) + "\n")
     if args.evaluation:
@@ -113,6 +114,15 @@ def cmd_calibrate(args) -> int:
           f"{slices['sensitivity']:.3f}, specificity {slices['specificity']:.3f} (nested {slices['nested']['sensitivity']:.3f}"
           f" / {slices['nested']['specificity']:.3f}); Brier {report['slice_raw']['brier']:.3f} raw, "
           f"{slices['brier_nested']:.3f} calibrated (nested)")
+    context = report["context"]
+    widths = ", ".join(f"{w}: {auc:.3f}" for w, auc in context["auc"].items())
+    print(f"slices of a series, read with their neighbours: width {context['width']} (out-of-fold AUC by width "
+          f"{widths}; nested, each fold's width chosen on the others {context['width_per_fold']}: "
+          f"{context['auc_nested']['auc']:.3f})")
+    if context["width"]:
+        print(f"  threshold {context['threshold']:.3f}: sensitivity {context['sensitivity']:.3f}, specificity "
+              f"{context['specificity']:.3f} (nested {context['nested']['sensitivity']:.3f} / "
+              f"{context['nested']['specificity']:.3f}); Brier {context['brier_nested']:.3f} calibrated (nested)")
     print(f"studies: highest slice AUC {report['study_highest_slice']['auc']:.3f}; study model AUC {studies['auc']:.3f}"
           f"; threshold {studies['threshold']:.3f}: sensitivity {studies['sensitivity']:.3f}, specificity "
           f"{studies['specificity']:.3f} (nested {studies['nested']['sensitivity']:.3f} / {studies['nested']['specificity']:.3f})")
@@ -342,6 +352,9 @@ def main(argv: list[str] | None = None) -> int:
     calibrate.add_argument("--slice-score", choices=("auto", "head", "head+bleed"), default="auto",
                            help="the slice score to calibrate: the paper model's (head), or with its bleed decoder's "
                                 "peak (needs a CV with --mask-weight); auto: the higher out-of-fold AUC")
+    calibrate.add_argument("--context", default="auto",
+                           help="slices of an ordered series read with this many neighbours on either side "
+                                "(0: alone; auto: the width with the highest out-of-fold AUC, of 0-4)")
     calibrate.add_argument("--json", help="write the full report here")
     calibrate.add_argument("--evaluation", help="write the out-of-fold numbers here in 'evaluate --json' format "
                            "(models/evaluation.json of a model trained on all patients)")

@@ -126,6 +126,10 @@ def format_report(metrics: dict) -> str:
         lines.append(f"study level ({metrics['study_method']}, {metrics['studies']} studies): AUC "
                      f"{number(metrics['study_auc'])}; threshold {number(metrics['study_threshold'])}: sensitivity "
                      f"{number(metrics['study_sensitivity'])}, specificity {number(metrics['study_specificity'])}")
+    if "context_auc" in metrics:
+        lines.append(f"slices of a series read with {metrics['context_width']} neighbours on either side: AUC "
+                     f"{number(metrics['context_auc'])}; threshold {number(metrics['context_threshold'])}: sensitivity "
+                     f"{number(metrics['context_sensitivity'])}, specificity {number(metrics['context_specificity'])}")
     if metrics.get("brier") is not None:
         lines.append(f"Brier score of the shown probabilities: {metrics['brier']:.4f}")
     return "\n".join(lines)
@@ -144,7 +148,7 @@ def study_report(model, info, model_path, data) -> dict:
     from hemo import bleed, study_model
     from hemo.imaging import natural_key
     from hemo.model import embed
-    from hemo.study import series_score
+    from hemo.study import in_context, series_score
 
     raw, embeddings = embed(model, data.inputs())
     if info.slice_score == "head+bleed":  # the score the operating points were chosen on, as the app computes it
@@ -156,10 +160,14 @@ def study_report(model, info, model_path, data) -> dict:
     stored = (info.study or {}).get("file")
     net = study_model.load(Path(model_path).parent / stored) if stored else None
     labels, scores, thresholds, methods = [], [], [], set()
+    read = np.full(len(shown), np.nan)  # each slice of a long enough series read with its neighbours
     for patient in np.unique(data.patients):
         index = np.flatnonzero(data.patients == patient)
         index = np.array(sorted(index, key=lambda i: natural_key(str(data.names[i]))))
         labels.append(int(data.labels[index].max()))
+        in_series = in_context(raw[index], info)
+        if in_series is not None:
+            read[index] = in_series
         score, threshold, method, _ = series_score(shown[index], raw[index], embeddings[index], info, net)
         scores.append(score)
         thresholds.append(threshold)
@@ -174,4 +182,12 @@ def study_report(model, info, model_path, data) -> dict:
         "study_sensitivity": float(predicted[labels_ == 1].mean()) if (labels_ == 1).any() else None,
         "study_specificity": float((~predicted)[labels_ == 0].mean()) if (labels_ == 0).any() else None,
     })
+    if info.context and np.isfinite(read).any():  # the slices the context read, at the context's operating point
+        kept = np.isfinite(read)
+        within = report(data.labels[kept], read[kept], info.context["threshold"], data.patients[kept])
+        metrics.update({"context_width": int(info.context["width"]), "context_slices": int(kept.sum()),
+                        "context_auc": within["auc"], "context_auc_ci": within["auc_ci"],
+                        "context_threshold": float(info.context["threshold"]),
+                        "context_sensitivity": within["sensitivity"], "context_specificity": within["specificity"],
+                        "context_brier": float(brier_score_loss(data.labels[kept], read[kept]))})
     return metrics

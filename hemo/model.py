@@ -48,6 +48,9 @@ class ModelInfo:
     #: What calibration and the slice threshold apply to: "head" (the paper model's softmax) or
     #: "head+bleed" (hemo.bleed.combined with the decoder's peak), as chosen out of fold by hemo calibrate.
     slice_score: str = "head"
+    #: Slices of an ordered series read with their neighbours (hemo.context): {"width", "calibration",
+    #: "threshold"}, chosen out of fold by hemo calibrate; None: every slice is read alone.
+    context: dict | None = None
 
     def calibrate(self, scores):
         """The shown probability: the raw score through the stored calibration (identity without one)."""

@@ -112,17 +112,28 @@ def attention(weights: np.ndarray) -> go.Figure:
 
 
 def series(positions: list[float], probabilities: list[float], threshold: float, labels: list[str],
-           with_positions: bool = True, current: int | None = None) -> go.Figure:
+           with_positions: bool = True, current: int | None = None, refined: list[float] | None = None,
+           refined_threshold: float | None = None) -> go.Figure:
     """Probability per slice along the scan axis (mm, or scan order without geometry), with the threshold.
 
-    ``current`` (an index) marks the slice shown in the viewer.
+    ``current`` (an index) marks the slice shown in the viewer; ``refined`` (with its own threshold)
+    is each slice read with its neighbours (``hemo.context``), drawn beside the slice alone.
     """
-    figure = go.Figure(go.Scatter(x=positions, y=probabilities, mode="lines+markers", text=labels, name="slices",
+    figure = go.Figure(go.Scatter(x=positions, y=probabilities, mode="lines+markers", text=labels,
+                                  name="each slice alone",
                                   hovertemplate="%{text}<br>%{x:.1f}<br>p=%{y:.3f}<extra></extra>"))
     figure.add_hline(y=threshold, line_dash="dash", line_color="red", annotation_text="slice threshold")
+    if refined is not None:
+        figure.add_trace(go.Scatter(x=positions, y=refined, mode="lines", text=labels, line_color="purple",
+                                    name="with its neighbours",
+                                    hovertemplate="%{text}<br>%{x:.1f}<br>with neighbours p=%{y:.3f}<extra></extra>"))
+        if refined_threshold is not None:
+            figure.add_hline(y=refined_threshold, line_dash="dot", line_color="purple",
+                             annotation_text="threshold with neighbours", annotation_position="bottom right")
     if current is not None:
         figure.add_vline(x=positions[current], line_color="orange")
-    figure.update_layout(showlegend=False, clickmode="event+select")
+    figure.update_layout(showlegend=refined is not None, clickmode="event+select",
+                         legend={"orientation": "h", "y": -0.3})
     return figure.update_layout(title="Probability of haemorrhage per slice",
                                 xaxis_title="slice position (mm)" if with_positions else "slice (scan order)",
                                 yaxis_title="probability", yaxis_range=[0, 1], height=320)

@@ -4,8 +4,10 @@ DICOM slices group by StudyInstanceUID and SeriesInstanceUID, other files by the
 so one verdict never mixes patients. An ordered series of at least ``min_series`` slices is
 scored by the study rule the model carries (``ModelInfo.study``, chosen by ``hemo calibrate`` on
 out-of-fold CV: the study model, or the mean of the top k slices) at the study operating point;
-anything smaller, or a model without a study rule, keeps the paper's per-slice model and the
-slice operating point on its highest slice.
+its slices are also read with their neighbours when the model carries a context
+(``ModelInfo.context``, ``hemo.context``): that reading, with its own operating point, is the
+study's per-slice answer (``Study.refined``). Anything smaller, or a model without a study rule,
+keeps the paper's per-slice model and the slice operating point on its highest slice.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from hemo import study_model
+from hemo.context import neighbour_mean
 from hemo.analysis import NEGATIVE, POSITIVE, Analyzer, SliceResult
 from hemo.imaging import scan_key
 from hemo.model import ModelInfo, platt
@@ -34,7 +37,8 @@ class Study:
     probability: float  # the study's (calibrated) probability
     threshold: float
     method: str  # HIGHEST, STUDY_MODEL or "mean of the top k slices"
-    refined: list[float] | None = None  # the study model's per-slice probabilities, in scan order
+    refined: list[float] | None = None  # per-slice probabilities in the series' context, in scan order
+    refined_threshold: float | None = None  # the operating point of ``refined``, when it has one
 
     @property
     def verdict(self) -> str:
@@ -87,12 +91,21 @@ def min_series(info: ModelInfo) -> int:
     return max(MIN_SERIES, int(rule["k"])) if rule.get("score") == "top_k_mean" else MIN_SERIES
 
 
+def in_context(raw: np.ndarray, info: ModelInfo) -> np.ndarray | None:
+    """A series' slices (scan order) each read with its neighbours, calibrated; None where the model has no
+    context or the series is shorter than the study rules judge."""
+    context = info.context
+    if not context or len(raw) < min_series(info):
+        return None
+    return np.asarray(platt(neighbour_mean(raw, int(context["width"])), context["calibration"]), dtype=np.float64)
+
+
 def series_score(shown: np.ndarray, raw: np.ndarray, embeddings: np.ndarray | None, info: ModelInfo,
                  net=None) -> tuple[float, float, str, list[float] | None]:
     """(probability, threshold, method, refined slice probabilities) of one series, slices in scan order.
 
     ``shown`` are the calibrated slice probabilities, ``raw`` the scores they were calibrated from
-    (``SliceResult.score``: the study model was fitted on those); ``net`` is the loaded
+    (``SliceResult.score``: the study model and the context were fitted on those); ``net`` is the loaded
     study model, if the model carries one. The app, the CLI, ``hemo evaluate`` and ``hemo batch``
     all judge a study through this one function.
     """
@@ -100,10 +113,11 @@ def series_score(shown: np.ndarray, raw: np.ndarray, embeddings: np.ndarray | No
     highest = (float(np.max(shown)), float(info.threshold), HIGHEST, None)
     if len(shown) < min_series(info):
         return highest
+    read = in_context(raw, info)
     if rule.get("score") == "top_k_mean":
-        score = top_k_mean(shown, int(rule["k"]))
+        score = top_k_mean(shown if read is None else read, int(rule["k"]))
         return (float(platt(score, rule.get("calibration"))), float(rule["threshold"]),
-                f"mean of the top {int(rule['k'])} slices", None)
+                f"mean of the top {int(rule['k'])} slices", None if read is None else [float(p) for p in read])
     if net is not None and embeddings is not None:
         refined, study_raw = study_model.predict(net, study_model.features(embeddings, raw))
         return (float(platt(study_raw, rule.get("calibration"))), float(rule["threshold"]), STUDY_MODEL,
@@ -119,10 +133,16 @@ def verdict(slices: list[SliceResult], analyzer: Analyzer) -> tuple[float, float
                         analyzer.study_model)
 
 
+def refined_threshold(method: str, info: ModelInfo) -> float | None:
+    """The operating point of a study's refined slices: the context's (the study model's slices have none)."""
+    return float(info.context["threshold"]) if info.context and method not in (HIGHEST, STUDY_MODEL) else None
+
+
 def studies(results: list[SliceResult], analyzer: Analyzer) -> list[Study]:
     """One Study per (study, series) of the analysed results."""
     found = []
     for number, (key, slices) in enumerate(group(results).items(), start=1):
         probability, threshold, method, refined = verdict(slices, analyzer)
-        found.append(Study(key, number, slices, probability, threshold, method, refined))
+        found.append(Study(key, number, slices, probability, threshold, method, refined,
+                           refined_threshold(method, analyzer.info) if refined else None))
     return found

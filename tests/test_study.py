@@ -99,7 +99,7 @@ def test_calibrate_can_store_the_top_k_mean_and_every_layer_uses_it(oof_run, sma
     auto = calibrate.run(out, epochs=5, score="head")
     higher = "top_k_mean" if auto["study_top_k_mean"]["auc"] >= auto["study_model"]["auc"] else "study_model"
     assert auto["study_rule"] == higher  # auto: the higher out-of-fold study AUC
-    report = calibrate.run(out, model, epochs=5, rule="top_k_mean", score="head")
+    report = calibrate.run(out, model, epochs=5, rule="top_k_mean", score="head", context="0")  # each slice alone
     rule = json.loads(model.with_suffix(".json").read_text())["study"]
     assert rule["score"] == "top_k_mean" and rule["k"] in calibrate.TOP_K and "file" not in rule
     assert rule["threshold"] == report["study_top_k_mean"]["threshold"]
@@ -127,6 +127,7 @@ def test_calibrate_can_store_the_top_k_mean_and_every_layer_uses_it(oof_run, sma
     table.mkdir()
     probabilities = [r.probability for r in long.slices] + [r.probability for r in short.slices]
     pd.DataFrame({"file": [f"{i}.dcm" for i in range(len(probabilities))], "probability": probabilities,
+                  "score": [r.score for r in long.slices + short.slices],
                   "study_uid": ["long"] * len(long.slices) + ["short"] * len(short.slices)}
                  ).to_parquet(table / "part.parquet")
     rows = batch.studies(table, analyzer.info).set_index("study_uid")
@@ -166,6 +167,90 @@ def test_calibrate_can_score_slices_with_the_decoder_and_the_app_scores_them_so(
     evaluated = tmp_path / "eval.json"
     assert main(["evaluate", str(root), "--model", str(model), "--json", str(evaluated)]) == 0
     assert json.loads(evaluated.read_text())["auc"] is not None
+
+
+def test_calibrate_can_read_a_series_slices_with_their_neighbours_and_every_layer_does(oof_run, small_model_path,
+                                                                                         tmp_path):
+    import pandas as pd
+
+    from hemo import batch
+    from hemo.context import neighbour_mean
+    from hemo.model import platt
+    from hemo.study import top_k_mean
+
+    root, out, _ = oof_run
+    model = tmp_path / "hemo-hybrid.keras"
+    model.write_bytes(small_model_path.read_bytes())
+    model.with_suffix(".json").write_text(small_model_path.with_suffix(".json").read_text())
+    report = calibrate.run(out, model, epochs=5, rule="top_k_mean", score="head", context="2")
+    assert set(report["context"]["auc"]) == {"0", "1", "2", "3", "4"} and len(report["context"]["width_per_fold"]) == 2
+    info = read_info(model)
+    assert info.context == {"width": 2, "calibration": report["context"]["calibration"],
+                            "threshold": report["context"]["threshold"]}
+    assert info.calibration == report["slice_calibrated"]["calibration"]  # a lone slice keeps its own
+    assert "2 slices on either side" in info.provenance["context"]
+    assert report["evaluation"]["context_width"] == 2
+    assert report["evaluation"]["context_sensitivity"] == report["context"]["nested"]["sensitivity"]
+
+    analyzer = Analyzer.load(model)
+    k = info.study["k"]
+    series = [(f"{z}.dcm", dicom_bytes((head_phantom(128, (60, 70) if 3 <= z < 6 else None) + 1024).astype(np.int16),
+                                       position=(0, 0, z))) for z in range(max(MIN_SERIES, k) + 2)]
+    [long] = studies(analyzer.analyse_files(series[::-1]), analyzer)  # uploaded in reverse: read in scan order
+    [short] = studies(analyzer.analyse_files(series[:3]), analyzer)
+    scores = np.array([r.score for r in long.slices])
+    expected = platt(neighbour_mean(scores, 2), info.context["calibration"])
+    assert long.refined == pytest.approx(expected.tolist()) and long.refined_threshold == info.context["threshold"]
+    assert long.probability == pytest.approx(float(platt(top_k_mean(expected, k), info.study["calibration"])))
+    assert [r.probability for r in long.slices] == pytest.approx(platt(scores, info.calibration).tolist())
+    assert short.refined is None and short.refined_threshold is None  # too short to be read as a series
+
+    evaluated = tmp_path / "eval.json"
+    assert main(["evaluate", str(root), "--model", str(model), "--json", str(evaluated)]) == 0
+    metrics = json.loads(evaluated.read_text())
+    assert metrics["context_width"] == 2 and metrics["context_threshold"] == info.context["threshold"]
+    assert metrics["context_slices"] == metrics["n"] and metrics["context_auc"] is not None
+
+    table = tmp_path / "archive"  # 'hemo batch' rows arrive in any order: the study is read in scan order
+    table.mkdir()
+    shuffled = np.random.default_rng(0).permutation(len(long.slices))
+    pd.DataFrame({"file": [f"{i}.dcm" for i in shuffled], "frame": 0, "study_uid": "long",
+                  "position": [long.slices[i].position for i in shuffled],
+                  "score": scores[shuffled], "probability": [long.slices[i].probability for i in shuffled]}
+                 ).to_parquet(table / "part.parquet")
+    assert batch.studies(table, analyzer.info).set_index("study_uid").loc["long", "probability"] == \
+        pytest.approx(long.probability)
+
+
+def test_a_lone_high_slice_is_read_down_by_its_neighbours_and_a_run_of_them_is_not():
+    from hemo.context import neighbour_mean
+
+    scores = np.array([0.05, 0.05, 0.95, 0.05, 0.05, 0.05, 0.8, 0.8, 0.8, 0.8, 0.05])
+    read = neighbour_mean(scores, 1)
+    assert read[2] < 0.5 and (read[7:9] > 0.7).all()
+    assert neighbour_mean(scores, 0) == pytest.approx(scores)
+    assert len(neighbour_mean(scores[:1], 3)) == 1 and neighbour_mean(scores[:1], 3)[0] == pytest.approx(0.05)
+
+
+def test_the_context_width_is_chosen_out_of_fold_and_reported_nested():
+    rng = np.random.default_rng(0)
+    scores, labels, folds, series = [], [], [], []
+    for i in range(30):  # bleeds span slices 10-17; each slice's own score is noisy
+        truth = np.zeros(30, int)
+        if i % 2:
+            truth[10:18] = 1
+        logits = 2.0 * truth - 1.0 + rng.normal(0, 1.5, 30)
+        series.append(np.arange(30) + 30 * i)
+        scores.append(1 / (1 + np.exp(-logits)))
+        labels.append(truth)
+        folds.append(np.full(30, i % 5))
+    scores, labels, folds = map(np.concatenate, (scores, labels, folds))
+    width, report = calibrate.choose_context(labels, scores, folds, series)
+    assert width > 0 and report["auc"][str(width)] > report["auc"]["0"] + 0.05
+    assert len(report["width_per_fold"]) == 5 and report["auc_nested"]["auc"] > report["auc"]["0"]
+    assert calibrate.choose_context(labels, scores, folds, series, "0")[0] == 0
+    with pytest.raises(ValueError, match="unknown context"):
+        calibrate.choose_context(labels, scores, folds, series, "wide")
 
 
 def test_calibrate_writes_the_out_of_fold_numbers_a_final_model_is_shown_with(oof_run, tmp_path):

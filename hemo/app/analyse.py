@@ -31,6 +31,9 @@ BLEED_HELP = ("Colour = the bleed decoder's probability of blood in each 8×8-pi
 SCORE_HELP = ("Slice probabilities here combine the paper's model with its bleed decoder: the mean of the logits of "
               "the model's probability and of the bleed map's highest cell, calibrated out of fold (model card). "
               "Grad-CAM explains the paper model's part, the bleed map the decoder's.")
+CONTEXT_HELP = ("Purple: each slice read with its neighbours above and below (the mean of their logits, "
+                "calibrated out of fold; model card). A bleed spans several slices, noise rarely does; the study "
+                "verdict uses this reading.")
 
 #: Annotations that came with this run's uploads, by id() of the slice result (rebuilt on every run).
 MASKS: dict[int, np.ndarray] = {}
@@ -175,12 +178,17 @@ def _viewer(study: Study, labels: Labels, opacity: float, said: frozenset[str]) 
             st.image(colour_bar(), caption="0 ← Grad-CAM × probability → 1", width="stretch")
     with right:
         positions = [r.position if r.position is not None else i for i, r in enumerate(study.slices, start=1)]
+        in_context = study.refined_threshold is not None
         st.plotly_chart(plots.series(positions, [r.probability for r in study.slices], result.threshold,
                                      [labels.of(r) for r in study.slices],
                                      with_positions=all(r.position is not None for r in study.slices),
-                                     current=number - 1),
+                                     current=number - 1, refined=study.refined if in_context else None,
+                                     refined_threshold=study.refined_threshold),
                         key=f"curve-{study.number}", on_select=clicked, selection_mode="points")
-        st.caption("Click a point to open that slice.")
+        st.caption("Click a point to open that slice." + (f" {CONTEXT_HELP}" if in_context else ""))
+        if in_context:
+            read = study.refined[number - 1]
+            st.markdown(f"With its neighbours: probability {read:.3f} (threshold {study.refined_threshold:.3f})")
     _details(f"{study.number}-{number}", result, opacity, True, labels, said)
 
 
