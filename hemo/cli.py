@@ -182,6 +182,10 @@ def cmd_predict(args) -> int:
     for study in found:
         print(f"study {numbers[study.key]}: {len(study.slices)} slices, {study.method}: {study.verdict} "
               f"(probability {study.probability:.3f}, threshold {study.threshold:.3f})", file=sys.stderr)
+        if study.refined_threshold is not None:  # the slice rows above are each slice alone
+            above = sum(p >= study.refined_threshold for p in study.refined)
+            print(f"  slices read with their neighbours: {above} of {len(study.refined)} at or above "
+                  f"{study.refined_threshold:.3f} (highest {max(study.refined):.3f})", file=sys.stderr)
     _take_away(args, found, analyzer)
     return 0
 

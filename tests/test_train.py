@@ -241,3 +241,20 @@ def test_with_peaks_puts_the_decoders_peaks_beside_an_older_runs_scores(tmp_path
         assert fold["bleed_peak"].tolist() == [0.4, 0.8, 0.9] and fold["scores"].tolist() == [0.1, 0.2, 0.3]
     with np.load(tmp_path / "out" / "fold0" / "oof.npz") as fold:
         assert fold["bleed_peak"].tolist() == [0.5, 0.6, 0.7]
+
+
+def test_context_gain_reports_each_width_and_the_patient_paired_gain(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    for fold in (0, 1):
+        labels = np.concatenate([np.r_[np.zeros(4), np.ones(p % 2 * 4), np.zeros(8 - p % 2 * 4)] for p in range(6)])
+        logits = 2 * labels - 1 + rng.normal(0, 1.5, len(labels))
+        (tmp_path / f"fold{fold}").mkdir()
+        np.savez(tmp_path / f"fold{fold}" / "oof.npz", scores=1 / (1 + np.exp(-logits)), labels=labels.astype(int),
+                 embeddings=np.zeros((len(labels), 4)), patients=np.repeat([f"{fold}-{p}" for p in range(6)], 12),
+                 names=np.array([f"{i % 12 + 1}.jpg" for i in range(len(labels))]))
+    tool = _tool("context_gain")
+    assert tool.main([str(tmp_path)]) == 0
+    printed = capsys.readouterr().out
+    assert "0: " in printed and "4: " in printed and "95 % CI" in printed
+    assert tool.main([str(tmp_path), "--width", "0"]) == 0
+    assert "width 0 against each slice alone: +0.000" in capsys.readouterr().out
