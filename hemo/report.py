@@ -48,8 +48,19 @@ def _curve(pdf: FPDF, study: Study, x: float, y: float, width: float, height: fl
     pdf.set_fill_color(30, 80, 180)
     for px, py in points:
         pdf.circle(px, py, 0.8, style="F")
+    legend = f"slice 1 ... {count} in scan order; blue: each slice alone"
+    if study.refined_threshold is not None:  # the reading the study rule used: each slice with its neighbours
+        read = [(px, y + height * (1 - p)) for (px, _), p in zip(points, study.refined)]
+        pdf.set_draw_color(130, 0, 160)
+        for (x0, y0), (x1, y1) in zip(read, read[1:]):
+            pdf.line(x0, y0, x1, y1)
+        level = y + height * (1 - study.refined_threshold)
+        pdf.set_dash_pattern(dash=0.5, gap=1.0)
+        pdf.line(x, level, x + width, level)
+        pdf.set_dash_pattern()
+        legend += f"; purple: with its neighbours (dotted: their threshold {study.refined_threshold:.3f})"
     pdf.set_font("Helvetica", size=8)
-    pdf.text(x, y + height + 5, f"slice 1 ... {count} in scan order")
+    pdf.text(x, y + height + 5, legend)
 
 
 def _row(pdf: FPDF, pictures: list[tuple[int, np.ndarray, str]]) -> None:

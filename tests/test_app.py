@@ -78,6 +78,21 @@ def test_series_gets_study_verdict_and_chart(app):
     assert len(app.get("download_button")) == 3  # the study's PDF and DICOM, and the CSV
 
 
+def test_a_long_series_shows_each_slice_read_with_its_neighbours_when_the_model_reads_so(app):
+    context = read_info(ROOT / "models" / "hemo-hybrid.keras").context
+    if not context:
+        pytest.skip("the shipped model reads every slice alone")
+    count = min_series(read_info(ROOT / "models" / "hemo-hybrid.keras"))
+    for z in range(count):
+        app.file_uploader[0].upload(f"s{z}.dcm", dicom_bytes((head_phantom(256) + 1024).astype(np.int16),
+                                                             position=(0, 0, float(z))), "application/dicom")
+    app.run()
+    assert not app.exception
+    shown = texts(app)
+    assert "Purple: each slice read with its neighbours" in shown
+    assert "With its neighbours: probability" in shown and f"(threshold {context['threshold']:.3f})" in shown
+
+
 def test_a_note_every_slice_shares_is_said_once_per_study(app):
     for number in range(3):
         app.file_uploader[0].upload(f"{number}.png", png_slice(), "image/png")

@@ -56,6 +56,14 @@ def test_reports_show_the_bleed_map_of_the_key_slices_when_the_model_has_a_decod
     assert len(report.CurrentRequestedProcedureEvidenceSequence[0].ReferencedSeriesSequence) == 2
 
 
+def test_the_pdf_curve_draws_the_slices_read_with_their_neighbours_when_the_study_has_them(study):
+    from dataclasses import replace
+
+    assert "with its neighbours" not in pdf_text(studies_pdf([study], "m.keras"))
+    read = replace(study, refined=[0.2] * len(study.slices), refined_threshold=0.123)
+    assert "purple: with its neighbours (dotted: their threshold 0.123)" in pdf_text(studies_pdf([read], "m.keras"))
+
+
 def test_dicom_results_read_back_reference_the_study_and_carry_no_identifiers(study):
     files = export(study, "m.keras")
     assert len(files) == 4  # three key slices and the report
