@@ -258,3 +258,17 @@ def test_context_gain_reports_each_width_and_the_patient_paired_gain(tmp_path, c
     assert "0: " in printed and "4: " in printed and "95 % CI" in printed
     assert tool.main([str(tmp_path), "--width", "0"]) == 0
     assert "width 0 against each slice alone: +0.000" in capsys.readouterr().out
+
+
+def test_fold_scores_watches_each_finished_fold_with_and_without_the_decoder(tmp_path, capsys):
+    labels = np.tile([0, 0, 1, 1, 1, 0, 0, 0], 4)
+    for fold, peak in ((0, True), (1, False)):
+        (tmp_path / f"fold{fold}").mkdir()
+        extra = {"bleed_peak": labels * 0.5 + 0.2} if peak else {}
+        np.savez(tmp_path / f"fold{fold}" / "oof.npz", scores=np.linspace(0.1, 0.9, 32), labels=labels,
+                 patients=np.repeat(["a", "b", "c", "d"], 8), names=np.array([f"{i % 8 + 1}.jpg" for i in range(32)]),
+                 **extra)
+    rows = _tool("fold_scores").fold_scores(tmp_path, 1)
+    assert [row["fold"] for row in rows] == ["fold0", "fold1"]
+    assert set(rows[0]) == {"fold", "head", "peak", "head+bleed"} and set(rows[1]) == {"fold", "head"}
+    assert rows[0]["peak"][0] == 1.0  # the decoder's peak separates these slices exactly
