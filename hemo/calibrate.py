@@ -32,7 +32,7 @@ from sklearn.metrics import brier_score_loss, roc_auc_score, roc_curve
 from hemo import study_model
 from hemo.bleed import SLICE_SCORES, combined
 from hemo.context import WIDTHS, in_series
-from hemo.evaluate import bootstrap_auc_difference
+from hemo.evaluate import bootstrap_auc, bootstrap_auc_difference
 from hemo.imaging import natural_key
 from hemo.model import info_path, platt
 from hemo.study import MIN_SERIES, top_k_mean
@@ -82,11 +82,12 @@ def slice_score(oof: dict[str, np.ndarray], wanted: str = "auto") -> tuple[str, 
 
 
 def choose_context(labels: np.ndarray, scores: np.ndarray, folds: np.ndarray, series: list[np.ndarray],
-                   wanted: str = "auto") -> tuple[int, dict]:
+                   wanted: str = "auto", patients: np.ndarray | None = None) -> tuple[int, dict]:
     """(width, report): the neighbour width (``hemo.context``) with the highest pooled out-of-fold slice AUC.
 
     The report holds every width's AUC, and the nested estimate: each fold read with the width
-    chosen on the other folds only (the honest number for a new patient). ``wanted`` "auto", or a width.
+    chosen on the other folds only (the honest number for a new patient), with its 95 % interval over
+    ``patients`` when given. ``wanted`` "auto", or a width.
     """
     if wanted != "auto" and (not wanted.isdigit() or int(wanted) not in WIDTHS):
         raise ValueError(f"unknown context '{wanted}': use auto or one of {', '.join(map(str, WIDTHS))}")
@@ -101,8 +102,11 @@ def choose_context(labels: np.ndarray, scores: np.ndarray, folds: np.ndarray, se
         chosen = best(folds != k)
         nested[folds == k] = read[chosen][folds == k]
         per_fold.append(chosen)
+    measured = _per_fold(labels, nested, folds)
+    if patients is not None:
+        measured["auc_ci"] = list(bootstrap_auc(labels, nested, patients))
     return width, {"width": width, "auc": {str(w): _auc(labels, read[w]) for w in WIDTHS},
-                   "width_per_fold": per_fold, "auc_nested": _per_fold(labels, nested, folds)}
+                   "width_per_fold": per_fold, "auc_nested": measured}
 
 
 def fit_platt(scores: np.ndarray, labels: np.ndarray) -> dict:
@@ -246,7 +250,8 @@ def run(oof_dir: str | Path, model_path: str | Path | None = None, epochs: int =
 
     # Slices of a series, read with their neighbours: their own calibration and operating point.
     studies = studies_of(oof)
-    width, report["context"] = choose_context(labels, raw, folds, [s["index"] for s in studies], context)
+    width, report["context"] = choose_context(labels, raw, folds, [s["index"] for s in studies], context,
+                                              oof["patients"])
     in_study, series = calibrated, None
     if width:
         read = in_series(raw, [s["index"] for s in studies], width)
@@ -350,7 +355,8 @@ def _evaluation(oof: dict, report: dict, calibrated: np.ndarray, nested_calibrat
         "study_specificity": float((~called)[study_labels == 0].mean())})
     context = report["context"]
     if context["width"]:  # the slices of an ordered series, each read with its neighbours (nested, as above)
-        metrics.update({"context_width": context["width"], "context_auc": context["auc_nested"]["auc"],
+        metrics.update({"context_width": context["width"], "context_slices": len(labels),
+                        "context_auc": context["auc_nested"]["auc"], "context_auc_ci": context["auc_nested"]["auc_ci"],
                         "context_threshold": context["threshold"], "context_brier": context["brier_nested"],
                         "context_sensitivity": context["nested"]["sensitivity"],
                         "context_specificity": context["nested"]["specificity"]})
