@@ -129,7 +129,7 @@ def series(positions: list[float], probabilities: list[float], threshold: float,
                                     hovertemplate="%{text}<br>%{x:.1f}<br>with neighbours p=%{y:.3f}<extra></extra>"))
         if refined_threshold is not None:
             figure.add_hline(y=refined_threshold, line_dash="dot", line_color="purple",
-                             annotation_text="threshold with neighbours", annotation_position="bottom right")
+                             annotation_text="threshold with neighbours", annotation_position="bottom left")
     if current is not None:
         figure.add_vline(x=positions[current], line_color="orange")
     figure.update_layout(showlegend=refined is not None, clickmode="event+select",

@@ -214,6 +214,9 @@ def test_model_card_shows_metrics(app):
     assert "ROC AUC (slice level)" in list(table["metric"])
     evaluation = json.loads((ROOT / "models" / "evaluation.json").read_text())
     assert f"{evaluation['auc']:.3f}" in " ".join(table["value"])
+    if "context_auc" in evaluation:  # slices read with their neighbours have their own numbers
+        row = list(table["metric"]).index("ROC AUC of the slices of a series read with their neighbours")
+        assert table["value"].iloc[row] == f"{evaluation['context_auc']:.3f}"
 
 
 def test_one_class_evaluation_does_not_crash_about_or_dashboard(monkeypatch, tmp_path, app):

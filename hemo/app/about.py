@@ -25,7 +25,11 @@ if metrics:
     for key, label in (("auc_fold_mean", "ROC AUC (slice level), mean over the CV folds"), ("study_auc", "Study AUC"),
                        ("study_sensitivity", "Study sensitivity at study threshold"),
                        ("study_specificity", "Study specificity at study threshold"),
-                       ("study_threshold", "Study operating threshold"), ("brier", "Brier score")):
+                       ("study_threshold", "Study operating threshold"), ("brier", "Brier score"),
+                       ("context_auc", "ROC AUC of the slices of a series read with their neighbours"),
+                       ("context_sensitivity", "Sensitivity of those at their threshold"),
+                       ("context_specificity", "Specificity of those at their threshold"),
+                       ("context_threshold", "Their operating threshold")):
         if key in metrics:
             rows.append({"metric": label, "value": number(metrics[key])})
     st.table(pd.DataFrame(rows))
