@@ -35,7 +35,7 @@ from hemo.context import WIDTHS, in_series
 from hemo.evaluate import bootstrap_auc, bootstrap_auc_difference
 from hemo.imaging import natural_key
 from hemo.model import info_path, platt
-from hemo.study import MIN_SERIES, top_k_mean
+from hemo.study import min_series, top_k_mean
 
 STUDY_SENSITIVITY = 0.95
 
@@ -252,12 +252,11 @@ def run(oof_dir: str | Path, model_path: str | Path | None = None, epochs: int =
     studies = studies_of(oof)
     width, report["context"] = choose_context(labels, raw, folds, [s["index"] for s in studies], context,
                                               oof["patients"])
-    in_study, series = calibrated, None
+    in_study = calibrated
     if width:
         read = in_series(raw, [s["index"] for s in studies], width)
-        series = _calibrated_report(labels, read, folds)
-        report["context"].update(series)
-        in_study = platt(read, series["calibration"])
+        report["context"].update(_calibrated_report(labels, read, folds))
+        in_study = platt(read, report["context"]["calibration"])
 
     # Studies: the highest calibrated slice (the rule for a short series, without neighbours), then the study
     # rules over the slices as a series reads them.
@@ -398,7 +397,7 @@ def _store(model_path: Path, oof: dict, studies: list[dict], epochs: int, calibr
         "slice_score": ("the paper model's probability" if score == "head" else
                         "mean of the logits of the paper model's probability and of its bleed decoder's peak"),
         "slice_rule": "Youden index on calibrated out-of-fold slice probabilities",
-        "context": (f"in an ordered series of at least {MIN_SERIES} slices, each slice is read with the "
+        "context": (f"in an ordered series of at least {min_series(info)} slices, each slice is read with the "
                     f"{context['width']} slices on either side (mean logit; width by out-of-fold AUC), with its own "
                     "calibration and Youden operating point" if info.context else
                     "none: every slice is read alone (no width beat it out of fold)"),

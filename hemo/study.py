@@ -17,8 +17,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from hemo import study_model
-from hemo.context import neighbour_mean
 from hemo.analysis import NEGATIVE, POSITIVE, Analyzer, SliceResult
+from hemo.context import neighbour_mean
 from hemo.imaging import scan_key
 from hemo.model import ModelInfo, platt
 

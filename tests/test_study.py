@@ -189,6 +189,7 @@ def test_calibrate_can_read_a_series_slices_with_their_neighbours_and_every_laye
                             "threshold": report["context"]["threshold"]}
     assert info.calibration == report["slice_calibrated"]["calibration"]  # a lone slice keeps its own
     assert "2 slices on either side" in info.provenance["context"]
+    assert f"at least {min_series(info)} slices" in info.provenance["context"]
     assert report["evaluation"]["context_width"] == 2
     assert report["evaluation"]["context_sensitivity"] == report["context"]["nested"]["sensitivity"]
 
