@@ -272,3 +272,16 @@ def test_fold_scores_watches_each_finished_fold_with_and_without_the_decoder(tmp
     assert [row["fold"] for row in rows] == ["fold0", "fold1"]
     assert set(rows[0]) == {"fold", "head", "peak", "head+bleed"} and set(rows[1]) == {"fold", "head"}
     assert rows[0]["peak"][0] == 1.0  # the decoder's peak separates these slices exactly
+
+
+def test_pair_runs_compares_two_runs_on_the_same_slices(tmp_path, capsys):
+    labels = np.tile([0, 0, 1, 1, 1, 0, 0, 0], 4)
+    for run, noise in (("a", 0.0), ("b", 0.3)):
+        (tmp_path / run / "fold0").mkdir(parents=True)
+        np.savez(tmp_path / run / "fold0" / "oof.npz", scores=np.clip(0.2 + 0.5 * labels + noise * np.sin(
+                 np.arange(32)), 0.01, 0.99), labels=labels, embeddings=np.zeros((32, 2)),
+                 patients=np.repeat(["a", "b", "c", "d"], 8), names=np.array([f"{i % 8 + 1}.jpg" for i in range(32)]))
+    tool = _tool("pair_runs")
+    assert tool.main([str(tmp_path / "a"), "head", "0", str(tmp_path / "b"), "head", "1"]) == 0
+    printed = capsys.readouterr().out
+    assert printed.startswith("alone: 1.000 -> ") and "with neighbours" in printed

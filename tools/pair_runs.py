@@ -1,0 +1,49 @@
+"""Two CV runs' slice AUC on the same slices, each with its own slice score and neighbour width, paired by patient.
+
+    python tools/pair_runs.py runs/cv-lr1e4-masks head 4 runs/cv-live-merged head+bleed 3
+
+Prints both runs' pooled AUC, each slice alone and read with its neighbours (``hemo.context``), and the
+95 % interval of the difference, whole patients resampled together (``bootstrap_auc_difference``).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from sklearn.metrics import roc_auc_score  # noqa: E402
+
+from hemo.calibrate import read_oof, slice_score, studies_of  # noqa: E402
+from hemo.context import in_series  # noqa: E402
+from hemo.evaluate import bootstrap_auc_difference  # noqa: E402
+
+
+def scores(run: str, score: str, width: int) -> tuple[np.ndarray, ...]:
+    """(slice keys, labels, alone, with neighbours, patients), sorted by patient and file name."""
+    oof = read_oof(run)
+    _, alone = slice_score(oof, score)[:2]
+    read = in_series(alone, [s["index"] for s in studies_of(oof)], width)
+    keys = np.array([f"{p}/{n}" for p, n in zip(oof["patients"], oof["names"])])
+    order = np.argsort(keys)
+    return keys[order], oof["labels"][order].astype(int), alone[order], read[order], oof["patients"][order]
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    first, second = scores(argv[0], argv[1], int(argv[2])), scores(argv[3], argv[4], int(argv[5]))
+    if not np.array_equal(first[0], second[0]):
+        raise SystemExit("the two runs did not score the same slices")
+    labels, patients = first[1], first[4]
+    for name, column in (("alone", 2), ("with neighbours", 3)):
+        low, high = bootstrap_auc_difference(labels, first[column], second[column], patients)
+        print(f"{name}: {roc_auc_score(labels, first[column]):.3f} -> {roc_auc_score(labels, second[column]):.3f} "
+              f"(95 % CI of the difference {low:+.3f} to {high:+.3f}, patients resampled)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
