@@ -34,7 +34,7 @@ from hemo.bleed import SLICE_SCORES, combined
 from hemo.context import WIDTHS, in_series
 from hemo.evaluate import bootstrap_auc, bootstrap_auc_difference
 from hemo.imaging import natural_key
-from hemo.model import info_path, platt
+from hemo.model import info_path, logit, platt
 from hemo.study import min_series, top_k_mean
 
 STUDY_SENSITIVITY = 0.95
@@ -111,8 +111,7 @@ def choose_context(labels: np.ndarray, scores: np.ndarray, folds: np.ndarray, se
 
 def fit_platt(scores: np.ndarray, labels: np.ndarray) -> dict:
     """Platt scaling on the logit of the score: {"a", "b"} with p = sigmoid(a * logit + b)."""
-    logit = np.log(np.clip(scores, 1e-7, 1 - 1e-7)) - np.log(np.clip(1 - scores, 1e-7, 1))
-    model = LogisticRegression(C=1e4).fit(logit[:, None], labels)
+    model = LogisticRegression(C=1e4).fit(logit(scores)[:, None], labels)
     return {"a": float(model.coef_[0, 0]), "b": float(model.intercept_[0])}
 
 

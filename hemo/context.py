@@ -12,13 +12,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from hemo.model import logit
+
 #: Half-widths tried (0: the slice alone). CT-ICH slices are 5 mm, a bleed spans a median of 9 of 30.
 WIDTHS = (0, 1, 2, 3, 4)
-
-
-def logit(scores) -> np.ndarray:
-    scores = np.clip(np.asarray(scores, dtype=np.float64), 1e-7, 1 - 1e-7)
-    return np.log(scores) - np.log1p(-scores)
 
 
 def neighbour_mean(scores, width: int) -> np.ndarray:

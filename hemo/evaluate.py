@@ -165,9 +165,9 @@ def study_report(model, info, model_path, data) -> dict:
         index = np.flatnonzero(data.patients == patient)
         index = np.array(sorted(index, key=lambda i: natural_key(str(data.names[i]))))
         labels.append(int(data.labels[index].max()))
-        in_series = in_context(raw[index], info)
-        if in_series is not None:
-            read[index] = in_series
+        neighbours = in_context(raw[index], info)
+        if neighbours is not None:
+            read[index] = neighbours
         score, threshold, method, _ = series_score(shown[index], raw[index], embeddings[index], info, net)
         scores.append(score)
         thresholds.append(threshold)

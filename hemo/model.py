@@ -57,13 +57,18 @@ class ModelInfo:
         return platt(scores, self.calibration)
 
 
+def logit(scores) -> np.ndarray:
+    """log(p / (1 - p)), with p clipped to [1e-7, 1 - 1e-7] so that a saturated softmax stays finite."""
+    scores = np.clip(np.asarray(scores, dtype=np.float64), 1e-7, 1 - 1e-7)
+    return np.log(scores) - np.log1p(-scores)
+
+
 def platt(scores, calibration: dict | None):
     """sigmoid(a * logit(score) + b); identity when ``calibration`` is None."""
     scores = np.asarray(scores, dtype=np.float64)
     if not calibration:
         return scores
-    logit = np.log(np.clip(scores, 1e-7, 1 - 1e-7)) - np.log(np.clip(1 - scores, 1e-7, 1))
-    return 1.0 / (1.0 + np.exp(-(calibration["a"] * logit + calibration["b"])))
+    return 1.0 / (1.0 + np.exp(-(calibration["a"] * logit(scores) + calibration["b"])))
 
 
 def _head_layers() -> list[layers.Layer]:
