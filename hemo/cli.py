@@ -305,7 +305,8 @@ def _training_options(parser: argparse.ArgumentParser) -> None:
                              "as in 'cv --out' and 'train --split none', it stays constant) or cosine over --epochs")
     parser.add_argument("--ema", type=float, default=0.0,
                         help="> 0: end fine-tuning on the moving average of its weights (momentum per step, "
-                             "e.g. 0.995, about the last two epochs of CT-ICH)")
+                             "e.g. 0.995, about the last two epochs of CT-ICH; fixed epoch count only, not with "
+                             "early stopping on validation patients)")
     parser.add_argument("--distribute", choices=DISTRIBUTE,
                         help="data-parallel training: 'mirrored' over this host's GPUs (or --cpu-devices); "
                              "--batch-size is the global batch, split across replicas")

@@ -217,6 +217,9 @@ def fit(train: datasets.Dataset, validation: datasets.Dataset | None, config: Tr
     interrupted run resume from its last finished epoch. ``trace`` (data, file) records the AUC
     on that data after every epoch and nothing else: it never steers training.
     """
+    if config.ema > 0 and validation is not None:  # early stopping restores one epoch, the average would replace it
+        raise ValueError("--ema ends training on an average of its weights, which early stopping on validation "
+                         "patients cannot restore: use it with a fixed epoch count ('train --split none', 'cv --out')")
     keras.utils.set_random_seed(config.seed)
     chosen = distribution.strategy(config.distribute)
     with distribution.scope(chosen):

@@ -70,6 +70,8 @@ def test_ema_ends_fine_tuning_on_the_moving_average_of_its_weights_not_on_the_la
         moved[ema] = float(np.abs(model.get_layer("dense").get_weights()[0] - start["dense"]).max())
     assert moved[0.0] > 1e-3, moved
     assert moved[0.9999] < 0.3 * moved[0.0], moved
+    with pytest.raises(ValueError, match="early stopping"):  # it would silently replace the restored best epoch
+        train.fit(phantom_slices(), phantom_slices(), train.TrainConfig(ema=0.99), verbose=0)
 
 
 def test_cv_traces_the_held_out_auc_of_every_epoch_without_acting_on_it(tmp_path):
