@@ -15,7 +15,7 @@ import numpy as np
 import pydicom
 from pydicom.sr.codedict import codes
 
-from hemo.report import key_slices
+from hemo.report import key_slice_note, key_slices
 from hemo.study import Study
 
 MANUFACTURER = "hemo (research demo, not a medical device)"
@@ -23,6 +23,10 @@ _UID = re.compile(r"^[0-9]+(\.[0-9]+)+$")
 _HAEMORRHAGE = hd.sr.CodedConcept("50960005", "SCT", "Hemorrhage")
 _PROBABILITY = hd.sr.CodedConcept("PROB", "99HEMO", "Probability of intracranial haemorrhage")
 _VERDICT = hd.sr.CodedConcept("VERDICT", "99HEMO", "hemo study verdict")
+_IN_CONTEXT = hd.sr.CodedConcept("PROBCTX", "99HEMO", "Highest probability of a slice read with its neighbours")
+_CONTEXT = hd.sr.CodedConcept("CONTEXT", "99HEMO", "Slices read with their neighbours")
+_KEY_SLICE = hd.sr.CodedConcept("KEYSLICE", "99HEMO", "Key slice")
+_CONTAINS = hd.sr.RelationshipTypeValues.CONTAINS
 
 
 def _study_uid(study: Study) -> str:
@@ -51,35 +55,52 @@ def _captures(study: Study, pictures: list[tuple[int, np.ndarray, str]], series_
 
 def secondary_captures(study: Study, opacity: float = 0.4) -> list[hd.sc.SCImage]:
     """One RGB Secondary Capture per key slice: the slice with its Grad-CAM x probability overlay."""
-    return _captures(study, [(number, result.overlay(opacity), f"probability {result.probability:.3f}")
+    return _captures(study, [(number, result.overlay(opacity), key_slice_note(study, number, result))
                              for number, result in key_slices(study)],
                      9901, "hemo key slices (Grad-CAM x probability)")
 
 
 def bleed_captures(study: Study, opacity: float = 0.4) -> list[hd.sc.SCImage]:
     """With a bleed decoder: the same key slices with its bleed map (none for a model without one)."""
-    return _captures(study, [(number, result.bleed_overlay(opacity), f"bleed map peak {float(result.bleed.max()):.3f}")
+    return _captures(study, [(number, result.bleed_overlay(opacity), key_slice_note(study, number, result))
                              for number, result in key_slices(study) if result.bleed is not None],
                      9903, "hemo key slices (bleed map)")
 
 
+def _number(name: hd.sr.CodedConcept, value: float) -> hd.sr.NumContentItem:
+    return hd.sr.NumContentItem(name=name, value=round(float(value), 4), relationship_type=_CONTAINS,
+                                unit=hd.sr.CodedConcept("1", "UCUM", "no units"))
+
+
 def structured_report(study: Study, evidence: list[pydicom.Dataset], model_version: str) -> hd.sr.ComprehensiveSR:
-    """The findings: verdict, probability, operating point and method, referencing the key-slice images."""
+    """The findings: verdict, probability, operating point and method, each key slice's numbers (alone, with
+    its neighbours, its bleed map) and the neighbours' reading of the series, referencing the key-slice images.
+
+    Why the per-slice numbers: a PACS shows the SR without hemo's curve, and the verdict alone does not say
+    which slices carried it.
+    """
     items = [
-        hd.sr.CodeContentItem(name=codes.DCM.Finding, value=_HAEMORRHAGE,
-                              relationship_type=hd.sr.RelationshipTypeValues.CONTAINS),
+        hd.sr.CodeContentItem(name=codes.DCM.Finding, value=_HAEMORRHAGE, relationship_type=_CONTAINS),
         hd.sr.TextContentItem(name=_VERDICT, value=f"{study.verdict} ({study.method}, operating point "
                                                    f"{study.threshold:.3f}; model {model_version})"[:1024],
-                              relationship_type=hd.sr.RelationshipTypeValues.CONTAINS),
-        hd.sr.NumContentItem(name=_PROBABILITY, value=round(float(study.probability), 4),
-                             unit=hd.sr.CodedConcept("1", "UCUM", "no units"),
-                             relationship_type=hd.sr.RelationshipTypeValues.CONTAINS),
+                              relationship_type=_CONTAINS),
+        _number(_PROBABILITY, study.probability),
     ]
+    if study.refined_threshold is not None:
+        above = sum(p >= study.refined_threshold for p in study.refined)
+        items += [_number(_IN_CONTEXT, max(study.refined)),
+                  hd.sr.TextContentItem(name=_CONTEXT, value=f"{above} of {len(study.refined)} slices at or above "
+                                        f"their operating point {study.refined_threshold:.3f}",
+                                        relationship_type=_CONTAINS)]
+    for number, result in key_slices(study):
+        items.append(hd.sr.TextContentItem(name=_KEY_SLICE, relationship_type=_CONTAINS,
+                                           value=f"slice {number} of {len(study.slices)}: "
+                                                 f"{key_slice_note(study, number, result)}"))
     for image in evidence:
         items.append(hd.sr.ImageContentItem(name=hd.sr.CodedConcept("121112", "DCM", "Source of Measurement"),
                                             referenced_sop_class_uid=image.SOPClassUID,
                                             referenced_sop_instance_uid=image.SOPInstanceUID,
-                                            relationship_type=hd.sr.RelationshipTypeValues.CONTAINS))
+                                            relationship_type=_CONTAINS))
     root = hd.sr.ContainerContentItem(name=hd.sr.CodedConcept("18748-4", "LN", "Diagnostic imaging report"),
                                       relationship_type=None)
     root.ContentSequence = hd.sr.ContentSequence(items)

@@ -27,6 +27,16 @@ def key_slices(study: Study, count: int = KEY_SLICES):
     return [(i + 1, study.slices[i]) for i in sorted(ranked)]
 
 
+def key_slice_note(study: Study, number: int, result) -> str:
+    """What a key slice scored, alone and (where the study has that reading) with its neighbours."""
+    note = f"probability {result.probability:.3f}"
+    if study.refined_threshold is not None:
+        note += f" alone, {study.refined[number - 1]:.3f} with its neighbours"
+    if result.bleed is not None:
+        note += f"; bleed map peak {float(result.bleed.max()):.3f}"
+    return note
+
+
 def _curve(pdf: FPDF, study: Study, x: float, y: float, width: float, height: float) -> None:
     """Probability per slice (scan order) on a fixed 0..1 scale, with the slice operating point dashed."""
     pdf.set_draw_color(0, 0, 0)

@@ -12,7 +12,7 @@ import pytest
 from conftest import dicom_bytes, head_phantom
 from hemo.cli import main
 from hemo.dicom_export import export
-from hemo.report import studies_pdf
+from hemo.report import key_slices, studies_pdf
 from hemo.study import studies
 
 pypdf = pytest.importorskip("pypdf")
@@ -62,6 +62,30 @@ def test_the_pdf_curve_draws_the_slices_read_with_their_neighbours_when_the_stud
     assert "with its neighbours" not in pdf_text(studies_pdf([study], "m.keras"))
     read = replace(study, refined=[0.2] * len(study.slices), refined_threshold=0.123)
     assert "purple: with its neighbours (dotted: their threshold 0.123)" in pdf_text(studies_pdf([read], "m.keras"))
+
+
+def test_the_dicom_report_carries_each_key_slice_and_the_neighbours_reading(study):
+    from dataclasses import replace
+
+    read = replace(study, refined=[0.05, 0.3, 0.6, 0.2, 0.1], refined_threshold=0.25)
+    files = export(read, "m.keras")
+    report = pydicom.dcmread(io.BytesIO(files[next(n for n in files if n.endswith("report.dcm"))]))
+    by_name = {}
+    for item in report.ContentSequence:
+        by_name.setdefault(item.ConceptNameCodeSequence[0].CodeMeaning, []).append(item)
+    [highest] = by_name["Highest probability of a slice read with its neighbours"]
+    assert float(highest.MeasuredValueSequence[0].NumericValue) == pytest.approx(0.6)
+    [counted] = by_name["Slices read with their neighbours"]
+    assert counted.TextValue == "2 of 5 slices at or above their operating point 0.250"
+    keys = [item.TextValue for item in by_name["Key slice"]]
+    assert keys == [f"slice {n} of 5: probability {r.probability:.3f} alone, {read.refined[n - 1]:.3f} with its "
+                    f"neighbours" for n, r in key_slices(read)]
+    captures = [pydicom.dcmread(io.BytesIO(data)) for name, data in files.items() if "-key" in name]
+    assert [ds.ImageComments for ds in captures] == keys
+    alone = export(study, "m.keras")  # a short upload: no neighbours' reading to report
+    report = pydicom.dcmread(io.BytesIO(next(data for name, data in alone.items() if name.endswith("report.dcm"))))
+    names = {item.ConceptNameCodeSequence[0].CodeMeaning for item in report.ContentSequence}
+    assert "Key slice" in names and "Slices read with their neighbours" not in names
 
 
 def test_dicom_results_read_back_reference_the_study_and_carry_no_identifiers(study):
