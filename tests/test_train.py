@@ -287,3 +287,30 @@ def test_pair_runs_compares_two_runs_on_the_same_slices(tmp_path, capsys):
     assert tool.main([str(tmp_path / "a"), "head", "0", str(tmp_path / "b"), "head", "1"]) == 0
     printed = capsys.readouterr().out
     assert printed.startswith("alone: 1.000 -> ") and "with neighbours" in printed
+
+
+def test_flip_gain_scores_each_fold_model_on_its_held_out_slices_mirrored(small_model_path, tmp_path, capsys):
+    import shutil
+
+    from hemo.model import info_path, load, predict
+
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 255, (16, 256, 256), dtype=np.uint8)
+    patients, names = np.repeat(["a", "b", "c", "d"], 4), np.array([f"{i % 4 + 1}.jpg" for i in range(16)])
+    np.savez(tmp_path / "cache.npz", images=images, patients=patients, names=names, labels=np.zeros(16, int))
+    fold = tmp_path / "run" / "fold0"
+    fold.mkdir(parents=True)
+    shutil.copy(small_model_path, fold / "hemo-hybrid.keras")
+    shutil.copy(info_path(small_model_path), info_path(fold / "hemo-hybrid.keras"))
+    order = np.arange(16)[::-1]  # the fold's own order, found again by patient and name
+    scores = predict(load(small_model_path)[0], images[order, ..., np.newaxis].astype(np.float32))
+    oof = {"labels": np.tile([0, 1], 8)[order], "patients": patients[order], "names": names[order]}
+    np.savez(fold / "oof.npz", scores=scores, **oof)
+    tool = _tool("flip_gain")
+    assert tool.main([str(tmp_path / "cache.npz"), str(tmp_path / "run"), "--width", "1"]) == 0
+    printed = capsys.readouterr().out
+    assert printed.startswith("1 folds (fold0), 16 slices") and "with the mirror" in printed
+    wrong = np.where(scores > 0.5, scores - 0.05, scores + 0.05)  # scores the model does not give: another cache
+    np.savez(fold / "oof.npz", scores=wrong, **oof)
+    with pytest.raises(SystemExit, match="does not reproduce"):
+        tool.main([str(tmp_path / "cache.npz"), str(tmp_path / "run")])
