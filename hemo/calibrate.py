@@ -243,7 +243,7 @@ def run(oof_dir: str | Path, model_path: str | Path | None = None, epochs: int =
 
     # Slices: raw ranking, then calibration (nested for the honest Brier score) and the operating point.
     report["slice_raw"] = {**_per_fold(labels, raw, folds), "brier": float(brier_score_loss(labels, raw))}
-    report["slice_calibrated"] = _calibrated_report(labels, raw, folds)
+    report["slice_calibrated"], nested_calibrated = _calibrated_report(labels, raw, folds)
     calibration, slice_threshold = report["slice_calibrated"]["calibration"], report["slice_calibrated"]["threshold"]
     calibrated = platt(raw, calibration)
 
@@ -254,7 +254,7 @@ def run(oof_dir: str | Path, model_path: str | Path | None = None, epochs: int =
     in_study = calibrated
     if width:
         read = in_series(raw, [s["index"] for s in studies], width)
-        report["context"].update(_calibrated_report(labels, read, folds))
+        report["context"].update(_calibrated_report(labels, read, folds)[0])
         in_study = platt(read, report["context"]["calibration"])
 
     # Studies: the highest calibrated slice (the rule for a short series, without neighbours), then the study
@@ -293,8 +293,7 @@ def run(oof_dir: str | Path, model_path: str | Path | None = None, epochs: int =
         rule = "top_k_mean" if report["study_top_k_mean"]["auc"] >= report["study_model"]["auc"] else "study_model"
     report["study_rule"] = rule
     nested = top_k if rule == "top_k_mean" else study_raw
-    report["evaluation"] = _evaluation(oof, report, calibrated, _nested_calibrated(labels, raw, folds), nested,
-                                       studies)
+    report["evaluation"] = _evaluation(oof, report, calibrated, nested_calibrated, nested, studies)
     if model_path is not None:
         _store(Path(model_path), oof, studies, epochs, calibration, slice_threshold, report)
     return report
@@ -308,8 +307,9 @@ def _nested_calibrated(labels: np.ndarray, scores: np.ndarray, folds: np.ndarray
     return out
 
 
-def _calibrated_report(labels: np.ndarray, scores: np.ndarray, folds: np.ndarray) -> dict:
-    """Platt scaling and the Youden operating point of a slice score, fitted on all folds and nested."""
+def _calibrated_report(labels: np.ndarray, scores: np.ndarray, folds: np.ndarray) -> tuple[dict, np.ndarray]:
+    """Platt scaling and the Youden operating point of a slice score, fitted on all folds and nested; with the
+    nested calibrated scores themselves (what ``--evaluation`` judges at nested operating points)."""
     nested = _nested_calibrated(labels, scores, folds)
     calibration = fit_platt(scores, labels)
     calibrated = platt(scores, calibration)
@@ -317,7 +317,7 @@ def _calibrated_report(labels: np.ndarray, scores: np.ndarray, folds: np.ndarray
     return {"calibration": calibration, "brier": float(brier_score_loss(labels, calibrated)),
             "brier_nested": float(brier_score_loss(labels, nested)),
             "threshold": threshold, **rates(labels, calibrated, threshold),
-            "nested": _nested_rates(labels, nested, folds, youden), "reliability": reliability(labels, nested)}
+            "nested": _nested_rates(labels, nested, folds, youden), "reliability": reliability(labels, nested)}, nested
 
 
 def _evaluation(oof: dict, report: dict, calibrated: np.ndarray, nested_calibrated: np.ndarray,
