@@ -102,6 +102,21 @@ def test_heldout_trace_never_picks_a_warm_up_epoch():
     assert rows["nested_epoch"] == [2, 3] and rows["nested"] == [0.80, 0.82]
 
 
+def test_heldout_trace_sets_a_weight_averaged_model_against_its_last_epoch(tmp_path, capsys):
+    trace = _tool("heldout_trace")
+    labels = np.array([0, 0, 1, 1])
+    (tmp_path / "fold0").mkdir()
+    np.savez(tmp_path / "fold0" / "oof.npz", scores=np.array([0.1, 0.2, 0.3, 0.4]), labels=labels,
+             bleed_peak=np.array([0.1, 0.3, 0.2, 0.4]))  # the kept model: head AUC 1.0, peak 0.75
+    rows = [{"epoch": 1, "auc": 0.6, "bleed_peak_auc": 0.5}, {"epoch": 2, "auc": 0.9, "bleed_peak_auc": 0.8}]
+    (tmp_path / "fold0" / "heldout.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert trace.kept(tmp_path) == {0: {"head": 1.0, "head_last": 0.9, "peak": 0.75, "peak_last": 0.8}}
+    trace.main([str(tmp_path)])
+    printed = capsys.readouterr().out
+    assert "kept model (head) against its last epoch, per fold: 1.000 / 0.900; mean difference +0.100" in printed
+    assert "kept model (peak) against its last epoch, per fold: 0.750 / 0.800; mean difference -0.050" in printed
+
+
 def test_highest_slice_rule_calls_a_study_on_its_highest_out_of_fold_slice(tmp_path):
     (tmp_path / "fold0").mkdir()
     np.savez(tmp_path / "fold0" / "oof.npz", scores=np.array([0.05, 0.2, 0.01, 0.02, 0.3, 0.1]),
