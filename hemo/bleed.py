@@ -18,7 +18,7 @@ import numpy as np
 from keras import layers, ops
 
 from hemo.backbones import FEATURE_LAYER
-from hemo.model import logit
+from hemo.model import mean_logit
 
 MAP_SIZE = 32  # the decoder's output resolution (stride 8 at a 256x256 input)
 SKIPS = ("block5c_add", "block3b_add")  # 16x16 and 32x32 EfficientNet stages
@@ -111,7 +111,7 @@ def combined(head: np.ndarray, peak: np.ndarray) -> np.ndarray:
     cell by cell; a slice both call bloody scores high, one that only one of them likes less. A fixed
     mean, nothing fitted: calibration and the operating point are fitted on it afterwards, out of fold.
     """
-    return 1.0 / (1.0 + np.exp(-(logit(head) + logit(peak)) / 2))
+    return mean_logit(head, peak)
 
 
 def bleed_loss(y_true, logits):

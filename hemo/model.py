@@ -63,6 +63,12 @@ def logit(scores) -> np.ndarray:
     return np.log(scores) - np.log1p(-scores)
 
 
+def mean_logit(*scores) -> np.ndarray:
+    """sigmoid of the mean of several readings' logits: two readings that agree keep their certainty, one that
+    disagrees pulls the result toward 0.5 (head and decoder in ``hemo.bleed.combined``; a slice and its mirror)."""
+    return 1.0 / (1.0 + np.exp(-np.mean([logit(s) for s in scores], axis=0)))
+
+
 def platt(scores, calibration: dict | None):
     """sigmoid(a * logit(score) + b); identity when ``calibration`` is None."""
     scores = np.asarray(scores, dtype=np.float64)

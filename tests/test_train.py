@@ -322,6 +322,9 @@ def test_flip_gain_scores_each_fold_model_on_its_held_out_slices_mirrored(small_
     oof = {"labels": np.tile([0, 1], 8)[order], "patients": patients[order], "names": names[order]}
     np.savez(fold / "oof.npz", scores=scores, **oof)
     tool = _tool("flip_gain")
+    part = tool.fold_scores({"images": images, "patients": patients, "names": names}, fold)
+    mirrored = predict(load(small_model_path)[0], images[order, :, ::-1, np.newaxis].astype(np.float32))
+    assert part["labels"].tolist() == oof["labels"].tolist() and np.allclose(part["mirrored"], mirrored, atol=1e-5)
     assert tool.main([str(tmp_path / "cache.npz"), str(tmp_path / "run"), "--width", "1"]) == 0
     printed = capsys.readouterr().out
     assert printed.startswith("1 folds (fold0), 16 slices") and "with the mirror" in printed

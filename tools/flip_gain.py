@@ -25,7 +25,7 @@ from sklearn.metrics import roc_auc_score  # noqa: E402
 from hemo.calibrate import studies_of  # noqa: E402
 from hemo.context import in_series  # noqa: E402
 from hemo.evaluate import bootstrap_auc_difference  # noqa: E402
-from hemo.model import load, logit, predict  # noqa: E402
+from hemo.model import load, mean_logit, predict  # noqa: E402
 
 
 def fold_scores(cache: dict, fold_dir: Path) -> dict[str, np.ndarray]:
@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     parts = [fold_scores(cache, fold) for fold in folds]
     oof = {key: np.concatenate([part[key] for part in parts]) for key in parts[0]}
     alone = oof["scores"]
-    both = 1 / (1 + np.exp(-(logit(alone) + logit(oof["mirrored"])) / 2))
+    both = mean_logit(alone, oof["mirrored"])
     series = [s["index"] for s in studies_of(oof)]
     labels, patients = oof["labels"].astype(int), oof["patients"]
     print(f"{len(folds)} folds ({', '.join(f.name for f in folds)}), {len(labels)} slices")
