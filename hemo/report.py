@@ -27,11 +27,17 @@ def key_slices(study: Study, count: int = KEY_SLICES):
     return [(i + 1, study.slices[i]) for i in sorted(ranked)]
 
 
+def _caption(study: Study, number: int, result) -> str:
+    """The key slice's probability alone and, where the study read its series so, with its neighbours."""
+    caption = f"probability {result.probability:.3f}"
+    if study.refined_threshold is not None:
+        caption += f" alone\n{study.refined[number - 1]:.3f} with its neighbours"
+    return caption
+
+
 def key_slice_note(study: Study, number: int, result) -> str:
     """What a key slice scored, alone and (where the study has that reading) with its neighbours."""
-    note = f"probability {result.probability:.3f}"
-    if study.refined_threshold is not None:
-        note += f" alone, {study.refined[number - 1]:.3f} with its neighbours"
+    note = _caption(study, number, result).replace("\n", ", ")
     if result.bleed is not None:
         note += f"; bleed map peak {float(result.bleed.max()):.3f}"
     return note
@@ -74,13 +80,17 @@ def _curve(pdf: FPDF, study: Study, x: float, y: float, width: float, height: fl
 
 
 def _row(pdf: FPDF, pictures: list[tuple[int, np.ndarray, str]]) -> None:
-    """Up to three slice pictures side by side, each captioned with its slice number and a number."""
+    """Up to three slice pictures side by side, each captioned with its slice number and its numbers
+    (one per line: a 60 mm column holds one short phrase at 8 pt)."""
     top = pdf.get_y() + 1
+    lines = 1
     for column, (number, picture, note) in enumerate(pictures):
         pdf.image(Image.fromarray(np.asarray(picture, np.uint8)), x=10 + column * 64, y=top, w=60, h=60)
         pdf.set_font("Helvetica", size=8)
-        pdf.text(10 + column * 64, top + 64, f"slice {number}: {note}")
-    pdf.set_y(top + 70)
+        for line, text in enumerate(f"slice {number}: {note}".split("\n")):
+            pdf.text(10 + column * 64, top + 64 + 3.5 * line, text)
+            lines = max(lines, line + 1)
+    pdf.set_y(top + 66.5 + 3.5 * lines)
 
 
 def _metrics_lines(metrics: dict | None) -> list[str]:
@@ -137,7 +147,7 @@ def _page(pdf: FPDF, study: Study, model_version: str, metrics: dict | None, pro
     pdf.cell(0, 6, "Key slices (highest probability): Grad-CAM x probability, fixed scale blue 0 to red 1",
              new_x="LMARGIN", new_y="NEXT")
     keys = key_slices(study)
-    _row(pdf, [(number, result.overlay(opacity), f"probability {result.probability:.3f}") for number, result in keys])
+    _row(pdf, [(number, result.overlay(opacity), _caption(study, number, result)) for number, result in keys])
     if any(result.bleed is not None for _, result in keys):
         pdf.set_font("Helvetica", "B", 10)
         pdf.cell(0, 6, "The same slices: bleed map (decoder trained on bleed masks), probability of blood per cell, "

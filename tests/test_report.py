@@ -61,7 +61,10 @@ def test_the_pdf_curve_draws_the_slices_read_with_their_neighbours_when_the_stud
 
     assert "with its neighbours" not in pdf_text(studies_pdf([study], "m.keras"))
     read = replace(study, refined=[0.2] * len(study.slices), refined_threshold=0.123)
-    assert "purple: with its neighbours (dotted: their threshold 0.123)" in pdf_text(studies_pdf([read], "m.keras"))
+    text = pdf_text(studies_pdf([read], "m.keras"))
+    assert "purple: with its neighbours (dotted: their threshold 0.123)" in text
+    for number, result in key_slices(read):  # each key slice's caption: alone, then with its neighbours
+        assert f"slice {number}: probability {result.probability:.3f} alone\n0.200 with its neighbours" in text
 
 
 def test_the_dicom_report_carries_each_key_slice_and_the_neighbours_reading(study):
