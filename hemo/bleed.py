@@ -4,7 +4,8 @@ The radiologists' masks tell the backbone *where* the blood is, not only *whethe
 some; the paper's model learns its slice label from the same ``top_activation`` features, so
 Grad-CAM on them is pulled towards the bleed. The paper's model is saved alone, unchanged; the
 trained decoder is saved beside it as a small model of its own (:func:`decoder`), so its map can
-be shown as a second, sharper piece of evidence. It never decides a verdict.
+be shown as a second, sharper piece of evidence. Its peak joins the slice score only where the
+model's JSON says so (``slice_score`` "head+bleed", chosen out of fold by ``hemo calibrate``).
 """
 
 from __future__ import annotations
