@@ -361,3 +361,41 @@ def test_score_parts_says_which_part_carried_each_slice_without_file_names(tmp_p
     [first] = Analyzer.load(small_model_path).analyse((series / "Doe_Jane_9.dcm").read_bytes(), "first")
     assert plain[0].startswith(f"study 1, slice 1: paper model {first.raw:.3f}") and first.raw != pytest.approx(
         float(plain[2].split("paper model ")[1][:5]), abs=1e-3)  # the slice with the blob, first in scan order
+
+
+def test_shift_check_scores_held_out_slices_again_as_if_from_another_source(tmp_path):
+    from hemo.augment import augment
+    from hemo.bleed import load_decoder, with_decoder
+    from hemo.model import build, load
+    from hemo.train import Fitted, TrainConfig, save_trained
+
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 255, (8, 256, 256), dtype=np.uint8)
+    patients, names = np.repeat(["a", "b"], 4), np.array([f"{i % 4 + 1}.jpg" for i in range(8)])
+    np.savez(tmp_path / "cache.npz", images=images, patients=patients, names=names, labels=np.zeros(8, int))
+    fold = tmp_path / "run" / "fold0"
+    hybrid = with_decoder(build(pretrained="none"))
+    save_trained(Fitted(keras.Model(hybrid.input, hybrid.output["probabilities"]), {}, hybrid),
+                 fold / "hemo-hybrid.keras", TrainConfig(pretrained="none"), 0.5)
+    tool = _tool("shift_check")
+    order = np.arange(8)[::-1]  # the fold's own order, found again by patient and name
+    model, info = load(fold / "hemo-hybrid.keras")
+    decoder = load_decoder(fold / info.bleed["file"])
+    scores = tool.scores_of(model, decoder, images[order])
+    labels = np.tile([0, 1], 4)
+    np.savez(fold / "oof.npz", scores=scores["head"], labels=labels, patients=patients[order], names=names[order])
+    cache = {"images": images, "patients": patients, "names": names}
+    got_labels, original, shifted = tool.fold_shift(cache, fold, 2, np.random.default_rng(7))
+    draw = np.random.default_rng(7)  # the same draws, made here: two robust copies of each slice, in turn
+    again = [tool.scores_of(model, decoder, np.stack([augment(x, draw, robust=True)[0] for x in images[order]]))
+             for _ in range(2)]
+    assert got_labels.tolist() == labels.tolist() and np.allclose(original["head"], scores["head"], atol=1e-5)
+    assert set(shifted) == {"head", "peak", "head+bleed"} and len(shifted["head+bleed"]) == 16
+    assert np.allclose(shifted["peak"], np.concatenate([a["peak"] for a in again]), atol=1e-5)
+    lines = tool.main([str(tmp_path / "cache.npz"), str(tmp_path / "run"), "--draws", "1"])
+    assert lines[0] == "1 folds, 8 held-out slices, 1 shifted copies of each"
+    assert [line.split(":")[0] for line in lines[1:]] == ["head", "peak", "head+bleed"]
+    np.savez(fold / "oof.npz", scores=scores["head"] + 0.05, labels=labels, patients=patients[order],
+             names=names[order])  # scores the model does not give: another cache
+    with pytest.raises(SystemExit, match="does not reproduce"):
+        tool.main([str(tmp_path / "cache.npz"), str(tmp_path / "run")])
