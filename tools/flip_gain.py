@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from sklearn.metrics import roc_auc_score  # noqa: E402
 
@@ -26,16 +27,14 @@ from hemo.calibrate import studies_of  # noqa: E402
 from hemo.context import in_series  # noqa: E402
 from hemo.evaluate import bootstrap_auc_difference  # noqa: E402
 from hemo.model import load, mean_logit, predict  # noqa: E402
+from folds import finished, heldout, read_cache  # noqa: E402
 
 
 def fold_scores(cache: dict, fold_dir: Path) -> dict[str, np.ndarray]:
     """The fold's out-of-fold rows with ``mirrored``: the fold model's score of each slice flipped left-right."""
-    with np.load(fold_dir / "oof.npz") as done:
-        oof = {key: done[key] for key in ("scores", "labels", "patients", "names")}
+    oof, slices = heldout(cache, fold_dir)
     oof["fold"] = np.full(len(oof["scores"]), int(fold_dir.name[4:]))
-    where = {key: i for i, key in enumerate(zip(cache["patients"].tolist(), cache["names"].tolist()))}
-    index = np.array([where[key] for key in zip(oof["patients"].tolist(), oof["names"].tolist())])
-    images = cache["images"][index].astype(np.float32)[..., np.newaxis]
+    images = slices.astype(np.float32)[..., np.newaxis]
     model = load(fold_dir / "hemo-hybrid.keras")[0]
     again = predict(model, images)
     if not np.allclose(again, oof["scores"], atol=1e-3):
@@ -49,11 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("run", type=Path, help="the folder of 'hemo cv --out'")
     parser.add_argument("--width", type=int, default=4, help="neighbours on either side for the second reading")
     args = parser.parse_args(argv)
-    with np.load(args.cache) as data:
-        cache = {key: data[key] for key in ("images", "patients", "names")}
-    folds = sorted(p for p in args.run.glob("fold*") if (p / "oof.npz").exists() and (p / "hemo-hybrid.keras").exists())
-    if not folds:
-        raise SystemExit(f"{args.run}: no finished fold with its model")
+    cache, folds = read_cache(args.cache), finished(args.run)
     parts = [fold_scores(cache, fold) for fold in folds]
     oof = {key: np.concatenate([part[key] for part in parts]) for key in parts[0]}
     alone = oof["scores"]

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from sklearn.metrics import roc_auc_score  # noqa: E402
 
@@ -29,6 +30,7 @@ from hemo.augment import augment  # noqa: E402
 from hemo.bleed import attach, combined, load_decoder, peaks  # noqa: E402
 from hemo.calibrate import rates, youden  # noqa: E402
 from hemo.model import load  # noqa: E402
+from folds import finished, heldout, read_cache  # noqa: E402
 
 
 def scores_of(model, decoder, images: np.ndarray) -> dict[str, np.ndarray]:
@@ -43,10 +45,7 @@ def scores_of(model, decoder, images: np.ndarray) -> dict[str, np.ndarray]:
 
 def fold_shift(cache: dict, fold_dir: Path, draws: int, rng: np.random.Generator) -> tuple[dict, dict, np.ndarray]:
     """The fold's held-out labels, and their scores on the original slices and on ``draws`` shifted copies of each."""
-    with np.load(fold_dir / "oof.npz") as done:
-        oof = {key: done[key] for key in ("scores", "labels", "patients", "names")}
-    where = {key: i for i, key in enumerate(zip(cache["patients"].tolist(), cache["names"].tolist()))}
-    images = cache["images"][[where[key] for key in zip(oof["patients"].tolist(), oof["names"].tolist())]]
+    oof, images = heldout(cache, fold_dir)
     model, info = load(fold_dir / "hemo-hybrid.keras")
     decoder = load_decoder(fold_dir / info.bleed["file"]) if info.bleed else None
     original = scores_of(model, decoder, images)
@@ -64,11 +63,7 @@ def main(argv: list[str] | None = None) -> list[str]:
     parser.add_argument("--draws", type=int, default=2, help="shifted copies of each held-out slice")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
-    with np.load(args.cache) as data:
-        cache = {key: data[key] for key in ("images", "patients", "names")}
-    folds = sorted(p for p in args.run.glob("fold*") if (p / "oof.npz").exists() and (p / "hemo-hybrid.keras").exists())
-    if not folds:
-        raise SystemExit(f"{args.run}: no finished fold with its model")
+    cache, folds = read_cache(args.cache), finished(args.run)
     rng = np.random.default_rng(args.seed)
     parts = [fold_shift(cache, fold, args.draws, rng) for fold in folds]
     labels = np.concatenate([part[0] for part in parts])

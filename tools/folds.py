@@ -1,0 +1,34 @@
+"""What the tools that rescore a CV run share: its finished folds, its cache, a fold's held-out slices.
+
+``hemo cv --out RUN`` keeps, per finished fold, the fold's model (``RUN/fold<k>/hemo-hybrid.keras``) and its
+held-out patients' scores in the fold's own order (``oof.npz``); the slices themselves are in the cache the
+CV was trained on (``hemo cache``), found again by patient and name.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+
+def read_cache(path: Path) -> dict[str, np.ndarray]:
+    with np.load(path) as data:
+        return {key: data[key] for key in ("images", "patients", "names")}
+
+
+def finished(run: Path) -> list[Path]:
+    """The run's folds that have both their model and their out-of-fold scores."""
+    folds = sorted(p for p in run.glob("fold*") if (p / "oof.npz").exists() and (p / "hemo-hybrid.keras").exists())
+    if not folds:
+        raise SystemExit(f"{run}: no finished fold with its model")
+    return folds
+
+
+def heldout(cache: dict, fold_dir: Path) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """The fold's out-of-fold rows (scores, labels, patients, names) and their slices, in the same order."""
+    with np.load(fold_dir / "oof.npz") as done:
+        oof = {key: done[key] for key in ("scores", "labels", "patients", "names")}
+    where = {key: i for i, key in enumerate(zip(cache["patients"].tolist(), cache["names"].tolist()))}
+    index = np.array([where[key] for key in zip(oof["patients"].tolist(), oof["names"].tolist())])
+    return oof, cache["images"][index]
