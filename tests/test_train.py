@@ -382,6 +382,8 @@ def test_shift_check_scores_held_out_slices_again_as_if_from_another_source(tmp_
     model, info = load(fold / "hemo-hybrid.keras")
     decoder = load_decoder(fold / info.bleed["file"])
     scores = tool.scores_of(model, decoder, images[order])
+    assert set(tool.scores_of(model, None, images[order])) == {"head"}  # a model without a decoder: its head alone,
+    assert np.allclose(tool.scores_of(model, None, images[order])["head"], scores["head"], atol=1e-5)  # the same
     labels = np.tile([0, 1], 4)
     np.savez(fold / "oof.npz", scores=scores["head"], labels=labels, patients=patients[order], names=names[order])
     cache = {"images": images, "patients": patients, "names": names}

@@ -29,7 +29,7 @@ from sklearn.metrics import roc_auc_score  # noqa: E402
 from hemo.augment import augment  # noqa: E402
 from hemo.bleed import attach, combined, load_decoder, peaks  # noqa: E402
 from hemo.calibrate import rates, youden  # noqa: E402
-from hemo.model import load  # noqa: E402
+from hemo.model import load, predict  # noqa: E402
 from folds import finished, heldout, read_cache  # noqa: E402
 
 
@@ -37,7 +37,7 @@ def scores_of(model, decoder, images: np.ndarray) -> dict[str, np.ndarray]:
     """Head (and, with a decoder, peak and head+bleed) for a batch (N, 256, 256) of 0..255 slices."""
     batch = images.astype(np.float32)[..., np.newaxis]
     if decoder is None:
-        return {"head": np.asarray(model.predict(batch, batch_size=32, verbose=0))[:, 1]}
+        return {"head": predict(model, batch)}
     out = attach(model, decoder).predict(batch, batch_size=32, verbose=0)
     head, peak = np.asarray(out["probabilities"])[:, 1], peaks(out["bleed"])
     return {"head": head, "peak": peak, "head+bleed": combined(head, peak)}
