@@ -363,6 +363,35 @@ def test_score_parts_says_which_part_carried_each_slice_without_file_names(tmp_p
         float(plain[2].split("paper model ")[1][:5]), abs=1e-3)  # the slice with the blob, first in scan order
 
 
+def test_source_probe_reads_the_inner_table_inward_and_scores_each_change_without_file_names(tmp_path,
+                                                                                           small_model_path):
+    from conftest import dicom_bytes, head_phantom
+
+    probe = _tool("source_probe")
+    image = np.zeros((64, 64), np.float32)
+    shoulder = np.array([200, 150, 120, 110, 110, 110], np.float32)
+    image[:, 4:9] = 255  # bone, then the shoulder inward, on every row; the same mirrored on the right
+    image[:, 9:15] = shoulder
+    image[:, 15:49] = 110
+    image[:, 49:55] = shoulder[::-1]
+    image[:, 55:60] = 255
+    image[40, 4:60] = 255  # a bright block, not a skull: skipped from both sides
+    found = probe.inner_table(image)
+    assert len(found) == 2 * (32 - 1) and all(np.array_equal(p, shoulder) for p in found)
+
+    series = tmp_path / "series"
+    series.mkdir()
+    for z in range(3):
+        (series / f"Doe_Jane_{z}.dcm").write_bytes(dicom_bytes((head_phantom(256) + 1024).astype(np.int16),
+                                                               position=(0, 0, float(z))))
+    lines = probe.main([str(series), "--model", str(small_model_path)])
+    assert lines[0] == "3 slices" and len(lines) == 7
+    assert [line.split(":")[0] for line in lines[1:6]] == list(probe.variants(np.zeros((1, 8, 8))))
+    assert all("head max 0." in line for line in lines[1:6])
+    assert lines[6].startswith("series: noise ") and "inner table inward (HU): " in lines[6]
+    assert "Doe" not in "\n".join(lines)
+
+
 def test_shift_check_scores_held_out_slices_again_as_if_from_another_source(tmp_path):
     from hemo.augment import augment
     from hemo.bleed import load_decoder, with_decoder
