@@ -55,7 +55,7 @@ def _curve(pdf: FPDF, study: Study, x: float, y: float, width: float, height: fl
     pdf.set_dash_pattern(dash=1.5, gap=1.5)
     pdf.line(x, y + height * (1 - threshold), x + width, y + height * (1 - threshold))
     pdf.set_dash_pattern()
-    pdf.text(x + width + 1, y + height * (1 - threshold) + 1, f"slice threshold {threshold:.3f}")
+    labels = [(y + height * (1 - threshold), f"slice threshold {threshold:.3f}")]
     count = len(study.slices)
     points = [(x + width * (i + 0.5) / count, y + height * (1 - r.probability)) for i, r in enumerate(study.slices)]
     pdf.set_draw_color(30, 80, 180)
@@ -75,8 +75,18 @@ def _curve(pdf: FPDF, study: Study, x: float, y: float, width: float, height: fl
         pdf.line(x, level, x + width, level)
         pdf.set_dash_pattern()
         legend += f"; purple: with its neighbours (dotted: their threshold {study.refined_threshold:.3f})"
+        labels.append((level, f"with neighbours {study.refined_threshold:.3f}"))
+    _margin_labels(pdf, x + width + 1, labels)
     pdf.set_font("Helvetica", size=8)
     pdf.text(x, y + height + 5, legend)
+
+
+def _margin_labels(pdf: FPDF, x: float, labels: list[tuple[float, str]], spacing: float = 3.0) -> None:
+    """Each threshold's name beside its line, moved down just enough that two close thresholds stay legible."""
+    below = -float("inf")
+    for level, text in sorted(labels):
+        below = max(level, below + spacing)
+        pdf.text(x, below + 1, text)
 
 
 def _row(pdf: FPDF, pictures: list[tuple[int, np.ndarray, str]]) -> None:

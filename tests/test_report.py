@@ -67,6 +67,22 @@ def test_the_pdf_curve_draws_the_slices_read_with_their_neighbours_when_the_stud
         assert f"slice {number}: probability {result.probability:.3f} alone\n0.200 with its neighbours" in text
 
 
+def test_two_close_thresholds_on_the_pdf_curve_are_labelled_apart(study):
+    from dataclasses import replace
+
+    threshold = study.slices[0].threshold
+    read = replace(study, refined=[0.2] * len(study.slices), refined_threshold=threshold - 0.001)
+    heights = {}
+
+    def note(text, cm, tm, font, size):  # where each margin label is drawn (points from the page's foot)
+        if text.startswith(("slice threshold ", "with neighbours ")):
+            heights[text.split(" 0.")[0]] = tm[5]
+
+    pypdf.PdfReader(io.BytesIO(studies_pdf([read], "m.keras"))).pages[0].extract_text(visitor_text=note)
+    assert set(heights) == {"slice threshold", "with neighbours"}
+    assert heights["slice threshold"] - heights["with neighbours"] >= 3.0 * 72 / 25.4 - 0.01  # 3 mm apart
+
+
 def test_the_dicom_report_carries_each_key_slice_and_the_neighbours_reading(study):
     from dataclasses import replace
 
