@@ -3,13 +3,17 @@
 Every slice arrives here already cropped to the head and in the model's input window (level 40,
 width 120 HU for CT-ICH). ``robust=True`` adds what differs between sources: another window
 level/width, gamma, noise, blur, field of view, scale and rotation, and JPEG re-compression, so
-an 8-bit export from another viewer keeps its specificity. Geometry applies to the bleed mask too.
+an 8-bit export from another viewer keeps its specificity. A ``neighbour`` (the next slice of the
+series, same label) is blended in on some draws: the partial volume of a thicker or tilted acquisition
+(``hemo.partial_volume``). Geometry applies to the bleed mask too.
 """
 
 from __future__ import annotations
 
 import cv2
 import numpy as np
+
+from hemo.partial_volume import thicken
 
 #: The input window the CT-ICH JPEGs were exported with (measured: tools/measure_window.py).
 TRAIN_WINDOW = (40.0, 120.0)
@@ -31,9 +35,16 @@ def _geometry(size: int, rng: np.random.Generator, robust: bool) -> np.ndarray:
     return matrix
 
 
+#: Share of draws that blend in the neighbour, when there is one.
+THICK_SHARE = 0.3
+
+
 def augment(image: np.ndarray, rng: np.random.Generator, mask: np.ndarray | None = None,
-            robust: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
+            robust: bool = False, neighbour: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray | None]:
     """One augmented copy of a 0..255 slice (and its mask, moved the same way)."""
+    if neighbour is not None and neighbour.any() and rng.random() < THICK_SHARE:
+        image = thicken(image, neighbour.astype(np.float32), rng.uniform(0.2, 0.5), rng.uniform(200, 1000),
+                        TRAIN_WINDOW)
     if rng.random() < 0.5:
         image = image[:, ::-1]
         mask = None if mask is None else mask[:, ::-1]

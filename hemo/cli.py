@@ -27,10 +27,10 @@ def _verbosity() -> int:
     return 1 if sys.stderr.isatty() else 2
 
 
-def _load_data(source: str):
+def _load_data(source: str, neighbours: bool = False):
     from hemo import datasets
 
-    return datasets.load(source, progress=_progress)
+    return datasets.load(source, progress=_progress, neighbours=neighbours)
 
 
 def _config(args):
@@ -42,7 +42,7 @@ def _config(args):
     return TrainConfig(backbone=args.backbone, pretrained=args.pretrained, epochs=args.epochs,
                        warmup_epochs=args.warmup_epochs, batch_size=args.batch_size, seed=args.seed,
                        learning_rate=args.lr, patience=args.patience, init=args.init, mask_weight=args.mask_weight,
-                       robust=args.robust, freeze_below=args.freeze_below, schedule=args.schedule,
+                       robust=args.robust, thick=args.thick, freeze_below=args.freeze_below, schedule=args.schedule,
                        distribute=args.distribute, ema=args.ema)
 
 
@@ -279,7 +279,7 @@ def cmd_bench(args) -> int:
 
 
 def cmd_cache(args) -> int:
-    _load_data(args.data).save(args.out)
+    _load_data(args.data, args.neighbours).save(args.out)
     print(f"wrote {args.out}")
     return 0
 
@@ -299,6 +299,9 @@ def _training_options(parser: argparse.ArgumentParser) -> None:
                         help="> 0: learn the bleed masks too (auxiliary decoder), with this loss weight")
     parser.add_argument("--robust", action="store_true",
                         help="other-source augmentation: window, gamma, noise, blur, scale, rotation, JPEG")
+    parser.add_argument("--thick", action="store_true",
+                        help="blend each slice with its neighbour on some draws (partial volume of thicker or "
+                             "tilted slices); needs a cache made with 'hemo cache --neighbours'")
     parser.add_argument("--freeze-below", help="keep EfficientNet layers before this one frozen, e.g. block4a")
     parser.add_argument("--schedule", choices=["plateau", "cosine"], default="plateau",
                         help="learning rate: halve on a validation-loss plateau (without validation patients, "
@@ -400,6 +403,8 @@ def main(argv: list[str] | None = None) -> int:
     cache = commands.add_parser("cache", help="prepare a data folder once into a .npz for repeated training")
     cache.add_argument("data")
     cache.add_argument("out")
+    cache.add_argument("--neighbours", action="store_true",
+                       help="also keep each slice's same-label neighbour, for training with --thick")
     cache.set_defaults(run=cmd_cache)
 
     args = parser.parse_args(argv)

@@ -160,6 +160,9 @@ class Dataset:
 
     ``masks`` (uint8 N x 256 x 256, 255 = bleed) holds the bleed annotations cropped like the
     slices when the layout has them (CT-ICH); a slice without haemorrhage has an empty mask.
+    ``neighbours`` (``hemo cache --neighbours``) holds, per slice, the next (else the previous) slice of
+    its series with the same label, cropped by this slice's head box, for ``hemo.partial_volume``; all
+    zero where there is none.
     """
 
     images: np.ndarray
@@ -167,6 +170,7 @@ class Dataset:
     patients: np.ndarray
     names: np.ndarray
     masks: np.ndarray | None = None
+    neighbours: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -174,14 +178,17 @@ class Dataset:
     def subset(self, index: Sequence[int] | np.ndarray) -> "Dataset":
         index = np.asarray(index, dtype=int)
         masks = None if self.masks is None else self.masks[index]
-        return Dataset(self.images[index], self.labels[index], self.patients[index], self.names[index], masks)
+        neighbours = None if self.neighbours is None else self.neighbours[index]
+        return Dataset(self.images[index], self.labels[index], self.patients[index], self.names[index], masks,
+                       neighbours)
 
     def inputs(self) -> np.ndarray:
         """The model batch (N, 256, 256, 1) float32."""
         return self.images[..., np.newaxis].astype(np.float32)
 
     def save(self, path: str | Path) -> None:
-        extra = {} if self.masks is None else {"masks": self.masks}
+        extra = {key: value for key, value in (("masks", self.masks), ("neighbours", self.neighbours))
+                 if value is not None}
         np.savez_compressed(path, images=self.images, labels=self.labels, patients=self.patients, names=self.names,
                             **extra)
 
@@ -195,14 +202,45 @@ def _with_mask(record: Record, window_name: str, crop: bool) -> tuple[np.ndarray
     return pixels, (np.zeros_like(pixels) if mask is None else mask.astype(np.float32) * 255)
 
 
+def _neighbour(record: Record, by_path: dict[Path, Record]) -> Record | None:
+    """The next slice of the same folder (slice numbers as file names, as in CT-ICH), else the previous, if
+    it has the same label."""
+    try:
+        number = int(record.path.stem)
+    except ValueError:
+        return None
+    for step in (1, -1):
+        other = by_path.get(record.path.with_name(f"{number + step}{record.path.suffix}"))
+        if other is not None and other.label == record.label:
+            return other
+    return None
+
+
+def _neighbours(records: list[Record], crop: bool) -> np.ndarray:
+    from hemo.partial_volume import aligned_neighbour
+
+    by_path = {r.path: r for r in records}
+    out = np.zeros((len(records), 256, 256), np.uint8)
+    for i, record in enumerate(records):
+        other = _neighbour(record, by_path)
+        beside = None if other is None else aligned_neighbour(record.path.read_bytes(), other.path.read_bytes(), crop)
+        if beside is not None:
+            out[i] = np.round(np.clip(beside, 0, 255)).astype(np.uint8)
+    return out
+
+
 def load(source: str | Path, window_name: str = "brain", crop: bool = True,
-         progress: Callable[[int, int], None] | None = None) -> Dataset:
-    """Read a data folder (any layout above) or a ``.npz`` written by ``hemo cache``."""
+         progress: Callable[[int, int], None] | None = None, neighbours: bool = False) -> Dataset:
+    """Read a data folder (any layout above) or a ``.npz`` written by ``hemo cache``.
+
+    ``neighbours``: also each slice's same-label neighbour (see :class:`Dataset`; raster slices only).
+    """
     source = Path(source)
     if source.suffix == ".npz":
         with np.load(source) as data:
             return Dataset(data["images"], data["labels"], data["patients"], data["names"],
-                           data["masks"] if "masks" in data else None)
+                           data["masks"] if "masks" in data else None,
+                           data["neighbours"] if "neighbours" in data else None)
     records = discover(source)
     images = np.zeros((len(records), 256, 256), np.uint8)
     has_masks = any(r.mask is not None for r in records)
@@ -223,7 +261,7 @@ def load(source: str | Path, window_name: str = "brain", crop: bool = True,
             progress(i + 1, len(records))
     names = [str(r.path.relative_to(source)) for r in records]
     dataset = Dataset(images, np.array([r.label for r in records]), np.array([r.patient for r in records]),
-                      np.array(names), masks)
+                      np.array(names), masks, _neighbours(records, crop) if neighbours else None)
     return dataset.subset(keep)
 
 

@@ -39,6 +39,7 @@ class TrainConfig:
     init: str | None = None  # start from a saved model's weights (skips the warm-up)
     mask_weight: float = 0.0  # > 0: train a bleed decoder on the masks jointly (hemo.bleed)
     robust: bool = False  # other-source augmentation (hemo.augment)
+    thick: bool = False  # blend in each slice's neighbour on some draws (hemo.partial_volume; a cache with them)
     freeze_below: str | None = None  # keep EfficientNet layers before this one (e.g. "block4a") frozen
     schedule: str = "plateau"  # "plateau" (constant without validation) or "cosine" (over the fixed epoch count)
     distribute: str | None = None  # "mirrored": data-parallel over this host's GPUs (hemo.distribution)
@@ -52,9 +53,13 @@ class Batches(keras.utils.PyDataset):
     """
 
     def __init__(self, data: datasets.Dataset, batch_size: int, augment: bool, balance: bool, seed: int,
-                 masks: bool = False, robust: bool = False) -> None:
+                 masks: bool = False, robust: bool = False, thick: bool = False) -> None:
         super().__init__()
         self.data, self.batch_size, self.augment, self.robust = data, batch_size, augment, robust
+        if thick and data.neighbours is None:
+            raise ValueError("training with thick slices needs each slice's neighbour: 'hemo cache DATA OUT "
+                             "--neighbours', then train on OUT")
+        self.neighbours = data.neighbours if thick else None
         self.masks = masks and data.masks is not None
         self.seed, self.epoch = seed, 0
         counts = np.bincount(data.labels, minlength=2).astype(float)
@@ -78,7 +83,8 @@ class Batches(keras.utils.PyDataset):
         masks = list(self.data.masks[batch].astype(np.float32)) if self.masks else [None] * len(batch)
         if self.augment:  # randomness from (seed, epoch, batch): the same whoever asks for a batch, how often
             rng = np.random.default_rng([self.seed, self.epoch, index])
-            pairs = [augment(image, rng, mask, self.robust) for image, mask in zip(images, masks)]
+            beside = [None] * len(batch) if self.neighbours is None else list(self.neighbours[batch])
+            pairs = [augment(image, rng, mask, self.robust, other) for image, mask, other in zip(images, masks, beside)]
             images, masks = np.stack([p[0] for p in pairs]), [p[1] for p in pairs]
         labels = self.data.labels[batch]
         targets, weights = np.eye(2, dtype=np.float32)[labels], self.class_weight[labels].astype(np.float32)
@@ -228,7 +234,8 @@ def fit(train: datasets.Dataset, validation: datasets.Dataset | None, config: Tr
             copy_weights(load(config.init)[0], model)
         masks = config.mask_weight > 0 and train.masks is not None
         trained = bleed.with_decoder(model) if masks else model
-    batches = Batches(train, config.batch_size, config.augment, config.balance, config.seed, masks, config.robust)
+    batches = Batches(train, config.batch_size, config.augment, config.balance, config.seed, masks, config.robust,
+                      config.thick)
     history: dict[str, list[float]] = {}
     first_epoch = 0  # the epoch of the run at which the next stage starts
     if chosen is not None:

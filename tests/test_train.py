@@ -393,9 +393,10 @@ def test_source_probe_reads_the_inner_table_inward_and_scores_each_change_withou
 
 
 def test_shift_check_scores_held_out_slices_again_as_if_from_another_source(tmp_path):
-    from hemo.augment import augment
+    from hemo.augment import TRAIN_WINDOW, augment
     from hemo.bleed import load_decoder, with_decoder
     from hemo.model import build, load
+    from hemo.partial_volume import thicken
     from hemo.train import Fitted, TrainConfig, save_trained
 
     rng = np.random.default_rng(0)
@@ -426,6 +427,22 @@ def test_shift_check_scores_held_out_slices_again_as_if_from_another_source(tmp_
     lines = tool.main([str(tmp_path / "cache.npz"), str(tmp_path / "run"), "--draws", "1"])
     assert lines[0] == "1 folds, 8 held-out slices, 1 shifted copies of each"
     assert [line.split(":")[0] for line in lines[1:]] == ["head", "peak", "head+bleed"]
+    with pytest.raises(SystemExit, match="--neighbours"):  # the partial-volume shift needs each slice's neighbour
+        tool.main([str(tmp_path / "cache.npz"), str(tmp_path / "run"), "--thick", "0.5"])
+    beside = images[::-1].copy()
+    beside[1] = 0  # a slice without a same-label neighbour: left out
+    np.savez(tmp_path / "nb.npz", images=images, patients=patients, names=names, labels=np.zeros(8, int),
+             neighbours=beside)
+    got_labels, original, blended = tool.fold_shift(tool.read_cache(tmp_path / "nb.npz"), fold, 1, draw, (0.5, 700.0))
+    has = beside[order].any(axis=(1, 2))
+    expected = tool.scores_of(model, decoder, np.stack([thicken(x, n.astype(np.float32), 0.5, 700.0, TRAIN_WINDOW)
+                                                        for x, n in zip(images[order][has], beside[order][has])]))
+    assert has.sum() == 7 and got_labels.tolist() == labels[has].tolist()
+    assert np.allclose(original["head"], scores["head"][has], atol=1e-5)
+    assert np.allclose(blended["peak"], expected["peak"], atol=1e-5)
+    lines = tool.main([str(tmp_path / "nb.npz"), str(tmp_path / "run"), "--thick", "0.5"])
+    assert lines[0] == "1 folds, 7 held-out slices with a same-label neighbour, each blended with it at weight 0.5 " \
+        "(bone 700 HU)"
     np.savez(fold / "oof.npz", scores=scores["head"] + 0.05, labels=labels, patients=patients[order],
              names=names[order])  # scores the model does not give: another cache
     with pytest.raises(SystemExit, match="does not reproduce"):

@@ -14,7 +14,7 @@ import numpy as np
 
 def read_cache(path: Path) -> dict[str, np.ndarray]:
     with np.load(path) as data:
-        return {key: data[key] for key in ("images", "patients", "names")}
+        return {key: data[key] for key in ("images", "patients", "names", "neighbours") if key in data}
 
 
 def finished(run: Path) -> list[Path]:
@@ -25,10 +25,11 @@ def finished(run: Path) -> list[Path]:
     return folds
 
 
-def heldout(cache: dict, fold_dir: Path) -> tuple[dict[str, np.ndarray], np.ndarray]:
-    """The fold's out-of-fold rows (scores, labels, patients, names) and their slices, in the same order."""
+def heldout(cache: dict, fold_dir: Path, field: str = "images") -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """The fold's out-of-fold rows (scores, labels, patients, names) and their slices (or the cache's ``field``,
+    e.g. their neighbours), in the same order."""
     with np.load(fold_dir / "oof.npz") as done:
         oof = {key: done[key] for key in ("scores", "labels", "patients", "names")}
     where = {key: i for i, key in enumerate(zip(cache["patients"].tolist(), cache["names"].tolist()))}
     index = np.array([where[key] for key in zip(oof["patients"].tolist(), oof["names"].tolist())])
-    return oof, cache["images"][index]
+    return oof, cache[field][index]

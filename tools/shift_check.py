@@ -1,6 +1,7 @@
 """Do the slice scores keep their specificity on slices that look as if from another source? CV fold models.
 
     python tools/shift_check.py CACHE.npz RUN [--draws 2] [--seed 0]
+    python tools/shift_check.py CACHE.npz RUN --thick 0.5 [--bone-hu 700]
 
 Each finished fold of ``hemo cv --out RUN`` keeps its model (with its bleed decoder, when trained with
 ``--mask-weight``) and its held-out patients' scores (``oof.npz``). This scores the same held-out slices
@@ -11,6 +12,10 @@ the pooled slice AUC on the original and the shifted slices, and sensitivity / s
 threshold that is the Youden point of the original slices. A score whose specificity falls on the shifted
 copies would raise false alarms on other scanners' and viewers' images. The fold model must reproduce its
 ``oof.npz`` scores first (else the wrong cache or run).
+
+``--thick WEIGHT`` asks the same of another shift, the partial volume of a thicker or tilted slice: each
+held-out slice that has a same-label neighbour (a cache made with ``hemo cache --neighbours``) blended with
+it (``hemo.partial_volume``).
 """
 
 from __future__ import annotations
@@ -26,10 +31,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from sklearn.metrics import roc_auc_score  # noqa: E402
 
-from hemo.augment import augment  # noqa: E402
+from hemo.augment import TRAIN_WINDOW, augment  # noqa: E402
 from hemo.bleed import attach, combined, load_decoder, peaks  # noqa: E402
 from hemo.calibrate import rates, youden  # noqa: E402
 from hemo.model import load, predict  # noqa: E402
+from hemo.partial_volume import thicken  # noqa: E402
 from folds import finished, heldout, read_cache  # noqa: E402
 
 
@@ -43,17 +49,29 @@ def scores_of(model, decoder, images: np.ndarray) -> dict[str, np.ndarray]:
     return {"head": head, "peak": peak, "head+bleed": combined(head, peak)}
 
 
-def fold_shift(cache: dict, fold_dir: Path, draws: int, rng: np.random.Generator) -> tuple[dict, dict, np.ndarray]:
-    """The fold's held-out labels, and their scores on the original slices and on ``draws`` shifted copies of each."""
+def fold_shift(cache: dict, fold_dir: Path, draws: int, rng: np.random.Generator,
+               thick: tuple[float, float] | None = None) -> tuple[np.ndarray, dict, dict]:
+    """The fold's held-out labels, and their scores on the original slices and on ``draws`` shifted copies of each.
+
+    ``thick`` (weight, bone HU): instead, one copy of each slice that has a same-label neighbour in the cache,
+    blended with it (``hemo.partial_volume``); slices without one are left out of both.
+    """
     oof, images = heldout(cache, fold_dir)
+    labels = oof["labels"].astype(int)
     model, info = load(fold_dir / "hemo-hybrid.keras")
     decoder = load_decoder(fold_dir / info.bleed["file"]) if info.bleed else None
     original = scores_of(model, decoder, images)
     if not np.allclose(original["head"], oof["scores"], atol=1e-3):
         raise SystemExit(f"{fold_dir}: the model does not reproduce its out-of-fold scores (another cache?)")
+    if thick is not None:
+        beside = heldout(cache, fold_dir, "neighbours")[1]
+        has = beside.any(axis=(1, 2))
+        blended = np.stack([thicken(x, n.astype(np.float32), *thick, TRAIN_WINDOW)
+                            for x, n in zip(images[has], beside[has])])
+        return labels[has], {k: v[has] for k, v in original.items()}, scores_of(model, decoder, blended)
     shifted = [scores_of(model, decoder, np.stack([augment(image, rng, robust=True)[0] for image in images]))
                for _ in range(draws)]
-    return oof["labels"].astype(int), original, {k: np.concatenate([s[k] for s in shifted]) for k in original}
+    return labels, original, {k: np.concatenate([s[k] for s in shifted]) for k in original}
 
 
 def main(argv: list[str] | None = None) -> list[str]:
@@ -62,13 +80,24 @@ def main(argv: list[str] | None = None) -> list[str]:
     parser.add_argument("run", type=Path, help="the folder of 'hemo cv --out'")
     parser.add_argument("--draws", type=int, default=2, help="shifted copies of each held-out slice")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--thick", type=float, metavar="WEIGHT",
+                        help="instead: blend each slice with its neighbour at this weight (a cache made with "
+                             "'hemo cache --neighbours')")
+    parser.add_argument("--bone-hu", type=float, default=700.0, help="with --thick: what the clipped bone stands for")
     args = parser.parse_args(argv)
     cache, folds = read_cache(args.cache), finished(args.run)
+    if args.thick is not None and "neighbours" not in cache:
+        raise SystemExit(f"{args.cache} holds no neighbours: make it with 'hemo cache DATA OUT --neighbours'")
+    thick = None if args.thick is None else (args.thick, args.bone_hu)
+    draws = 1 if thick else args.draws
     rng = np.random.default_rng(args.seed)
-    parts = [fold_shift(cache, fold, args.draws, rng) for fold in folds]
+    parts = [fold_shift(cache, fold, draws, rng, thick) for fold in folds]
     labels = np.concatenate([part[0] for part in parts])
-    labels_shifted = np.concatenate([np.tile(part[0], args.draws) for part in parts])  # each fold: draw after draw
-    lines = [f"{len(folds)} folds, {len(labels)} held-out slices, {args.draws} shifted copies of each"]
+    labels_shifted = np.concatenate([np.tile(part[0], draws) for part in parts])  # each fold: draw after draw
+    lines = [f"{len(folds)} folds, {len(labels)} held-out slices, {draws} shifted copies of each"]
+    if thick:
+        lines[0] = (f"{len(folds)} folds, {len(labels)} held-out slices with a same-label neighbour, each blended "
+                    f"with it at weight {args.thick:g} (bone {args.bone_hu:g} HU)")
     for name in parts[0][1]:
         original = np.concatenate([part[1][name] for part in parts])
         shifted = np.concatenate([part[2][name] for part in parts])
