@@ -3,8 +3,9 @@
 A thick slice averages what lies above and below it; where the skull curves through the slice, bone and
 brain share a voxel and the skull's inner table fades into the brain as a band of intermediate density,
 the look of a thin extra-axial collection. The decoder learns "bright band at the inner table" from the
-bleed masks, and two neighbouring CT-ICH slices without haemorrhage, averaged, set it off
-(``tools/thick_check.py``). Training with such blends (``--thick``) shows it what partial volume looks like.
+bleed masks, and CT-ICH slices blended with their neighbours cost it more specificity than the paper's
+model (``tools/shift_check.py --thick``). Training with such blends (``--thick``) shows both what partial
+volume looks like; it did not calm the alarm on the real GE series (BENCHMARKS.md).
 
 The blend is done on approximate Hounsfield units, not on grey levels: the 8-bit slices clip bone at the
 top of the window, and averaged as grey levels a voxel half bone would look like blood, while in HU the
