@@ -5,7 +5,7 @@
 Per slice in scan order: the paper model's own probability (raw softmax, before calibration), and, for a
 model with a bleed decoder, the decoder's highest cell and where it lies on the 32 x 32 map (row, column;
 column 0 is the image's left edge), then the shown probability. Slices are named by their place in the
-series, never by file name.
+series (and their position along the scan axis where the header gives it), never by file name.
 """
 
 from __future__ import annotations
@@ -20,6 +20,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from hemo.analysis import Analyzer  # noqa: E402
 from hemo.model import DEFAULT_MODEL  # noqa: E402
 from hemo.study import studies  # noqa: E402
+
+
+def where(result) -> str:
+    return "" if result.position is None else f" at {result.position:.1f} mm"
 
 
 def parts(result) -> str:
@@ -40,7 +44,8 @@ def main(argv: list[str] | None = None) -> list[str]:
     files = [(path.name, path.read_bytes()) for path in sorted(args.folder.iterdir()) if path.is_file()]
     lines = []
     for study in studies([r for r in analyzer.analyse_files(files) if r.analysed], analyzer):
-        lines += [f"study {study.number}, slice {k}: {parts(result)}" for k, result in enumerate(study.slices, 1)]
+        lines += [f"study {study.number}, slice {k}{where(result)}: {parts(result)}"
+                  for k, result in enumerate(study.slices, 1)]
     print("\n".join(lines))
     return lines
 
