@@ -66,3 +66,20 @@ def test_training_with_thick_slices_asks_for_a_cache_with_neighbours():
 
     with pytest.raises(ValueError, match="--neighbours"):
         Batches(phantom_slices(8), 4, augment=True, balance=True, seed=0, thick=True)
+
+
+def test_batches_trained_with_thick_slices_blend_the_cached_neighbour_in(monkeypatch):
+    from dataclasses import replace
+
+    from conftest import phantom_slices
+
+    from hemo.train import Batches
+
+    data = phantom_slices(8)
+    data = replace(data, neighbours=np.roll(data.images, 1, axis=0))  # another slice beside each one
+    monkeypatch.setattr(augmentation, "THICK_SHARE", 1.0)
+    thick = Batches(data, 4, augment=True, balance=True, seed=0, thick=True)[0][0]
+    plain = Batches(data, 4, augment=True, balance=True, seed=0)[0][0]
+    assert thick.shape == plain.shape and not np.allclose(thick, plain)
+    assert np.array_equal(Batches(replace(data, neighbours=np.zeros_like(data.images)), 4, augment=True,
+                                  balance=True, seed=0, thick=True)[0][0], plain)  # no neighbour: drawn as before

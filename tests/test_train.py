@@ -345,7 +345,7 @@ def test_score_parts_says_which_part_carried_each_slice_without_file_names(tmp_p
     series.mkdir()
     for z in range(3):  # names in the reverse of scan order: the tool must follow the scan
         hu = head_phantom(256)
-        if z == 0:  # first in scan order, last by name: its whole brain hyperdense, so that its score differs
+        if z == 0:  # first in scan order, last by name; hyperdense, so that its score is unlikely to be the others'
             hu[hu == 35.0] = 75.0
         (series / f"Doe_Jane_{9 - z}.dcm").write_bytes(dicom_bytes((hu + 1024).astype(np.int16),
                                                                   position=(0, 0, float(z))))

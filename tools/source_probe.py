@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from hemo.bleed import load_decoder  # noqa: E402
 from hemo.errors import HemoInputError  # noqa: E402
-from hemo.imaging import read_file, sort_series  # noqa: E402
+from hemo.imaging import WINDOWS, read_file, sort_series  # noqa: E402
 from hemo.model import DEFAULT_MODEL, load  # noqa: E402
 from shift_check import scores_of  # noqa: E402
 
@@ -109,7 +109,7 @@ def main(argv: list[str] | None = None) -> list[str]:
         scores = scores_of(model, decoder, changed)
         lines.append(f"{name}: " + "; ".join(f"{key} max {value.max():.2f}, {int((value >= 0.5).sum())} >= 0.5"
                                              for key, value in scores.items()))
-    window = tuple(info.input_window) if info.input_window else (40.0, 80.0)
+    window = tuple(info.input_window) if info.input_window else WINDOWS["brain"]  # what older models were fed
     lines.append(f"series: {describe(images, window)}")
     if args.cache:
         with np.load(args.cache) as cache:
