@@ -142,7 +142,7 @@ def _per_fold(labels: np.ndarray, scores: np.ndarray, folds: np.ndarray) -> dict
             "fold_aucs": [round(a, 4) for a in aucs]}
 
 
-def _nested_predicted(labels, scores, folds, choose) -> np.ndarray:
+def nested_predicted(labels, scores, folds, choose) -> np.ndarray:
     """Positive calls when each fold's threshold is chosen on the other folds only."""
     predicted = np.zeros(len(labels), bool)
     for k in np.unique(folds):
@@ -153,7 +153,7 @@ def _nested_predicted(labels, scores, folds, choose) -> np.ndarray:
 
 def _nested_rates(labels, scores, folds, choose) -> dict:
     """Sensitivity/specificity when each fold's threshold is chosen on the other folds only."""
-    predicted = _nested_predicted(labels, scores, folds, choose)
+    predicted = nested_predicted(labels, scores, folds, choose)
     return {"sensitivity": float(predicted[labels == 1].mean()), "specificity": float((~predicted)[labels == 0].mean())}
 
 
@@ -334,10 +334,10 @@ def _evaluation(oof: dict, report: dict, calibrated: np.ndarray, nested_calibrat
     labels, folds = oof["labels"].astype(int), oof["fold"]
     slices = report["slice_calibrated"]
     metrics = slice_report(labels, calibrated, slices["threshold"], oof["patients"],
-                           predicted=_nested_predicted(labels, nested_calibrated, folds, youden))
+                           predicted=nested_predicted(labels, nested_calibrated, folds, youden))
     study_labels = np.array([s["label"] for s in studies])
     study_folds = np.array([s["fold"] for s in studies])
-    called = _nested_predicted(study_labels, nested_study, study_folds, at_sensitivity)
+    called = nested_predicted(study_labels, nested_study, study_folds, at_sensitivity)
     top_k = report["study_rule"] == "top_k_mean"
     rule = report["study_top_k_mean"] if top_k else report["study_model"]
     metrics.update({

@@ -42,7 +42,8 @@ def _config(args):
     return TrainConfig(backbone=args.backbone, pretrained=args.pretrained, epochs=args.epochs,
                        warmup_epochs=args.warmup_epochs, batch_size=args.batch_size, seed=args.seed,
                        learning_rate=args.lr, patience=args.patience, init=args.init, mask_weight=args.mask_weight,
-                       robust=args.robust, thick=args.thick, freeze_below=args.freeze_below, schedule=args.schedule,
+                       robust=args.robust, thick=args.thick, mask_target=args.mask_target,
+                       freeze_below=args.freeze_below, schedule=args.schedule,
                        distribute=args.distribute, ema=args.ema)
 
 
@@ -297,6 +298,9 @@ def _training_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--init", help="start from this saved model's weights (no warm-up)")
     parser.add_argument("--mask-weight", type=float, default=0.0,
                         help="> 0: learn the bleed masks too (auxiliary decoder), with this loss weight")
+    parser.add_argument("--mask-target", choices=["share", "any"], default="share",
+                        help="what each cell of the bleed map learns (with --mask-weight): the share of it that is "
+                             "bleed, or whether any of it is (small bleeds then ask for a sure peak)")
     parser.add_argument("--robust", action="store_true",
                         help="other-source augmentation: window, gamma, noise, blur, scale, rotation, JPEG")
     parser.add_argument("--thick", action="store_true",

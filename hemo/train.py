@@ -40,6 +40,7 @@ class TrainConfig:
     mask_weight: float = 0.0  # > 0: train a bleed decoder on the masks jointly (hemo.bleed)
     robust: bool = False  # other-source augmentation (hemo.augment)
     thick: bool = False  # blend in each slice's neighbour on some draws (hemo.partial_volume; a cache with them)
+    mask_target: str = "share"  # what a bleed-map cell learns: the share of it that is bleed, or "any" bleed in it
     freeze_below: str | None = None  # keep EfficientNet layers before this one (e.g. "block4a") frozen
     schedule: str = "plateau"  # "plateau" (constant without validation) or "cosine" (over the fixed epoch count)
     distribute: str | None = None  # "mirrored": data-parallel over this host's GPUs (hemo.distribution)
@@ -53,14 +54,14 @@ class Batches(keras.utils.PyDataset):
     """
 
     def __init__(self, data: datasets.Dataset, batch_size: int, augment: bool, balance: bool, seed: int,
-                 masks: bool = False, robust: bool = False, thick: bool = False) -> None:
+                 masks: bool = False, robust: bool = False, thick: bool = False, mask_target: str = "share") -> None:
         super().__init__()
         self.data, self.batch_size, self.augment, self.robust = data, batch_size, augment, robust
         if thick and data.neighbours is None:
             raise ValueError("training with thick slices needs each slice's neighbour: 'hemo cache DATA OUT "
                              "--neighbours', then train on OUT")
         self.neighbours = data.neighbours if thick else None
-        self.masks = masks and data.masks is not None
+        self.masks, self.mask_target = masks and data.masks is not None, mask_target
         self.seed, self.epoch = seed, 0
         counts = np.bincount(data.labels, minlength=2).astype(float)
         self.class_weight = len(data) / (2 * np.maximum(counts, 1)) if balance else np.ones(2)
@@ -90,7 +91,7 @@ class Batches(keras.utils.PyDataset):
         targets, weights = np.eye(2, dtype=np.float32)[labels], self.class_weight[labels].astype(np.float32)
         if not self.masks:
             return images[..., np.newaxis], targets, weights
-        return (images[..., np.newaxis], {"probabilities": targets, "bleed": bleed.targets(masks)},
+        return (images[..., np.newaxis], {"probabilities": targets, "bleed": bleed.targets(masks, self.mask_target)},
                 {"probabilities": weights, "bleed": np.ones(len(batch), np.float32)})
 
 
@@ -235,7 +236,7 @@ def fit(train: datasets.Dataset, validation: datasets.Dataset | None, config: Tr
         masks = config.mask_weight > 0 and train.masks is not None
         trained = bleed.with_decoder(model) if masks else model
     batches = Batches(train, config.batch_size, config.augment, config.balance, config.seed, masks, config.robust,
-                      config.thick)
+                      config.thick, config.mask_target)
     history: dict[str, list[float]] = {}
     first_epoch = 0  # the epoch of the run at which the next stage starts
     if chosen is not None:

@@ -202,6 +202,28 @@ def test_the_bleed_decoder_keeps_learning_when_it_is_sure_there_is_no_blood():
     assert float(bleed_loss(no_blood, np.zeros_like(no_blood))[0]) == pytest.approx(np.log(2), abs=1e-6)
 
 
+def test_a_bleed_smaller_than_a_map_cell_asks_for_a_sure_peak_only_with_any_targets():
+    from hemo.bleed import targets
+
+    mask = np.zeros((256, 256), np.uint8)
+    mask[100:104, 100:103] = 255  # 12 pixels, inside one 8 x 8 cell: 0.02 % of the crop
+    mask[0, 0] = 100  # JPEG ringing outside the bleed stays below half and is not bleed
+    share, any_ = targets([mask])[0, ..., 0], targets([mask], "any")[0, ..., 0]
+    assert share.max() == pytest.approx(12 / 64, abs=0.01) and share[0, 0] > 0
+    assert any_.max() == 1.0 and any_.sum() == 1.0 and any_[12, 12] == 1.0
+    from dataclasses import replace
+
+    data = phantom_slices(8)
+    small = np.zeros((8, 256, 256), np.uint8)
+    small[1::2, 120:126, 120:124] = 255  # each bleed slice's mask: 24 pixels
+    data = replace(data, masks=small)
+    plain = train.Batches(data, 4, augment=False, balance=True, seed=0, masks=True)[0][1]["bleed"]
+    cells = train.Batches(data, 4, augment=False, balance=True, seed=0, masks=True, mask_target="any")[0][1]["bleed"]
+    assert set(np.unique(cells)) == {0.0, 1.0} and np.array_equal(cells > 0, plain > 0) and plain.max() < 0.5
+    with pytest.raises(ValueError, match="mask target"):
+        targets([mask], "most")
+
+
 def test_decoder_check_reports_a_decoder_that_draws_no_blood_as_blind(tmp_path):
     from hemo.bleed import with_decoder
     from hemo.model import build
@@ -448,3 +470,43 @@ def test_shift_check_scores_held_out_slices_again_as_if_from_another_source(tmp_
              names=names[order])  # scores the model does not give: another cache
     with pytest.raises(SystemExit, match="does not reproduce"):
         tool.main([str(tmp_path / "cache.npz"), str(tmp_path / "run")])
+
+
+def test_error_anatomy_names_the_small_bleed_a_study_verdict_misses(tmp_path, capsys):
+    patients, names, labels, masks, folds = [], [], [], [], []
+    for fold in range(5):  # per fold a bleed patient and a normal one; fold 0 also a patient with one tiny bleed
+        tiny = (("300", (4,)),) if fold == 0 else ()
+        for patient, bleed in ((f"1{fold}0", (3, 4, 5, 6)), (f"2{fold}0", ())) + tiny:
+            for number in range(1, 9):
+                patients.append(patient), names.append(f"Patients_CT/{patient}/brain/{number}.jpg")
+                labels.append(int(number in bleed)), folds.append(fold)
+                mask = np.zeros((256, 256), np.uint8)
+                mask[100:100 + (3 if patient == "300" else 10 * (number - 2)), 100:140] = 255 * labels[-1]
+                masks.append(mask)
+    patients, names, labels, folds = map(np.array, (patients, names, labels, folds))
+    small = patients == "300"  # scored below every normal slice: missed, and its fold's threshold cannot spare it
+    scores = np.where(small, 0.05, np.where(labels == 1, 0.8, 0.1))
+    np.savez(tmp_path / "cache.npz", images=np.zeros((len(labels), 4, 4), np.uint8), labels=labels,
+             patients=patients, names=names, masks=np.array(masks))
+    for fold in range(5):
+        where = folds == fold
+        (tmp_path / "run" / f"fold{fold}").mkdir(parents=True)
+        np.savez(tmp_path / "run" / f"fold{fold}" / "oof.npz", scores=scores[where], labels=labels[where],
+                 embeddings=np.zeros((where.sum(), 4)), patients=patients[where], names=names[where])
+    with open(tmp_path / "diagnosis.csv", "w") as table:
+        table.write("PatientNumber,SliceNumber,Intraventricular,Intraparenchymal,Subarachnoid,Epidural,Subdural,"
+                    "No_Hemorrhage,Fracture_Yes_No\n")
+        for patient, name, label in zip(patients, names, labels):
+            number = name.split("/")[-1][:-4]
+            fracture = int(patient == "110" and number == "1")
+            table.write(f"{int(patient)},{number},0,0,0,{label},0,{1 - label},{fracture}\n")
+    assert _tool("error_anatomy").main([str(tmp_path / "run"), str(tmp_path / "cache.npz"),
+                                        "--diagnosis", str(tmp_path / "diagnosis.csv")]) == 0
+    printed = capsys.readouterr().out
+    assert "0.18-1.22 %: 7 slices, sensitivity 0.857 / " in printed  # the smallest third holds the tiny bleed
+    assert "Epidural 21: " in printed and "Subdural 0: - / -" in printed
+    assert "normal slices with a skull fracture: 1, specificity 1.000" in printed
+    # the tiny bleed is missed, and choosing the threshold with it in the other folds flags their normal studies
+    assert "5 of 6 with a bleed called, 4 of 5 without one flagged" in printed
+    assert "missed: patient 300, 1 bleed slices, bleed areas summing to 0.18 % of one crop (the 1st smallest)" \
+        in printed
