@@ -473,6 +473,8 @@ def test_shift_check_scores_held_out_slices_again_as_if_from_another_source(tmp_
 
 
 def test_error_anatomy_names_the_small_bleed_a_study_verdict_misses(tmp_path, capsys):
+    import shutil
+
     patients, names, labels, masks, folds = [], [], [], [], []
     for fold in range(5):  # per fold a bleed patient and a normal one; fold 0 also a patient with one tiny bleed
         tiny = (("300", (4,)),) if fold == 0 else ()
@@ -503,10 +505,16 @@ def test_error_anatomy_names_the_small_bleed_a_study_verdict_misses(tmp_path, ca
     assert _tool("error_anatomy").main([str(tmp_path / "run"), str(tmp_path / "cache.npz"),
                                         "--diagnosis", str(tmp_path / "diagnosis.csv")]) == 0
     printed = capsys.readouterr().out
-    assert "0.18-1.22 %: 7 slices, sensitivity 0.857 / " in printed  # the smallest third holds the tiny bleed
+    assert "up to 1.22 %: 11 slices, sensitivity 0.909 / " in printed  # the smallest third holds the tiny bleed
     assert "Epidural 21: " in printed and "Subdural 0: - / -" in printed
     assert "normal slices with a skull fracture: 1, specificity 1.000" in printed
     # the tiny bleed is missed, and choosing the threshold with it in the other folds flags their normal studies
     assert "5 of 6 with a bleed called, 4 of 5 without one flagged" in printed
     assert "missed: patient 300, 1 bleed slices, bleed areas summing to 0.18 % of one crop (the 1st smallest)" \
         in printed
+    for fold in range(1, 5):  # one fold alone has no other folds to choose operating points on: AUCs only
+        shutil.rmtree(tmp_path / "run" / f"fold{fold}")
+    assert _tool("error_anatomy").main([str(tmp_path / "run"), str(tmp_path / "cache.npz"), "--context", "1"]) == 0
+    printed = capsys.readouterr().out
+    assert "read with 1 neighbours, one fold" in printed and "up to 1.22 %: 3 slices, sensitivity - / -" in printed
+    assert "studies" not in printed

@@ -33,12 +33,15 @@ from hemo.model import platt  # noqa: E402
 KINDS = ("Intraventricular", "Intraparenchymal", "Subarachnoid", "Epidural", "Subdural")
 
 
-def bleed_area(cache: Path, oof: dict) -> np.ndarray:
-    """Each out-of-fold slice's bleed as a share of its 256 x 256 head crop (the cache's masks, cropped alike)."""
+def bleed_area(cache: Path, oof: dict) -> tuple[np.ndarray, np.ndarray]:
+    """Each out-of-fold slice's bleed as a share of its 256 x 256 head crop (the cache's masks, cropped alike),
+    and the areas that cut all the cache's bleed slices into thirds: the same thirds for every run and fold."""
     with np.load(cache) as data:
         where = {key: i for i, key in enumerate(zip(data["patients"].tolist(), data["names"].tolist()))}
         index = np.array([where[key] for key in zip(oof["patients"].tolist(), oof["names"].tolist())])
-        return (data["masks"][index] > 127).mean(axis=(1, 2))
+        every = (data["masks"] > 127).mean(axis=(1, 2))
+        thirds = np.array_split(np.sort(every[data["labels"] == 1]), 3)
+        return every[index], np.array([thirds[0][-1], thirds[1][-1]])
 
 
 def diagnosis(path: Path, oof: dict) -> dict[str, np.ndarray]:
@@ -50,11 +53,11 @@ def diagnosis(path: Path, oof: dict) -> dict[str, np.ndarray]:
             for column in (*KINDS, "Fracture_Yes_No")}
 
 
-def slice_readings(oof: dict, wanted: str) -> tuple[str, int, dict[str, np.ndarray]]:
+def slice_readings(oof: dict, wanted: str, context: str = "auto") -> tuple[str, int, dict[str, np.ndarray]]:
     """(slice score, neighbour width, {"alone", "with neighbours"}) as ``hemo calibrate`` chooses them."""
     name, scores, _ = slice_score(oof, wanted)
     series = [s["index"] for s in studies_of(oof)]
-    width, _ = choose_context(oof["labels"].astype(int), scores, oof["fold"], series)
+    width, _ = choose_context(oof["labels"].astype(int), scores, oof["fold"], series, context)
     return name, width, {"alone": scores, "with neighbours": in_series(scores, series, width)}
 
 
@@ -66,8 +69,8 @@ def study_calls(oof: dict, read: np.ndarray) -> tuple[list[dict], np.ndarray, np
     return studies, scores, nested_predicted(labels, scores, folds, at_sensitivity)
 
 
-def _rate(called: np.ndarray, where: np.ndarray, positive: bool) -> str:
-    if not where.any():
+def _rate(called: np.ndarray | None, where: np.ndarray, positive: bool) -> str:
+    if called is None or not where.any():
         return "-"
     return f"{called[where].mean() if positive else (~called[where]).mean():.3f}"
 
@@ -82,24 +85,32 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("cache", type=Path, help="the .npz of 'hemo cache' the CV was run on (with its masks)")
     parser.add_argument("--diagnosis", type=Path, help="CT-ICH's hemorrhage_diagnosis.csv (kinds and fractures)")
     parser.add_argument("--slice-score", default="auto", help="auto, head or head+bleed, as for hemo calibrate")
+    parser.add_argument("--context", default="auto", help="neighbour width, auto or 0-4, as for hemo calibrate "
+                        "(fix it to compare runs fold by fold)")
     args = parser.parse_args(argv)
     oof = read_oof(args.run)
     labels, folds = oof["labels"].astype(int), oof["fold"]
     bleed, normal = labels == 1, labels == 0
-    name, width, readings = slice_readings(oof, args.slice_score)
-    called = {how: nested_predicted(labels, s, folds, youden) for how, s in readings.items()}
+    name, width, readings = slice_readings(oof, args.slice_score, args.context)
+    nested = len(np.unique(folds)) > 1  # one fold has no other folds to choose its operating points on: AUCs only
+    called = {how: nested_predicted(labels, s, folds, youden) if nested else None for how, s in readings.items()}
     print(f"{args.run}: {name}, {len(labels)} slices ({bleed.sum()} with a bleed) of {len(set(oof['patients']))} "
-          f"patients; alone / read with {width} neighbours, each fold at the Youden point of the other folds")
-    print("all slices: sensitivity " + " / ".join(_rate(c, bleed, True) for c in called.values())
+          f"patients; alone / read with {width} neighbours, " + ("each fold at the Youden point of the other folds"
+                                                                 if nested else "one fold: AUCs, no operating point"))
+    aucs = " / ".join(f"{roc_auc_score(labels, s):.3f}" for s in readings.values())
+    print(f"all slices: AUC {aucs}, sensitivity " + " / ".join(_rate(c, bleed, True) for c in called.values())
           + ", specificity " + " / ".join(_rate(c, normal, False) for c in called.values()))
 
-    area = bleed_area(args.cache, oof)
-    print("bleed slices by the bleed's share of the head crop (thirds of the masks, smallest first):")
-    for third in np.array_split(np.flatnonzero(bleed)[np.argsort(area[bleed], kind="stable")], 3):
-        where = np.isin(np.arange(len(labels)), third)
-        against = np.r_[np.ones(len(third)), np.zeros(normal.sum())]
-        aucs = " / ".join(f"{roc_auc_score(against, np.r_[s[third], s[normal]]):.3f}" for s in readings.values())
-        print(f"  {100 * area[third].min():.2f}-{100 * area[third].max():.2f} %: {len(third)} slices, sensitivity "
+    area, edges = bleed_area(args.cache, oof)
+    print("bleed slices by the bleed's share of the head crop (thirds of all the cache's masks, smallest first):")
+    for low, high in zip((-1.0, *edges), (*edges, 1.0)):
+        where = bleed & (area > low) & (area <= high)
+        against = np.r_[np.ones(where.sum()), np.zeros(normal.sum())]
+        aucs = " / ".join(f"{roc_auc_score(against, np.r_[s[where], s[normal]]):.3f}" if where.any() else "-"
+                          for s in readings.values())
+        size = (f"up to {100 * high:.2f}" if low < 0 else f"over {100 * low:.2f}" if high >= 1.0
+                else f"over {100 * low:.2f}, up to {100 * high:.2f}")
+        print(f"  {size} %: {where.sum()} slices, sensitivity "
               + " / ".join(_rate(c, where, True) for c in called.values()) + f", AUC against every normal slice {aucs}")
 
     if args.diagnosis:
@@ -112,6 +123,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"normal slices {label} a skull fracture: {where.sum()}, specificity "
                   + " / ".join(_rate(c, where, False) for c in called.values()))
 
+    if not nested:
+        return 0
     studies, scores, flagged = study_calls(oof, readings["with neighbours"])
     study_labels = np.array([s["label"] for s in studies])
     print("studies (top-k mean, k and threshold chosen on the other folds): "
