@@ -518,3 +518,15 @@ def test_error_anatomy_names_the_small_bleed_a_study_verdict_misses(tmp_path, ca
     printed = capsys.readouterr().out
     assert "read with 1 neighbours, one fold" in printed and "up to 1.22 %: 3 slices, sensitivity - / -" in printed
     assert "studies" not in printed
+
+
+def test_cv_on_the_command_line_trains_the_decoder_on_the_mask_target_asked_for(monkeypatch, tmp_path, capsys):
+    from hemo import cli
+
+    seen = []
+    monkeypatch.setattr(cli, "_load_data", lambda path: None)
+    monkeypatch.setattr(train, "cross_validate", lambda data, config, *args, **kwargs: seen.append(config) or
+                        [{"auc": 0.5}])
+    for extra in ([], ["--mask-target", "any"]):
+        assert cli.main(["cv", str(tmp_path), "--mask-weight", "1", *extra]) == 0
+    assert [config.mask_target for config in seen] == ["share", "any"]
