@@ -1,11 +1,13 @@
 """Where a CV run's errors are: missed bleeds by size and kind, false alarms on fractured skulls, and the studies.
 
     python tools/error_anatomy.py RUN CACHE.npz [--diagnosis hemorrhage_diagnosis.csv] [--slice-score auto]
+        [--context auto]
 
 Reads the out-of-fold scores of ``hemo cv --out RUN`` the way ``hemo calibrate`` does (the same slice score,
 neighbour width and study rule, top-k mean), and the radiologists' masks from the cache the CV was run on
-(``hemo cache``). Every operating point is chosen on the other folds (slices: Youden; studies: sensitivity
-at least 0.95, the stored rule), so each call is one a new patient would get. With the CT-ICH diagnosis table
+(``hemo cache``). Every operating point is chosen on the other folds, so each call is one a new patient would
+get: for slices the Youden point of their raw scores (calibrate chooses it on calibrated ones, so its nested
+rates can differ by a few slices), for studies sensitivity at least 0.95, calibrate's stored rule. With the CT-ICH diagnosis table
 it also splits the bleed slices by kind and the normal slices by skull fracture. It says what limits the
 goals, not how to reach them; patients are named by their CT-ICH numbers, never by a file.
 """
