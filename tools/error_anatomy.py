@@ -6,10 +6,11 @@
 Reads the out-of-fold scores of ``hemo cv --out RUN`` the way ``hemo calibrate`` does (the same slice score,
 neighbour width and study rule, top-k mean), and the radiologists' masks from the cache the CV was run on
 (``hemo cache``). Every operating point is chosen on the other folds, so each call is one a new patient would
-get: for slices the Youden point of their raw scores (calibrate chooses it on calibrated ones, so its nested
-rates can differ by a few slices), for studies sensitivity at least 0.95, calibrate's stored rule. With the CT-ICH diagnosis table
-it also splits the bleed slices by kind and the normal slices by skull fracture. It says what limits the
-goals, not how to reach them; patients are named by their CT-ICH numbers, never by a file.
+get: for slices the Youden point of their raw scores (calibrate chooses it on calibrated ones, so its
+nested rates can differ by a few slices), for studies sensitivity at least 0.95, calibrate's stored rule.
+With the CT-ICH diagnosis table it also splits the bleed slices by kind and the normal slices by skull
+fracture. It says what limits the goals, not how to reach them; patients are named by their CT-ICH numbers,
+never by a file.
 """
 
 from __future__ import annotations
