@@ -203,6 +203,8 @@ def test_the_bleed_decoder_keeps_learning_when_it_is_sure_there_is_no_blood():
 
 
 def test_a_bleed_smaller_than_a_map_cell_asks_for_a_sure_peak_only_with_any_targets():
+    from dataclasses import replace
+
     from hemo.bleed import targets
 
     mask = np.zeros((256, 256), np.uint8)
@@ -211,8 +213,6 @@ def test_a_bleed_smaller_than_a_map_cell_asks_for_a_sure_peak_only_with_any_targ
     share, any_ = targets([mask])[0, ..., 0], targets([mask], "any")[0, ..., 0]
     assert share.max() == pytest.approx(12 / 64, abs=0.01) and share[0, 0] > 0
     assert any_.max() == 1.0 and any_.sum() == 1.0 and any_[12, 12] == 1.0
-    from dataclasses import replace
-
     data = phantom_slices(8)
     small = np.zeros((8, 256, 256), np.uint8)
     small[1::2, 120:126, 120:124] = 255  # each bleed slice's mask: 24 pixels

@@ -32,6 +32,7 @@ from hemo.calibrate import (at_sensitivity, choose_context, fit_platt, nested_pr
                             read_oof, slice_score, studies_of, youden)
 from hemo.context import in_series  # noqa: E402
 from hemo.model import platt  # noqa: E402
+from folds import rows  # noqa: E402
 
 KINDS = ("Intraventricular", "Intraparenchymal", "Subarachnoid", "Epidural", "Subdural")
 
@@ -40,11 +41,9 @@ def bleed_area(cache: Path, oof: dict) -> tuple[np.ndarray, np.ndarray]:
     """Each out-of-fold slice's bleed as a share of its 256 x 256 head crop (the cache's masks, cropped alike),
     and the areas that cut all the cache's bleed slices into thirds: the same thirds for every run and fold."""
     with np.load(cache) as data:
-        where = {key: i for i, key in enumerate(zip(data["patients"].tolist(), data["names"].tolist()))}
-        index = np.array([where[key] for key in zip(oof["patients"].tolist(), oof["names"].tolist())])
         every = (data["masks"] > 127).mean(axis=(1, 2))
         thirds = np.array_split(np.sort(every[data["labels"] == 1]), 3)
-        return every[index], np.array([thirds[0][-1], thirds[1][-1]])
+        return every[rows(data, oof)], np.array([thirds[0][-1], thirds[1][-1]])
 
 
 def diagnosis(path: Path, oof: dict) -> dict[str, np.ndarray]:

@@ -30,6 +30,10 @@ def heldout(cache: dict, fold_dir: Path, field: str = "images") -> tuple[dict[st
     e.g. their neighbours), in the same order."""
     with np.load(fold_dir / "oof.npz") as done:
         oof = {key: done[key] for key in ("scores", "labels", "patients", "names")}
+    return oof, cache[field][rows(cache, oof)]
+
+
+def rows(cache, oof: dict) -> np.ndarray:
+    """Where each out-of-fold slice is in the cache, found by patient and name."""
     where = {key: i for i, key in enumerate(zip(cache["patients"].tolist(), cache["names"].tolist()))}
-    index = np.array([where[key] for key in zip(oof["patients"].tolist(), oof["names"].tolist())])
-    return oof, cache[field][index]
+    return np.array([where[key] for key in zip(oof["patients"].tolist(), oof["names"].tolist())])
