@@ -41,7 +41,7 @@ class SliceResult:
     raw: float = float("nan")  # the paper model's own softmax output
     score: float = float("nan")  # what calibration maps to ``probability``: ``raw``, or raw with the decoder's peak
     embedding: np.ndarray | None = None
-    bleed: np.ndarray | None = None  # the bleed decoder's map (32 x 32 probabilities), when the model has one
+    bleed: np.ndarray | None = None  # the bleed decoder's map (32 or 64 cells square), when the model has one
 
     @property
     def analysed(self) -> bool:

@@ -21,13 +21,33 @@ from keras import layers, ops
 from hemo.backbones import FEATURE_LAYER
 from hemo.model import mean_logit
 
-MAP_SIZE = 32  # the decoder's output resolution (stride 8 at a 256x256 input)
-SKIPS = ("block5c_add", "block3b_add")  # 16x16 and 32x32 EfficientNet stages
+MAP_SIZE = 32  # the decoder's default output resolution (stride 8 at a 256x256 input)
+#: The EfficientNet stages the decoder joins on its way up, coarse to fine (16x16, 32x32, 64x64), and its
+#: filters there. A MAP_SIZE map reads the first two; a 64 x 64 map (cells of 4 x 4 pixels) all three.
+SKIPS = ("block5c_add", "block3b_add", "block2b_add")
+_FILTERS = (64, 32, 16)
+MAP_SIZES = (32, 64)
 
 
-def _new_layers() -> dict[str, layers.Layer]:
+def _checked(size: int) -> int:
+    if size not in MAP_SIZES:
+        raise ValueError(f"a bleed map is {' or '.join(map(str, MAP_SIZES))} cells wide, not {size}")
+    return size
+
+
+def _skips(size: int) -> tuple[str, ...]:
+    return SKIPS[: MAP_SIZES.index(_checked(size)) + 2]
+
+
+def map_size(model: keras.Model) -> int:
+    """The map size of a decoder, or of a hybrid model holding one (by the stages it joins)."""
+    joined = sum(1 for filters in _FILTERS if any(layer.name == f"bleed_conv_{filters}" for layer in model.layers))
+    return MAP_SIZES[joined - 2]
+
+
+def _new_layers(size: int) -> dict[str, layers.Layer]:
     made = [layers.Conv2D(64, 1, activation="relu", name="bleed_reduce"), layers.Conv2D(1, 1, name="bleed")]
-    for filters in (64, 32):
+    for filters in _FILTERS[: len(_skips(size))]:
         made += [layers.UpSampling2D(2, interpolation="bilinear", name=f"bleed_up_{filters}"),
                  layers.Concatenate(name=f"bleed_skip_{filters}"),
                  layers.Conv2D(filters, 3, padding="same", activation="relu", name=f"bleed_conv_{filters}")]
@@ -37,40 +57,42 @@ def _new_layers() -> dict[str, layers.Layer]:
 def _decode(layer: Callable[[str], layers.Layer], top, skips):
     """Wire the decoder (its layers looked up by name) on the top feature map and the finer stages."""
     x = layer("bleed_reduce")(top)
-    for skip, filters in zip(skips, (64, 32)):
+    for skip, filters in zip(skips, _FILTERS):
         x = layer(f"bleed_conv_{filters}")(layer(f"bleed_skip_{filters}")([layer(f"bleed_up_{filters}")(x), skip]))
     return layer("bleed")(x)
 
 
-def stages(model: keras.Model) -> list:
-    """The backbone outputs the decoder reads: ``top_activation`` then the SKIPS, coarse to fine."""
-    return [model.get_layer(name).output for name in (FEATURE_LAYER, *SKIPS)]
+def stages(model: keras.Model, size: int = MAP_SIZE) -> list:
+    """The backbone outputs a decoder of ``size`` reads: ``top_activation`` then its skips, coarse to fine."""
+    return [model.get_layer(name).output for name in (FEATURE_LAYER, *_skips(size))]
 
 
-def with_decoder(model: keras.Model) -> keras.Model:
-    """The hybrid model with a second output ``bleed``: a MAP_SIZE x MAP_SIZE map of bleed *logits*.
+def with_decoder(model: keras.Model, size: int = MAP_SIZE) -> keras.Model:
+    """The hybrid model with a second output ``bleed``: a ``size`` x ``size`` map of bleed *logits*.
 
     Shares every layer and weight with ``model``; training it trains ``model``. Logits, not
     probabilities: the loss then has a gradient however sure the decoder is (see ``bleed_loss``).
     """
-    top, *skips = stages(model)
-    bleed = _decode(_new_layers().__getitem__, top, skips)
+    top, *skips = stages(model, size)
+    bleed = _decode(_new_layers(size).__getitem__, top, skips)
     return keras.Model(model.input, {"probabilities": model.output, "bleed": bleed}, name="hemo_hybrid_bleed")
 
 
 def decoder(hybrid: keras.Model) -> keras.Model:
-    """The trained decoder alone: (top_activation, *SKIPS) feature maps -> bleed logits.
+    """The trained decoder alone: (top_activation, *skips) feature maps -> bleed logits.
 
     Shares its layers with ``hybrid`` (a model from :func:`with_decoder`); at inference the
     backbone runs once and feeds both the paper's head and this.
     """
-    inputs = [keras.Input(tensor.shape[1:], name=name) for tensor, name in zip(stages(hybrid), (FEATURE_LAYER, *SKIPS))]
+    size = map_size(hybrid)
+    inputs = [keras.Input(tensor.shape[1:], name=name)
+              for tensor, name in zip(stages(hybrid, size), (FEATURE_LAYER, *_skips(size)))]
     return keras.Model(inputs, _decode(hybrid.get_layer, inputs[0], inputs[1:]), name="hemo_bleed_decoder")
 
 
 def attach(model: keras.Model, saved_decoder: keras.Model) -> keras.Model:
     """The hybrid model again, from a saved paper model and its saved decoder (for checks on held-out data)."""
-    hybrid = with_decoder(model)
+    hybrid = with_decoder(model, map_size(saved_decoder))
     for layer in saved_decoder.layers:
         if layer.weights:
             hybrid.get_layer(layer.name).set_weights(layer.get_weights())
@@ -140,13 +162,14 @@ def bleed_loss(y_true, logits):
 MASK_TARGETS = ("share", "any")
 
 
-def targets(masks: np.ndarray, kind: str = "share") -> np.ndarray:
-    """(N, H, W) 0..255 masks -> (N, MAP_SIZE, MAP_SIZE, 1): each map cell's target (``MASK_TARGETS``)."""
+def targets(masks: np.ndarray, kind: str = "share", size: int = MAP_SIZE) -> np.ndarray:
+    """(N, H, W) 0..255 masks -> (N, size, size, 1): each map cell's target (``MASK_TARGETS``)."""
     if kind not in MASK_TARGETS:
         raise ValueError(f"unknown mask target '{kind}': use one of {', '.join(MASK_TARGETS)}")
+    shape = (_checked(size),) * 2
     if kind == "any":
         masks = [(np.asarray(m) > 127).astype(np.float32) * 255.0 for m in masks]
-    cells = np.stack([cv2.resize(np.asarray(m, np.float32), (MAP_SIZE, MAP_SIZE), interpolation=cv2.INTER_AREA) / 255.0
+    cells = np.stack([cv2.resize(np.asarray(m, np.float32), shape, interpolation=cv2.INTER_AREA) / 255.0
                       for m in masks])[..., np.newaxis].astype(np.float32)
     return (cells > 0).astype(np.float32) if kind == "any" else cells
 

@@ -42,7 +42,7 @@ def _config(args):
     return TrainConfig(backbone=args.backbone, pretrained=args.pretrained, epochs=args.epochs,
                        warmup_epochs=args.warmup_epochs, batch_size=args.batch_size, seed=args.seed,
                        learning_rate=args.lr, patience=args.patience, init=args.init, mask_weight=args.mask_weight,
-                       robust=args.robust, thick=args.thick, mask_target=args.mask_target,
+                       robust=args.robust, thick=args.thick, mask_target=args.mask_target, map_size=args.map_size,
                        freeze_below=args.freeze_below, schedule=args.schedule,
                        distribute=args.distribute, ema=args.ema)
 
@@ -301,6 +301,9 @@ def _training_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--mask-target", choices=["share", "any"], default="share",
                         help="what each cell of the bleed map learns (with --mask-weight): the share of it that is "
                              "bleed, or whether any of it is (small bleeds then ask for a sure peak)")
+    parser.add_argument("--map-size", type=int, choices=[32, 64], default=32,
+                        help="cells across the bleed map (with --mask-weight): 32, cells of 8 x 8 pixels of the "
+                             "256 crop, or 64, cells of 4 x 4 (the decoder then reads one more EfficientNet stage)")
     parser.add_argument("--robust", action="store_true",
                         help="other-source augmentation: window, gamma, noise, blur, scale, rotation, JPEG")
     parser.add_argument("--thick", action="store_true",

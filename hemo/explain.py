@@ -82,7 +82,9 @@ class Explainer:
         self.batch_size = batch_size
         self._lock = threading.Lock()
         self.head = split(model)[1]
-        stages = bleed.stages(model) if decoder is not None else [model.get_layer(FEATURE_LAYER).output]
+        stages = [model.get_layer(FEATURE_LAYER).output]
+        if decoder is not None:
+            stages = bleed.stages(model, bleed.map_size(decoder))
         backbone = keras.Model(model.input, stages)
         self._stages = tf.function(lambda x: tf.nest.flatten(backbone(x, training=False)), reduce_retracing=True)
         self._bleed = None if decoder is None else tf.function(lambda maps: decoder(maps, training=False),

@@ -41,6 +41,7 @@ class TrainConfig:
     robust: bool = False  # other-source augmentation (hemo.augment)
     thick: bool = False  # blend in each slice's neighbour on some draws (hemo.partial_volume; a cache with them)
     mask_target: str = "share"  # what a bleed-map cell learns: the share of it that is bleed, or "any" bleed in it
+    map_size: int = 32  # the bleed map's cells across the 256 crop: 32 (8 x 8 pixels each) or 64 (4 x 4)
     freeze_below: str | None = None  # keep EfficientNet layers before this one (e.g. "block4a") frozen
     schedule: str = "plateau"  # "plateau" (constant without validation) or "cosine" (over the fixed epoch count)
     distribute: str | None = None  # "mirrored": data-parallel over this host's GPUs (hemo.distribution)
@@ -54,14 +55,15 @@ class Batches(keras.utils.PyDataset):
     """
 
     def __init__(self, data: datasets.Dataset, batch_size: int, augment: bool, balance: bool, seed: int,
-                 masks: bool = False, robust: bool = False, thick: bool = False, mask_target: str = "share") -> None:
+                 masks: bool = False, robust: bool = False, thick: bool = False, mask_target: str = "share",
+                 map_size: int = bleed.MAP_SIZE) -> None:
         super().__init__()
         self.data, self.batch_size, self.augment, self.robust = data, batch_size, augment, robust
         if thick and data.neighbours is None:
             raise ValueError("training with thick slices needs each slice's neighbour: 'hemo cache DATA OUT "
                              "--neighbours', then train on OUT")
         self.neighbours = data.neighbours if thick else None
-        self.masks, self.mask_target = masks and data.masks is not None, mask_target
+        self.masks, self.mask_target, self.map_size = masks and data.masks is not None, mask_target, map_size
         self.seed, self.epoch = seed, 0
         counts = np.bincount(data.labels, minlength=2).astype(float)
         self.class_weight = len(data) / (2 * np.maximum(counts, 1)) if balance else np.ones(2)
@@ -91,7 +93,8 @@ class Batches(keras.utils.PyDataset):
         targets, weights = np.eye(2, dtype=np.float32)[labels], self.class_weight[labels].astype(np.float32)
         if not self.masks:
             return images[..., np.newaxis], targets, weights
-        return (images[..., np.newaxis], {"probabilities": targets, "bleed": bleed.targets(masks, self.mask_target)},
+        cells = bleed.targets(masks, self.mask_target, self.map_size)
+        return (images[..., np.newaxis], {"probabilities": targets, "bleed": cells},
                 {"probabilities": weights, "bleed": np.ones(len(batch), np.float32)})
 
 
@@ -149,7 +152,7 @@ class ValidationAUC(keras.callbacks.Callback):
         if not isinstance(self.model.output, dict) or self.data.masks is None:
             return {}
         logits = self.model.predict(self.data.inputs(), batch_size=self.batch_size, verbose=0)["bleed"]
-        peak, dice = bleed.evidence(logits, bleed.targets(self.data.masks))
+        peak, dice = bleed.evidence(logits, bleed.targets(self.data.masks, size=logits.shape[1]))
         labels = self.data.labels
         return {"bleed_dice": float(dice[labels == 1].mean()), "bleed_peak_auc": float(roc_auc_score(labels, peak))}
 
@@ -234,9 +237,9 @@ def fit(train: datasets.Dataset, validation: datasets.Dataset | None, config: Tr
         if config.init:
             copy_weights(load(config.init)[0], model)
         masks = config.mask_weight > 0 and train.masks is not None
-        trained = bleed.with_decoder(model) if masks else model
+        trained = bleed.with_decoder(model, config.map_size) if masks else model
     batches = Batches(train, config.batch_size, config.augment, config.balance, config.seed, masks, config.robust,
-                      config.thick, config.mask_target)
+                      config.thick, config.mask_target, config.map_size)
     history: dict[str, list[float]] = {}
     first_epoch = 0  # the epoch of the run at which the next stage starts
     if chosen is not None:
@@ -290,7 +293,7 @@ def save_trained(fitted: Fitted, path: Path, config: TrainConfig, threshold: flo
     info = ModelInfo(config.backbone, config.pretrained, threshold, input_window=list(TRAIN_WINDOW))
     if fitted.hybrid is not None:
         decoder_path = save_plain(bleed.decoder(fitted.hybrid), path.with_name(path.stem + "-bleed.keras"))
-        info.bleed = {"file": decoder_path.name, "map_size": bleed.MAP_SIZE}
+        info.bleed = {"file": decoder_path.name, "map_size": bleed.map_size(fitted.hybrid)}
     save(fitted.model, path, info)
 
 

@@ -166,6 +166,32 @@ def test_the_saved_decoder_draws_the_map_the_trained_hybrid_draws(hybrid):
     np.testing.assert_allclose(np.asarray(alone), reference, atol=1e-5)
 
 
+def test_a_finer_decoder_is_saved_read_back_and_drawn_at_its_own_size(tmp_path):
+    """A 64 x 64 decoder reads one more backbone stage; the analyzer feeds it that stage and shows its map."""
+    import cv2
+
+    from hemo.analysis import Analyzer
+    from hemo.bleed import decoder, map_size, stages, with_decoder
+    from hemo.imaging import stack
+    from hemo.train import Fitted, TrainConfig, save_trained
+
+    keras.utils.set_random_seed(3)
+    fine = with_decoder(build(pretrained="none"), 64)
+    x, _, _ = synthetic(2, np.random.default_rng(1))
+    alone = decoder(fine)
+    assert map_size(fine) == map_size(alone) == 64 and len(alone.inputs) == 4
+    np.testing.assert_allclose(np.asarray(alone(keras.Model(fine.input, stages(fine, 64))(x))),
+                               fine.predict(x, verbose=0)["bleed"], atol=1e-5)
+    path = tmp_path / "hemo-hybrid.keras"
+    save_trained(Fitted(keras.Model(fine.input, fine.output["probabilities"]), {}, fine), path,
+                 TrainConfig(pretrained="none", map_size=64), 0.5)
+    image = cv2.imencode(".png", window(head_phantom(256, (120, 140)), 40, 80).astype(np.uint8))[1].tobytes()
+    result = Analyzer.load(path).analyse(image, "slice.png")[0]
+    expected = 1 / (1 + np.exp(-fine.predict(stack([result.slice]), verbose=0)["bleed"][0, ..., 0]))
+    assert result.bleed.shape == (64, 64)
+    np.testing.assert_allclose(result.bleed.astype(np.float32), expected, atol=2e-3)
+
+
 def test_an_analyzer_with_a_decoder_shows_its_bleed_map_on_a_fixed_scale(hybrid, tmp_path, analyzer):
     import cv2
 

@@ -224,6 +224,23 @@ def test_a_bleed_smaller_than_a_map_cell_asks_for_a_sure_peak_only_with_any_targ
         targets([mask], "most")
 
 
+def test_a_finer_map_asks_a_bleed_smaller_than_a_coarse_cell_for_a_sure_peak():
+    from dataclasses import replace
+
+    from hemo.bleed import targets
+
+    mask = np.zeros((256, 256), np.uint8)
+    mask[98:104, 98:104] = 255  # 36 pixels inside one 8 x 8 cell, covering one 4 x 4 cell whole
+    coarse, fine = targets([mask])[0, ..., 0], targets([mask], size=64)[0, ..., 0]
+    assert coarse.max() == pytest.approx(36 / 64, abs=0.01) and fine.max() == pytest.approx(1.0, abs=0.01)
+    assert fine[25, 25] == pytest.approx(1.0, abs=0.01)
+    data = replace(phantom_slices(4), masks=np.stack([mask] * 4))
+    cells = train.Batches(data, 4, augment=False, balance=True, seed=0, masks=True, map_size=64)[0][1]["bleed"]
+    assert cells.shape == (4, 64, 64, 1)
+    with pytest.raises(ValueError, match="cells wide"):
+        targets([mask], size=48)
+
+
 def test_decoder_check_reports_a_decoder_that_draws_no_blood_as_blind(tmp_path):
     from hemo.bleed import with_decoder
     from hemo.model import build
@@ -520,13 +537,13 @@ def test_error_anatomy_names_the_small_bleed_a_study_verdict_misses(tmp_path, ca
     assert "studies" not in printed
 
 
-def test_cv_on_the_command_line_trains_the_decoder_on_the_mask_target_asked_for(monkeypatch, tmp_path, capsys):
+def test_cv_on_the_command_line_trains_the_decoder_on_the_target_and_map_size_asked_for(monkeypatch, tmp_path, capsys):
     from hemo import cli
 
     seen = []
     monkeypatch.setattr(cli, "_load_data", lambda path: None)
     monkeypatch.setattr(train, "cross_validate", lambda data, config, *args, **kwargs: seen.append(config) or
                         [{"auc": 0.5}])
-    for extra in ([], ["--mask-target", "any"]):
+    for extra in ([], ["--mask-target", "any", "--map-size", "64"]):
         assert cli.main(["cv", str(tmp_path), "--mask-weight", "1", *extra]) == 0
-    assert [config.mask_target for config in seen] == ["share", "any"]
+    assert [(config.mask_target, config.map_size) for config in seen] == [("share", 32), ("any", 64)]

@@ -6,7 +6,7 @@ fine-tuning checkpoint ``RUN/fold<k>/fine-tune/latest.weights.h5`` copied while 
 both). This loads the fold's model, or such a checkpoint, and, on the fold's held-out slices (the
 patients of ``RUN/fold<k>/oof.npz``), reports:
 
-- soft Dice of the map against the mask at the map's 32x32 (the share of each cell the bleed covers, as
+- soft Dice of the map against the mask at the map's size (the share of each cell the bleed covers, as
   the decoder was trained) on the haemorrhage slices, median and mean;
 - how much of the map's probability lies in cells the bleed touches (median), against those cells'
   share of the slice;
@@ -54,7 +54,7 @@ def check(cache: Path, fold_dir: Path, weights: Path | None = None, backbone: st
         patients, names = data["patients"][index], data["names"][index]
     hybrid = hybrid_of(fold_dir, weights, backbone)
     logits = hybrid.predict(images[..., np.newaxis].astype(np.float32), batch_size=32, verbose=0)["bleed"]
-    truth = targets(masks)
+    truth = targets(masks, size=logits.shape[1])
     peak, dice = evidence(logits, truth)
     maps = probabilities(logits)
     bleeding = np.flatnonzero(labels == 1)

@@ -3,7 +3,7 @@
     python tools/score_parts.py ../shared/data/dicom/ge-head-ct --model runs/final-ema/hemo-hybrid.keras
 
 Per slice in scan order: the paper model's own probability (raw softmax, before calibration), and, for a
-model with a bleed decoder, the decoder's highest cell and where it lies on the 32 x 32 map (row, column;
+model with a bleed decoder, the decoder's highest cell and where it lies on its map (row, column;
 column 0 is the image's left edge), then the shown probability. Slices are named by their place in the
 series (and their position along the scan axis where the header gives it), never by file name.
 """
