@@ -37,6 +37,8 @@ def _config(args):
     from hemo import distribution
     from hemo.train import TrainConfig
 
+    if args.mask_weight <= 0 and (args.mask_target != "share" or args.map_size != 32):
+        raise SystemExit("--mask-target and --map-size shape the bleed decoder, which only --mask-weight trains")
     if args.cpu_devices:
         distribution.split_cpu(args.cpu_devices)
     return TrainConfig(backbone=args.backbone, pretrained=args.pretrained, epochs=args.epochs,

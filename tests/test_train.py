@@ -547,3 +547,5 @@ def test_cv_on_the_command_line_trains_the_decoder_on_the_target_and_map_size_as
     for extra in ([], ["--mask-target", "any", "--map-size", "64"]):
         assert cli.main(["cv", str(tmp_path), "--mask-weight", "1", *extra]) == 0
     assert [(config.mask_target, config.map_size) for config in seen] == [("share", 32), ("any", 64)]
+    with pytest.raises(SystemExit, match="only --mask-weight trains"):  # without a decoder they would do nothing
+        cli.main(["cv", str(tmp_path), "--map-size", "64"])
