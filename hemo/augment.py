@@ -5,7 +5,8 @@ width 120 HU for CT-ICH). ``robust=True`` adds what differs between sources: ano
 level/width, gamma, noise, blur, field of view, scale and rotation, and JPEG re-compression, so
 an 8-bit export from another viewer keeps its specificity. A ``neighbour`` (the next slice of the
 series, same label) is blended in on some draws: the partial volume of a thicker or tilted acquisition
-(``hemo.partial_volume``). Geometry applies to the bleed mask too.
+(``hemo.partial_volume``), and with ``shoulders`` a partial-volume band inside the skull on some
+draws. Geometry applies to the bleed mask too.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from hemo.partial_volume import thicken
+from hemo.partial_volume import shoulder, thicken
 
 #: The input window the CT-ICH JPEGs were exported with (measured: tools/measure_window.py).
 TRAIN_WINDOW = (40.0, 120.0)
@@ -37,14 +38,19 @@ def _geometry(size: int, rng: np.random.Generator, robust: bool) -> np.ndarray:
 
 #: Share of draws that blend in the neighbour, when there is one.
 THICK_SHARE = 0.3
+#: Share of draws that get a partial-volume shoulder inside the skull (with ``shoulders``).
+SHOULDER_SHARE = 0.3
 
 
 def augment(image: np.ndarray, rng: np.random.Generator, mask: np.ndarray | None = None,
-            robust: bool = False, neighbour: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+            robust: bool = False, neighbour: np.ndarray | None = None,
+            shoulders: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
     """One augmented copy of a 0..255 slice (and its mask, moved the same way)."""
     if neighbour is not None and neighbour.any() and rng.random() < THICK_SHARE:
         image = thicken(image, neighbour.astype(np.float32), rng.uniform(0.2, 0.5), rng.uniform(200, 1000),
                         TRAIN_WINDOW)
+    if shoulders and rng.random() < SHOULDER_SHARE:
+        image = shoulder(image, rng, TRAIN_WINDOW)
     if rng.random() < 0.5:
         image = image[:, ::-1]
         mask = None if mask is None else mask[:, ::-1]

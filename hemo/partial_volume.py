@@ -10,12 +10,20 @@ volume looks like; it did not calm the alarm on the real GE series (BENCHMARKS.m
 The blend is done on approximate Hounsfield units, not on grey levels: the 8-bit slices clip bone at the
 top of the window, and averaged as grey levels a voxel half bone would look like blood, while in HU the
 bone dominates it.
+
+A slice cut obliquely through the skull (a tilted gantry, the vertex) shows partial volume of another
+kind on one slice alone: a shoulder of intermediate density a few pixels wide just inside the inner
+table, along part of the skull. On the tilted GE series the decoder's alarm lies in that band (setting
+the 4 pixels inside the skull to the brain's grey level takes most of it away: ``tools/source_probe.py``).
+:func:`shoulder` draws such a band on a training slice (``--shoulder``), whatever its label, and leaves its
+mask alone: a band at the inner table is then not, by itself, blood.
 """
 
 from __future__ import annotations
 
 import io
 
+import cv2
 import numpy as np
 from PIL import Image
 
@@ -55,3 +63,31 @@ def thicken(image: np.ndarray, neighbour: np.ndarray, weight: float, bone_hu: fl
     level, width = window
     mixed = (1 - weight) * _to_hu(image, window, bone_hu) + weight * _to_hu(neighbour, window, bone_hu)
     return (np.clip((mixed - level) / width + 0.5, 0, 1) * 255.0).astype(np.float32)
+
+
+def shoulder(image: np.ndarray, rng: np.random.Generator, window: tuple[float, float]) -> np.ndarray:
+    """``image`` (0..255 in ``window``) with a partial-volume shoulder drawn inside part of its skull.
+
+    The shoulder adds ``amplitude * exp(-(d - 1) / decay)`` HU at ``d`` pixels from the bone, to the soft
+    tissue inside the skull's convex hull, over an arc of the skull faded in and out at its ends: amplitude
+    10-40 HU, decay 1-3 pixels, the arc 60-360 degrees. A slice with too little bone to outline a skull is
+    returned as it is.
+    """
+    bone = (image >= BONE_LEVEL).astype(np.uint8)
+    points = cv2.findNonZero(bone)
+    if points is None or len(points) < 50:
+        return image
+    hull = np.zeros_like(bone)
+    cv2.fillConvexPoly(hull, cv2.convexHull(points), 1)
+    distance = cv2.distanceTransform(1 - bone, cv2.DIST_L2, 3)
+    inside = (hull > 0) & (bone == 0) & (image > 1.0)  # soft tissue: air stays air
+    rows, columns = np.indices(image.shape)
+    centre = points.reshape(-1, 2).mean(axis=0)
+    angle = np.arctan2(rows - centre[1], columns - centre[0])
+    half_arc = np.deg2rad(rng.uniform(30, 180))
+    away = np.abs(np.angle(np.exp(1j * (angle - rng.uniform(-np.pi, np.pi)))))  # radians from the arc's middle
+    along = np.clip((half_arc - away) / (0.3 * half_arc), 0, 1)  # 1 on the arc, fading at its ends
+    added_hu = rng.uniform(10, 40) * np.exp(-(np.maximum(distance, 1) - 1) / rng.uniform(1, 3))
+    _, width = window
+    raised = image + np.where(inside, added_hu * along, 0) * 255.0 / width
+    return np.clip(raised, 0, 255).astype(np.float32)

@@ -42,6 +42,7 @@ class TrainConfig:
     thick: bool = False  # blend in each slice's neighbour on some draws (hemo.partial_volume; a cache with them)
     mask_target: str = "share"  # what a bleed-map cell learns: the share of it that is bleed, or "any" bleed in it
     map_size: int = 32  # the bleed map's cells across the 256 crop: 32 (8 x 8 pixels each) or 64 (4 x 4)
+    shoulder: bool = False  # draw a partial-volume band inside the skull on some draws (hemo.partial_volume)
     freeze_below: str | None = None  # keep EfficientNet layers before this one (e.g. "block4a") frozen
     schedule: str = "plateau"  # "plateau" (constant without validation) or "cosine" (over the fixed epoch count)
     distribute: str | None = None  # "mirrored": data-parallel over this host's GPUs (hemo.distribution)
@@ -56,7 +57,7 @@ class Batches(keras.utils.PyDataset):
 
     def __init__(self, data: datasets.Dataset, batch_size: int, augment: bool, balance: bool, seed: int,
                  masks: bool = False, robust: bool = False, thick: bool = False, mask_target: str = "share",
-                 map_size: int = bleed.MAP_SIZE) -> None:
+                 map_size: int = bleed.MAP_SIZE, shoulder: bool = False) -> None:
         super().__init__()
         self.data, self.batch_size, self.augment, self.robust = data, batch_size, augment, robust
         if thick and data.neighbours is None:
@@ -64,6 +65,7 @@ class Batches(keras.utils.PyDataset):
                              "--neighbours', then train on OUT")
         self.neighbours = data.neighbours if thick else None
         self.masks, self.mask_target, self.map_size = masks and data.masks is not None, mask_target, map_size
+        self.shoulder = shoulder
         self.seed, self.epoch = seed, 0
         counts = np.bincount(data.labels, minlength=2).astype(float)
         self.class_weight = len(data) / (2 * np.maximum(counts, 1)) if balance else np.ones(2)
@@ -87,7 +89,8 @@ class Batches(keras.utils.PyDataset):
         if self.augment:  # randomness from (seed, epoch, batch): the same whoever asks for a batch, how often
             rng = np.random.default_rng([self.seed, self.epoch, index])
             beside = [None] * len(batch) if self.neighbours is None else list(self.neighbours[batch])
-            pairs = [augment(image, rng, mask, self.robust, other) for image, mask, other in zip(images, masks, beside)]
+            pairs = [augment(image, rng, mask, self.robust, other, self.shoulder)
+                     for image, mask, other in zip(images, masks, beside)]
             images, masks = np.stack([p[0] for p in pairs]), [p[1] for p in pairs]
         labels = self.data.labels[batch]
         targets, weights = np.eye(2, dtype=np.float32)[labels], self.class_weight[labels].astype(np.float32)
@@ -239,7 +242,7 @@ def fit(train: datasets.Dataset, validation: datasets.Dataset | None, config: Tr
         masks = config.mask_weight > 0 and train.masks is not None
         trained = bleed.with_decoder(model, config.map_size) if masks else model
     batches = Batches(train, config.batch_size, config.augment, config.balance, config.seed, masks, config.robust,
-                      config.thick, config.mask_target, config.map_size)
+                      config.thick, config.mask_target, config.map_size, config.shoulder)
     history: dict[str, list[float]] = {}
     first_epoch = 0  # the epoch of the run at which the next stage starts
     if chosen is not None:

@@ -10,7 +10,7 @@ from conftest import ct_ich_folder
 from hemo import augment as augmentation
 from hemo import datasets
 from hemo.augment import TRAIN_WINDOW, augment
-from hemo.partial_volume import thicken
+from hemo.partial_volume import shoulder, thicken
 
 
 def test_bone_dominates_a_voxel_it_half_fills_as_it_does_in_hounsfield_units():
@@ -83,3 +83,48 @@ def test_batches_trained_with_thick_slices_blend_the_cached_neighbour_in(monkeyp
     assert thick.shape == plain.shape and not np.allclose(thick, plain)
     assert np.array_equal(Batches(replace(data, neighbours=np.zeros_like(data.images)), 4, augment=True,
                                   balance=True, seed=0, thick=True)[0][0], plain)  # no neighbour: drawn as before
+
+
+def _skull(size: int = 128) -> np.ndarray:
+    """A ring of clipped bone (255) round brain at 40 HU (127.5), air outside: a slice with an inner table."""
+    image = np.zeros((size, size), np.float32)
+    cv2.circle(image, (size // 2, size // 2), 50, 255.0, -1)
+    cv2.circle(image, (size // 2, size // 2), 45, 127.5, -1)
+    return image
+
+
+def test_a_shoulder_raises_only_the_band_just_inside_part_of_the_skull():
+    image = _skull()
+    raised = shoulder(image, np.random.default_rng(3), TRAIN_WINDOW) - image
+    rows, columns = np.indices(image.shape)
+    radius = np.hypot(rows - 64, columns - 64)
+    band, deep = (radius > 43) & (radius < 44.5), radius < 30
+    assert raised[band].max() > 10 and (raised[band] < 1).mean() > 0.05  # bright on an arc, not all round
+    assert raised[deep].max() < 2 and np.all(raised[radius > 45.5] == 0)  # not deep inside, not bone or air
+    assert raised.min() >= 0
+    flat = np.full((64, 64), 127.5, np.float32)  # no skull to draw a shoulder inside
+    assert np.array_equal(shoulder(flat, np.random.default_rng(3), TRAIN_WINDOW), flat)
+
+
+def test_training_draws_shoulders_on_the_slice_and_move_its_mask_as_before(monkeypatch):
+    from dataclasses import replace
+
+    from conftest import phantom_slices
+
+    from hemo.train import Batches
+
+    data = phantom_slices(8)
+    masks = np.zeros(data.images.shape, np.uint8)
+    masks[data.labels == 1, 100:120, 100:120] = 255
+    data = replace(data, images=np.stack([cv2.resize(_skull(), data.images.shape[1:]).astype(np.uint8)] * 8),
+                   masks=masks)
+    monkeypatch.setattr(augmentation, "SHOULDER_SHARE", 1.0)
+    drawn = Batches(data, 8, augment=True, balance=True, seed=0, masks=True, shoulder=True)[0]
+    plain = Batches(data, 8, augment=True, balance=True, seed=0, masks=True)[0]
+    assert drawn[0].shape == plain[0].shape and not np.allclose(drawn[0], plain[0])
+    image, mask = data.images[1].astype(np.float32), masks[1].astype(np.float32)
+    draw = np.random.default_rng(5)
+    draw.random()
+    expected = augment(shoulder(image, draw, TRAIN_WINDOW), draw, mask)
+    got = augment(image, np.random.default_rng(5), mask, shoulders=True)
+    assert np.allclose(got[0], expected[0]) and np.array_equal(got[1], expected[1])  # the mask only moves

@@ -4,8 +4,9 @@
         [--cache cache/ctich.npz]
 
 Reads the series' slices through the model's input window, as the app does, and scores them as they are and
-changed in one respect at a time: smoothed (Gaussian, sigma 0.7 and 1.0 pixels) and brighter inside the head
-(+10, +20 grey levels). Per variant and score (the paper model's raw probability; the decoder's peak and
+changed in one respect at a time: smoothed (Gaussian, sigma 0.7 and 1.0 pixels), brighter inside the head
+(+10, +20 grey levels), and with the band just inside the skull (4 or 8 pixels of the 256 crop) set to the
+brain's median grey level. Per variant and score (the paper model's raw probability; the decoder's peak and
 head+bleed where the model has a decoder): the highest score and how many slices reach 0.5. If one change
 removed the alarm, training against that difference would be the fix; if none does, it is not the cause.
 
@@ -48,6 +49,25 @@ def read_series(folder: Path, info) -> np.ndarray:
     return np.stack([s.pixels for s in sort_series(slices)]).astype(np.float32)
 
 
+def flatten_inner_table(image: np.ndarray, depth: int) -> np.ndarray:
+    """``image`` with the ``depth`` pixels just inside the skull set to the brain's median grey level.
+
+    Inside is the skull's convex hull less the bone; the scalp outside it is left alone. A slice that
+    shows no bone, or too little brain to take a median of, is returned as it is.
+    """
+    bone = (image >= BONE).astype(np.uint8)
+    points = cv2.findNonZero(bone)
+    if points is None or len(points) < 3:
+        return image
+    inside = np.zeros_like(bone)
+    cv2.fillConvexPoly(inside, cv2.convexHull(points), 1)
+    band = (cv2.dilate(bone, np.ones((2 * depth + 1,) * 2, np.uint8)) > 0) & (inside > 0) & (bone == 0)
+    brain = (inside > 0) & ~band & (image > 40) & (image < 200)
+    if brain.sum() < 500:
+        return image
+    return np.where(band, np.float32(np.median(image[brain])), image)
+
+
 def variants(images: np.ndarray) -> dict[str, np.ndarray]:
     head = images > 0
     return {
@@ -56,6 +76,8 @@ def variants(images: np.ndarray) -> dict[str, np.ndarray]:
         "smoothed, sigma 1.0": np.stack([cv2.GaussianBlur(i, (0, 0), 1.0) for i in images]),
         "brighter, +10": np.where(head, np.clip(images + 10, 0, 255), images),
         "brighter, +20": np.where(head, np.clip(images + 20, 0, 255), images),
+        "inner table flattened, 4 px": np.stack([flatten_inner_table(i, 4) for i in images]),
+        "inner table flattened, 8 px": np.stack([flatten_inner_table(i, 8) for i in images]),
     }
 
 
