@@ -418,6 +418,9 @@ def test_source_probe_reads_the_inner_table_inward_and_scores_each_change_withou
     image[40, 4:60] = 255  # a bright block, not a skull: skipped from both sides
     found = probe.inner_table(image)
     assert len(found) == 2 * (32 - 1) and all(np.array_equal(p, shoulder) for p in found)
+    flat = probe.flatten_inner_table(image, 4)  # the 4 pixels inside the bone take the brain's median grey
+    assert np.all(flat[10, 9:13] == 110) and np.all(flat[10, 51:55] == 110)  # were 200, 150, 120, 110
+    assert np.array_equal(flat[:, :9], image[:, :9])  # air and bone as they were
 
     series = tmp_path / "series"
     series.mkdir()
@@ -425,10 +428,10 @@ def test_source_probe_reads_the_inner_table_inward_and_scores_each_change_withou
         (series / f"Doe_Jane_{z}.dcm").write_bytes(dicom_bytes((head_phantom(256) + 1024).astype(np.int16),
                                                                position=(0, 0, float(z))))
     lines = probe.main([str(series), "--model", str(small_model_path)])
-    assert lines[0] == "3 slices" and len(lines) == 7
-    assert [line.split(":")[0] for line in lines[1:6]] == list(probe.variants(np.zeros((1, 8, 8))))
-    assert all("head max 0." in line for line in lines[1:6])
-    assert lines[6].startswith("series: noise ") and "inner table inward (HU): " in lines[6]
+    assert lines[0] == "3 slices" and len(lines) == 9
+    assert [line.split(":")[0] for line in lines[1:8]] == list(probe.variants(np.zeros((1, 8, 8))))
+    assert all("head max 0." in line for line in lines[1:8])
+    assert lines[8].startswith("series: noise ") and "inner table inward (HU): " in lines[8]
     assert "Doe" not in "\n".join(lines)
 
 
