@@ -492,6 +492,47 @@ def test_shift_check_scores_held_out_slices_again_as_if_from_another_source(tmp_
         tool.main([str(tmp_path / "cache.npz"), str(tmp_path / "run")])
 
 
+def test_band_check_scores_held_out_slices_again_with_the_band_inside_the_skull_flattened(tmp_path):
+    import cv2
+
+    from hemo.bleed import load_decoder, with_decoder
+    from hemo.model import build, load
+    from hemo.train import Fitted, TrainConfig, save_trained
+
+    images = np.zeros((4, 256, 256), np.uint8)
+    for i, image in enumerate(images):
+        cv2.circle(image, (128, 128), 100, 255, -1)
+        cv2.circle(image, (128, 128), 90, 110, -1)
+        cv2.ellipse(image, (128, 128), (89, 89), 0, 90 * i, 90 * i + 60, 170, 3)  # a bright rim on one arc
+    patients, names = np.array(["049"] * 4), np.array([f"Patients_CT/049/brain/{i + 1}.jpg" for i in range(4)])
+    labels = np.array([0, 1, 0, 1])
+    np.savez(tmp_path / "cache.npz", images=images, patients=patients, names=names, labels=labels)
+    (tmp_path / "diagnosis.csv").write_text(
+        "PatientNumber,SliceNumber,Intraventricular,Intraparenchymal,Subarachnoid,Epidural,Subdural,No_Hemorrhage,"
+        "Fracture_Yes_No\n49,1,0,0,0,0,0,1,0\n49,2,0,0,0,1,0,0,0\n49,3,0,0,0,0,0,1,0\n49,4,0,1,0,0,0,0,0\n")
+    fold = tmp_path / "run" / "fold0"
+    keras.utils.set_random_seed(3)
+    hybrid = with_decoder(build(pretrained="none"))
+    save_trained(Fitted(keras.Model(hybrid.input, hybrid.output["probabilities"]), {}, hybrid),
+                 fold / "hemo-hybrid.keras", TrainConfig(pretrained="none"), 0.5)
+    tool, probe = _tool("band_check"), _tool("source_probe")
+    model, info = load(fold / "hemo-hybrid.keras")
+    decoder = load_decoder(fold / info.bleed["file"])
+    scores = tool.scores_of(model, decoder, images)
+    np.savez(fold / "oof.npz", scores=scores["head"], labels=labels, patients=patients, names=names)
+    oof, before, after = tool.fold_scores(tool.read_cache(tmp_path / "cache.npz"), fold, 4)
+    flat = np.stack([probe.flatten_inner_table(image.astype(np.float32), 4) for image in images])
+    assert np.allclose(before["peak"], scores["peak"], atol=1e-5)
+    assert np.allclose(after["peak"], tool.scores_of(model, decoder, flat)["peak"], atol=1e-5)
+    assert not np.allclose(flat, images)  # the rim was in the band
+    lines = tool.main([str(tmp_path / "run"), str(tmp_path / "cache.npz"), "--diagnosis",
+                       str(tmp_path / "diagnosis.csv")])
+    assert lines[0].startswith("1 folds, 4 held-out slices (2 with a bleed), 4 pixels inside the skull flattened")
+    assert [line.split(":")[0] for line in lines[1:]] == ["head", "peak", "head+bleed"]
+    assert "; Epidural " in lines[2] and "; Intraparenchymal " in lines[2] and "Subdural" not in lines[2]
+    assert "brain/" not in "\n".join(lines)
+
+
 def test_error_anatomy_names_the_small_bleed_a_study_verdict_misses(tmp_path, capsys):
     import shutil
 
