@@ -65,6 +65,21 @@ def thicken(image: np.ndarray, neighbour: np.ndarray, weight: float, bone_hu: fl
     return (np.clip((mixed - level) / width + 0.5, 0, 1) * 255.0).astype(np.float32)
 
 
+def skull(image: np.ndarray, level: float = BONE_LEVEL, least: int = 3) -> tuple[np.ndarray, np.ndarray] | None:
+    """The slice's bone (grey level at or above ``level``) and the region its convex hull encloses, as masks.
+
+    Inside the hull and not bone lie the brain and anything against the inner table (at the skull base also
+    sinuses and orbits). None when fewer than ``least`` pixels are bone: no skull to speak of.
+    """
+    bone = (image >= level).astype(np.uint8)
+    points = cv2.findNonZero(bone)
+    if points is None or len(points) < least:
+        return None
+    hull = np.zeros_like(bone)
+    cv2.fillConvexPoly(hull, cv2.convexHull(points), 1)
+    return bone > 0, hull > 0
+
+
 def shoulder(image: np.ndarray, rng: np.random.Generator, window: tuple[float, float]) -> np.ndarray:
     """``image`` (0..255 in ``window``) with a partial-volume shoulder drawn inside part of its skull.
 
@@ -73,17 +88,15 @@ def shoulder(image: np.ndarray, rng: np.random.Generator, window: tuple[float, f
     10-40 HU, decay 1-3 pixels, the arc 60-360 degrees. A slice with too little bone to outline a skull is
     returned as it is.
     """
-    bone = (image >= BONE_LEVEL).astype(np.uint8)
-    points = cv2.findNonZero(bone)
-    if points is None or len(points) < 50:
+    found = skull(image, least=50)
+    if found is None:
         return image
-    hull = np.zeros_like(bone)
-    cv2.fillConvexPoly(hull, cv2.convexHull(points), 1)
-    distance = cv2.distanceTransform(1 - bone, cv2.DIST_L2, 3)
-    inside = (hull > 0) & (bone == 0) & (image > 1.0)  # soft tissue: air stays air
+    bone, hull = found
+    distance = cv2.distanceTransform((~bone).astype(np.uint8), cv2.DIST_L2, 3)
+    inside = hull & ~bone & (image > 1.0)  # soft tissue: air stays air
     rows, columns = np.indices(image.shape)
-    centre = points.reshape(-1, 2).mean(axis=0)
-    angle = np.arctan2(rows - centre[1], columns - centre[0])
+    centre_row, centre_column = np.argwhere(bone).mean(axis=0)
+    angle = np.arctan2(rows - centre_row, columns - centre_column)
     half_arc = np.deg2rad(rng.uniform(30, 180))
     away = np.abs(np.angle(np.exp(1j * (angle - rng.uniform(-np.pi, np.pi)))))  # radians from the arc's middle
     along = np.clip((half_arc - away) / (0.3 * half_arc), 0, 1)  # 1 on the arc, fading at its ends

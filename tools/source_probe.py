@@ -32,6 +32,7 @@ from hemo.bleed import load_decoder  # noqa: E402
 from hemo.errors import HemoInputError  # noqa: E402
 from hemo.imaging import WINDOWS, read_file, sort_series  # noqa: E402
 from hemo.model import DEFAULT_MODEL, load  # noqa: E402
+from hemo.partial_volume import skull  # noqa: E402
 from shift_check import scores_of  # noqa: E402
 
 BONE = 250  # grey level at and above which a pixel is bone through a brain-like window
@@ -55,14 +56,12 @@ def flatten_inner_table(image: np.ndarray, depth: int) -> np.ndarray:
     Inside is the skull's convex hull less the bone; the scalp outside it is left alone. A slice that
     shows no bone, or too little brain to take a median of, is returned as it is.
     """
-    bone = (image >= BONE).astype(np.uint8)
-    points = cv2.findNonZero(bone)
-    if points is None or len(points) < 3:
+    found = skull(image, BONE)
+    if found is None:
         return image
-    inside = np.zeros_like(bone)
-    cv2.fillConvexPoly(inside, cv2.convexHull(points), 1)
-    band = (cv2.dilate(bone, np.ones((2 * depth + 1,) * 2, np.uint8)) > 0) & (inside > 0) & (bone == 0)
-    brain = (inside > 0) & ~band & (image > 40) & (image < 200)
+    bone, inside = found
+    band = (cv2.dilate(bone.astype(np.uint8), np.ones((2 * depth + 1,) * 2, np.uint8)) > 0) & inside & ~bone
+    brain = inside & ~band & (image > 40) & (image < 200)
     if brain.sum() < 500:
         return image
     return np.where(band, np.float32(np.median(image[brain])), image)
