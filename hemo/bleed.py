@@ -42,6 +42,8 @@ def _skips(size: int) -> tuple[str, ...]:
 def map_size(model: keras.Model) -> int:
     """The map size of a decoder, or of a hybrid model holding one (by the stages it joins)."""
     joined = sum(1 for filters in _FILTERS if any(layer.name == f"bleed_conv_{filters}" for layer in model.layers))
+    if joined < 2:
+        raise ValueError(f"{model.name} holds no bleed decoder")
     return MAP_SIZES[joined - 2]
 
 

@@ -180,6 +180,8 @@ def test_a_finer_decoder_is_saved_read_back_and_drawn_at_its_own_size(tmp_path):
     x, _, _ = synthetic(2, np.random.default_rng(1))
     alone = decoder(fine)
     assert map_size(fine) == map_size(alone) == 64 and len(alone.inputs) == 4
+    with pytest.raises(ValueError, match="no bleed decoder"):
+        map_size(keras.Model(fine.input, fine.output["probabilities"]))
     np.testing.assert_allclose(np.asarray(alone(keras.Model(fine.input, stages(fine, 64))(x))),
                                fine.predict(x, verbose=0)["bleed"], atol=1e-5)
     path = tmp_path / "hemo-hybrid.keras"
