@@ -520,7 +520,7 @@ def test_band_check_scores_held_out_slices_again_with_the_band_inside_the_skull_
     decoder = load_decoder(fold / info.bleed["file"])
     scores = tool.scores_of(model, decoder, images)
     np.savez(fold / "oof.npz", scores=scores["head"], labels=labels, patients=patients, names=names)
-    oof, before, after = tool.fold_scores(tool.read_cache(tmp_path / "cache.npz"), fold, 4)
+    oof, before, after = tool.flattened_scores(tool.read_cache(tmp_path / "cache.npz"), fold, 4)
     flat = np.stack([probe.flatten_inner_table(image.astype(np.float32), 4) for image in images])
     assert np.allclose(before["peak"], scores["peak"], atol=1e-5)
     assert np.allclose(after["peak"], tool.scores_of(model, decoder, flat)["peak"], atol=1e-5)

@@ -33,7 +33,8 @@ from shift_check import scores_of  # noqa: E402
 from source_probe import flatten_inner_table  # noqa: E402
 
 
-def fold_scores(cache: dict, fold_dir: Path, depth: int) -> tuple[dict, dict[str, np.ndarray], dict[str, np.ndarray]]:
+def flattened_scores(cache: dict, fold_dir: Path,
+                     depth: int) -> tuple[dict, dict[str, np.ndarray], dict[str, np.ndarray]]:
     """The fold's out-of-fold record, and its scores on the held-out slices as they are and flattened."""
     oof, images = heldout(cache, fold_dir)
     model, info = load(fold_dir / "hemo-hybrid.keras")
@@ -54,7 +55,7 @@ def main(argv: list[str] | None = None) -> list[str]:
     parser.add_argument("--depth", type=int, default=4, help="pixels of the 256 crop flattened inside the skull")
     args = parser.parse_args(argv)
     cache = read_cache(args.cache)
-    parts = [fold_scores(cache, fold_dir, args.depth) for fold_dir in finished(args.run)]
+    parts = [flattened_scores(cache, fold_dir, args.depth) for fold_dir in finished(args.run)]
     labels = np.concatenate([oof["labels"] for oof, _, _ in parts])
     kinds = {}
     if args.diagnosis:
