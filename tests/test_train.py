@@ -269,6 +269,11 @@ def test_decoder_check_reports_a_decoder_that_draws_no_blood_as_blind(tmp_path):
     train.save_trained(train.Fitted(model, {}, hybrid), tmp_path / "fold0" / "hemo-hybrid.keras",
                        train.TrainConfig(pretrained="none"), 0.5)
     assert _tool("decoder_check").check(tmp_path / "cache.npz", tmp_path / "fold0") == found
+    fine = with_decoder(build("efficientnet_lite0", "none"), 64)  # a --map-size 64 checkpoint: weights only
+    fine.save_weights(tmp_path / "fine.weights.h5")
+    found = _tool("decoder_check").check(tmp_path / "cache.npz", tmp_path / "fold0", tmp_path / "fine.weights.h5",
+                                         map_size=64)
+    assert found["mask_share_median"] == pytest.approx(30 / 4096)  # the same bleed touches 6x5 cells of 64x64
 
 
 def test_a_keras_history_of_the_two_output_model_reads_like_the_papers():
@@ -531,6 +536,9 @@ def test_band_check_scores_held_out_slices_again_with_the_band_inside_the_skull_
     assert [line.split(":")[0] for line in lines[1:]] == ["head", "peak", "head+bleed"]
     assert "; Epidural " in lines[2] and "; Intraparenchymal " in lines[2] and "Subdural" not in lines[2]
     assert "brain/" not in "\n".join(lines)
+    np.savez(fold / "oof.npz", scores=scores["head"] + 0.05, labels=labels, patients=patients, names=names)
+    with pytest.raises(SystemExit, match="does not reproduce"):  # scores the model does not give: another cache
+        tool.main([str(tmp_path / "run"), str(tmp_path / "cache.npz")])
 
 
 def test_error_anatomy_names_the_small_bleed_a_study_verdict_misses(tmp_path, capsys):

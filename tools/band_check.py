@@ -29,7 +29,7 @@ from hemo.bleed import load_decoder  # noqa: E402
 from hemo.model import load  # noqa: E402
 from error_anatomy import KINDS, diagnosis  # noqa: E402
 from folds import finished, heldout, read_cache  # noqa: E402
-from shift_check import scores_of  # noqa: E402
+from shift_check import require_reproduced, scores_of  # noqa: E402
 from source_probe import flatten_inner_table  # noqa: E402
 
 
@@ -40,7 +40,9 @@ def flattened_scores(cache: dict, fold_dir: Path,
     model, info = load(fold_dir / "hemo-hybrid.keras")
     decoder = load_decoder(fold_dir / info.bleed["file"]) if info.bleed else None
     flat = np.stack([flatten_inner_table(image.astype(np.float32), depth) for image in images])
-    return oof, scores_of(model, decoder, images), scores_of(model, decoder, flat)
+    original = scores_of(model, decoder, images)
+    require_reproduced(fold_dir, original["head"], oof["scores"])
+    return oof, original, scores_of(model, decoder, flat)
 
 
 def _reaching(before: np.ndarray, after: np.ndarray, where: np.ndarray) -> str:

@@ -13,7 +13,7 @@ patients of ``RUN/fold<k>/oof.npz``), reports:
 - the slice AUC of the map's highest pixel, beside the head's out-of-fold AUC: is the decoder's map a
   second piece of evidence worth showing?
 
-    python tools/decoder_check.py CACHE.npz RUN/fold0 [fold0.weights.h5] [--scores fold0-decoder.npz]
+    python tools/decoder_check.py CACHE.npz RUN/fold0 [fold0.weights.h5 [--map-size 64]] [--scores fold0-decoder.npz]
 
 ``--scores`` keeps each held-out slice's peak (patients, names, labels, peak), to be read beside the
 head's out-of-fold scores.
@@ -30,29 +30,33 @@ import numpy as np
 from sklearn.metrics import roc_auc_score
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from hemo.bleed import attach, evidence, load_decoder, probabilities, targets, with_decoder  # noqa: E402
+from hemo.bleed import (MAP_SIZE, MAP_SIZES, attach, evidence, load_decoder, probabilities,  # noqa: E402
+                        targets, with_decoder)
 from hemo.model import build, load  # noqa: E402
 
 
-def hybrid_of(fold_dir: Path, weights: Path | None, backbone: str = "efficientnet_lite0"):
-    """The fold's paper model with its decoder: from the fold's saved model, or from a checkpoint."""
+def hybrid_of(fold_dir: Path, weights: Path | None, backbone: str = "efficientnet_lite0", map_size: int = MAP_SIZE):
+    """The fold's paper model with its decoder: from the fold's saved model, or from a checkpoint.
+
+    A checkpoint holds weights only, so its decoder's size (``hemo cv --map-size``) must be given; a saved
+    model tells its own."""
     if weights is None:
         model, info = load(fold_dir / "hemo-hybrid.keras")
         return attach(model, load_decoder(fold_dir / info.bleed["file"]))
-    hybrid = with_decoder(build(backbone, "none"))
+    hybrid = with_decoder(build(backbone, "none"), map_size)
     hybrid.load_weights(str(weights))
     return hybrid
 
 
 def check(cache: Path, fold_dir: Path, weights: Path | None = None, backbone: str = "efficientnet_lite0",
-          scores: Path | None = None) -> dict:
+          scores: Path | None = None, map_size: int = MAP_SIZE) -> dict:
     with np.load(fold_dir / "oof.npz") as oof:
         held_out, head_scores, head_labels = set(oof["patients"].tolist()), oof["scores"], oof["labels"]
     with np.load(cache) as data:
         index = np.flatnonzero(np.isin(data["patients"], list(held_out)))
         images, labels, masks = data["images"][index], data["labels"][index], data["masks"][index]
         patients, names = data["patients"][index], data["names"][index]
-    hybrid = hybrid_of(fold_dir, weights, backbone)
+    hybrid = hybrid_of(fold_dir, weights, backbone, map_size)
     logits = hybrid.predict(images[..., np.newaxis].astype(np.float32), batch_size=32, verbose=0)["bleed"]
     truth = targets(masks, size=logits.shape[1])
     peak, dice = evidence(logits, truth)
@@ -77,8 +81,10 @@ def main() -> None:
     parser.add_argument("weights", type=Path, nargs="?",
                         help="a fine-tuning checkpoint of that fold with the decoder (default: the fold's model)")
     parser.add_argument("--scores", type=Path, help="write each held-out slice's map peak here (.npz)")
+    parser.add_argument("--map-size", type=int, choices=MAP_SIZES, default=MAP_SIZE,
+                        help="with a checkpoint: the --map-size the fold was trained with")
     args = parser.parse_args()
-    print(json.dumps(check(args.cache, args.fold, args.weights, scores=args.scores), indent=1))
+    print(json.dumps(check(args.cache, args.fold, args.weights, scores=args.scores, map_size=args.map_size), indent=1))
 
 
 if __name__ == "__main__":

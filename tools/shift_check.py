@@ -49,6 +49,12 @@ def scores_of(model, decoder, images: np.ndarray) -> dict[str, np.ndarray]:
     return {"head": head, "peak": peak, "head+bleed": combined(head, peak)}
 
 
+def require_reproduced(fold_dir: Path, head: np.ndarray, stored: np.ndarray) -> None:
+    """Stop unless the fold model gives its stored out-of-fold scores again: a wrong cache would pass unseen."""
+    if not np.allclose(head, stored, atol=1e-3):
+        raise SystemExit(f"{fold_dir}: the model does not reproduce its out-of-fold scores (another cache?)")
+
+
 def fold_shift(cache: dict, fold_dir: Path, draws: int, rng: np.random.Generator,
                thick: tuple[float, float] | None = None) -> tuple[np.ndarray, dict, dict]:
     """The fold's held-out labels, and their scores on the original slices and on ``draws`` shifted copies of each.
@@ -61,8 +67,7 @@ def fold_shift(cache: dict, fold_dir: Path, draws: int, rng: np.random.Generator
     model, info = load(fold_dir / "hemo-hybrid.keras")
     decoder = load_decoder(fold_dir / info.bleed["file"]) if info.bleed else None
     original = scores_of(model, decoder, images)
-    if not np.allclose(original["head"], oof["scores"], atol=1e-3):
-        raise SystemExit(f"{fold_dir}: the model does not reproduce its out-of-fold scores (another cache?)")
+    require_reproduced(fold_dir, original["head"], oof["scores"])
     if thick is not None:
         beside = heldout(cache, fold_dir, "neighbours")[1]
         has = beside.any(axis=(1, 2))
