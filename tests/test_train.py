@@ -335,17 +335,24 @@ def test_fold_scores_watches_each_finished_fold_with_and_without_the_decoder(tmp
     assert rows[0]["peak"][0] == 1.0  # the decoder's peak separates these slices exactly
 
 
-def test_pair_runs_compares_two_runs_on_the_same_slices(tmp_path, capsys):
-    labels = np.tile([0, 0, 1, 1, 1, 0, 0, 0], 4)
+def test_pair_runs_compares_two_runs_on_the_same_slices_and_studies(tmp_path, capsys):
+    labels = np.concatenate([np.tile([0, 0, 1, 1, 1, 0, 0, 0], 2), np.zeros(16, int)])  # two bleed studies, two normal
+    patients = np.repeat(["a", "b", "c", "d"], 8)
     for run, noise in (("a", 0.0), ("b", 0.3)):
-        (tmp_path / run / "fold0").mkdir(parents=True)
-        np.savez(tmp_path / run / "fold0" / "oof.npz", scores=np.clip(0.2 + 0.5 * labels + noise * np.sin(
-                 np.arange(32)), 0.01, 0.99), labels=labels, embeddings=np.zeros((32, 2)),
-                 patients=np.repeat(["a", "b", "c", "d"], 8), names=np.array([f"{i % 8 + 1}.jpg" for i in range(32)]))
+        scores = np.clip(0.2 + 0.5 * labels + noise * np.sin(np.arange(32)), 0.01, 0.99)
+        for fold, pair in enumerate((["a", "c"], ["b", "d"])):
+            (tmp_path / run / f"fold{fold}").mkdir(parents=True)
+            here = np.isin(patients, pair)
+            np.savez(tmp_path / run / f"fold{fold}" / "oof.npz", scores=scores[here], labels=labels[here],
+                     embeddings=np.zeros((16, 2)), patients=patients[here],
+                     names=np.array([f"{i % 8 + 1}.jpg" for i in range(32)])[here])
     tool = _tool("pair_runs")
     assert tool.main([str(tmp_path / "a"), "head", "0", str(tmp_path / "b"), "head", "1"]) == 0
-    printed = capsys.readouterr().out
-    assert printed.startswith("alone: 1.000 -> ") and "with neighbours" in printed
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[0].startswith("alone: 1.000 -> ") and printed[1].startswith("with neighbours")
+    assert printed[2].startswith("studies, top-k mean: 1.000 -> ")
+    patients_, study_labels, top_k = tool.study_scores(str(tmp_path / "b"), "head", 1)
+    assert patients_.tolist() == ["a", "b", "c", "d"] and study_labels.tolist() == [1, 1, 0, 0]
 
 
 def test_flip_gain_scores_each_fold_model_on_its_held_out_slices_mirrored(small_model_path, tmp_path, capsys):

@@ -3,7 +3,9 @@
     python tools/pair_runs.py runs/cv-lr1e4-masks head 4 runs/cv-live-merged head+bleed 3
 
 Prints both runs' pooled AUC, each slice alone and read with its neighbours (``hemo.context``), and the
-95 % interval of the difference, whole patients resampled together (``bootstrap_auc_difference``).
+95 % interval of the difference, whole patients resampled together (``bootstrap_auc_difference``); then the
+study AUC of ``hemo calibrate``'s top-k rule on the slices read with their neighbours (calibrated, each fold's
+k chosen on the other folds), the studies resampled.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from sklearn.metrics import roc_auc_score  # noqa: E402
 
-from hemo.calibrate import read_oof, slice_score, studies_of  # noqa: E402
+from hemo.calibrate import fit_platt, nested_top_k, platt, read_oof, slice_score, studies_of  # noqa: E402
 from hemo.context import in_series  # noqa: E402
 from hemo.evaluate import bootstrap_auc_difference  # noqa: E402
 
@@ -32,6 +34,16 @@ def scores(run: str, score: str, width: int) -> tuple[np.ndarray, ...]:
     return keys[order], oof["labels"][order].astype(int), alone[order], read[order], oof["patients"][order]
 
 
+def study_scores(run: str, score: str, width: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(patients, labels, nested top-k study scores), as ``hemo calibrate`` scores the top-k rule."""
+    oof = read_oof(run)
+    labels = oof["labels"].astype(int)
+    studies = studies_of(oof)
+    read = in_series(slice_score(oof, score)[1], [s["index"] for s in studies], width)
+    top_k = nested_top_k(platt(read, fit_platt(read, labels)), studies)[0]
+    return np.array([s["patient"] for s in studies]), np.array([s["label"] for s in studies]), top_k
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     first, second = scores(argv[0], argv[1], int(argv[2])), scores(argv[3], argv[4], int(argv[5]))
@@ -42,6 +54,14 @@ def main(argv: list[str] | None = None) -> int:
         low, high = bootstrap_auc_difference(labels, first[column], second[column], patients)
         print(f"{name}: {roc_auc_score(labels, first[column]):.3f} -> {roc_auc_score(labels, second[column]):.3f} "
               f"(95 % CI of the difference {low:+.3f} to {high:+.3f}, patients resampled)")
+    patients, study_labels, before = study_scores(argv[0], argv[1], int(argv[2]))
+    after = study_scores(argv[3], argv[4], int(argv[5]))[2]
+    if len(set(study_labels.tolist())) < 2:
+        print(f"studies: {len(patients)}, all of one kind (no study AUC)")
+        return 0
+    low, high = bootstrap_auc_difference(study_labels, before, after)
+    print(f"studies, top-k mean: {roc_auc_score(study_labels, before):.3f} -> {roc_auc_score(study_labels, after):.3f} "
+          f"(95 % CI of the difference {low:+.3f} to {high:+.3f}, studies resampled)")
     return 0
 
 
