@@ -16,7 +16,7 @@ kind on one slice alone: a shoulder of intermediate density a few pixels wide ju
 table, along part of the skull. On the tilted GE series the decoder's alarm lies in that band (setting
 the 4 pixels inside the skull to the brain's grey level takes most of it away: ``tools/source_probe.py``).
 :func:`shoulder` draws such a band on a training slice (``--shoulder``), whatever its label, and leaves its
-mask alone: a band at the inner table is then not, by itself, blood. Trained so (folds 0-1) the decoder
+mask alone: a band at the inner table is then not, by itself, blood. Trained so (5 folds) the decoder
 still reads the GE series' band (BENCHMARKS.md): the drawn band is not that one.
 """
 
