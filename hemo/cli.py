@@ -190,6 +190,8 @@ def cmd_predict(args) -> int:
             above = sum(p >= study.refined_threshold for p in study.refined)
             print(f"  slices read with their neighbours: {above} of {len(study.refined)} at or above "
                   f"{study.refined_threshold:.3f} (highest {max(study.refined):.3f})", file=sys.stderr)
+        for note in sorted(study.notes):  # also in every slice's row; said once here, as the app and the PDF do
+            print(f"  every slice: {note}", file=sys.stderr)
     _take_away(args, found, analyzer)
     return 0
 

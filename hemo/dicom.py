@@ -129,6 +129,41 @@ def _position(ds: pydicom.Dataset, frame: int, name: str) -> float | None:
     return None if number is None else number + frame / 1000.0
 
 
+#: A slice plane tilted more than this from axial gets the tilt note (clinical head CT is often tilted 10-20°).
+TILT_NOTE_DEGREES = 5.0
+
+
+def tilt(ds: pydicom.Dataset, frame: int = 0) -> float | None:
+    """Degrees between the slice plane and the axial plane: the larger of GantryDetectorTilt and the angle the
+    orientation implies (a tilt-corrected reconstruction keeps the first, an oblique one shows the second);
+    None when the header says neither. Not a required field, so an unreadable value counts as absent."""
+    angles = []
+    acquisition = _group(ds, frame, "CTAcquisitionDetailsSequence") or ds
+    orientation = _group(ds, frame, "PlaneOrientationSequence") or ds
+    try:
+        gantry = _number(acquisition.get("GantryDetectorTilt"), "GantryDetectorTilt", "")
+        iop = _vector(orientation.get("ImageOrientationPatient"), 6, "ImageOrientationPatient", "")
+    except HemoInputError:
+        return None
+    if gantry is not None:
+        angles.append(abs(gantry))
+    normal = None if iop is None else np.cross(iop[:3], iop[3:])
+    if normal is not None and np.linalg.norm(normal) > 0:
+        angles.append(math.degrees(math.acos(min(1.0, abs(normal[2]) / np.linalg.norm(normal)))))
+    return max(angles) if angles else None
+
+
+def tilt_note(angle: float | None) -> str | None:
+    """What a tilted axial series means for this model's alarms; None below TILT_NOTE_DEGREES or beyond 45°
+    (a sagittal or coronal plane is not a tilted axial one)."""
+    if angle is None or not TILT_NOTE_DEGREES <= angle <= 45:
+        return None
+    return (f"Slices tilted {angle:.1f}° from axial: they cut the skull obliquely, blurring bone into the brain at "
+            "its edge, where a thin extra-axial bleed would lie. On the one tilted series tested (no label, no "
+            "collection visible) models of this kind flagged many slices there; check any alarm at the edge of "
+            "the skull against the image.")
+
+
 def _technical_info(ds: pydicom.Dataset, frame: int) -> dict:
     """Only technical tags, never identifiers: safe to display."""
     info: dict = {"format": "DICOM"}
@@ -220,6 +255,9 @@ def read_frames(data: bytes, name: str) -> list[Frame]:
         notes.append("No modality in the header: read as CT.")
     if str(ds.get("PhotometricInterpretation", "")).upper() == "MONOCHROME1":
         notes.append("MONOCHROME1: read as Hounsfield units (a viewer displays it inverted; the values are not).")
+    tilted = tilt_note(tilt(ds))
+    if tilted:
+        notes.append(tilted)
     study, series = str(ds.get("StudyInstanceUID", "")), str(ds.get("SeriesInstanceUID", ""))
     result = []
     try:

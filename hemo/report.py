@@ -21,6 +21,13 @@ NOTICE = ("Research and teaching demo - not a medical device. Not validated for 
 KEY_SLICES = 3
 
 
+def _latin1(text: str) -> str:
+    """The PDF's core font holds Latin-1 only: dashes and signs spelt out, anything else a "?"."""
+    for wide, narrow in (("\u2013", "-"), ("\u2014", "-"), ("\u2265", ">="), ("\u2264", "<="), ("\u2026", "...")):
+        text = text.replace(wide, narrow)
+    return text.encode("latin-1", "replace").decode("latin-1")
+
+
 def key_slices(study: Study, count: int = KEY_SLICES):
     """The slices with the highest probabilities, with their 1-based position in scan order."""
     ranked = sorted(range(len(study.slices)), key=lambda i: -study.slices[i].probability)[:count]
@@ -147,6 +154,10 @@ def _page(pdf: FPDF, study: Study, model_version: str, metrics: dict | None, pro
     pdf.set_font("Helvetica", size=9)
     pdf.multi_cell(0, 5, f"Probability {study.probability:.3f}, operating point {study.threshold:.3f}: {study.how} "
                          f"({len(study.slices)} slices).", new_x="LMARGIN", new_y="NEXT")
+    pdf.set_font("Helvetica", size=8)
+    for note in sorted(study.notes):  # what holds for the whole series (a tilt, an 8-bit export), as in the app
+        pdf.multi_cell(0, 4, _latin1(f"Every slice: {note}"), new_x="LMARGIN", new_y="NEXT")
+    pdf.set_font("Helvetica", size=9)
     if provenance:
         pdf.multi_cell(0, 4.5, "Operating points: " + "; ".join(f"{k.replace('_', ' ')}: {v}"
                                                                  for k, v in provenance.items()),

@@ -53,6 +53,14 @@ class Study:
         return f"Study {self.number}"
 
     @property
+    def notes(self) -> frozenset[str]:
+        """Notes every slice carries (an 8-bit image, a tilted series): said once for the study, not per slice.
+        A single slice's notes stay its own."""
+        if len(self.slices) < 2:
+            return frozenset()
+        return frozenset.intersection(*(frozenset(r.warnings) for r in self.slices))
+
+    @property
     def how(self) -> str:
         """How the verdict was reached, in a sentence's words (for the app and the reports)."""
         if self.method == HIGHEST:

@@ -8,6 +8,7 @@ from PIL import Image
 from pydicom.uid import JPEG2000Lossless
 
 from hemo.imaging import SIZE, HemoInputError, head_bbox, read_file, read_slices, sort_series, window
+import corpus
 from conftest import dicom_bytes, head_phantom
 
 
@@ -186,6 +187,24 @@ def test_real_ge_series_sorted(shared_data):
     assert expected != [f.name for f in files]  # the input order really was different
     assert all(s.info["Modality"] == "CT" for s in slices)
     assert 20 < float(np.mean([s.pixels.mean() for s in slices])) < 200
+    assert all(any(w.startswith("Slices tilted 18.5° from axial") for w in s.warnings) for s in slices)
+
+
+@pytest.mark.parametrize("tags, said", [
+    ({}, None),  # axial
+    ({"ImageOrientationPatient": [1, 0, 0, 0, 0.9483, -0.3173]}, "18.5"),  # an oblique plane, as the GE series
+    ({"GantryDetectorTilt": -12}, "12.0"),  # a tilt-corrected reconstruction: axial plane, tilt in the header
+    ({"GantryDetectorTilt": 3}, None),  # too little to matter
+    ({"ImageOrientationPatient": [0, 1, 0, 0, 0, -1]}, None),  # sagittal: not a tilted axial series
+    ({"GantryDetectorTilt": "12"}, "n/a"),  # written as text by a buggy scanner: not required, no error
+])
+def test_a_tilted_series_says_so_on_every_slice(tags, said):
+    data = corpus.edit(dicom_bytes(head_phantom(64) + 1024, position=(0, 0, 5)), **tags)
+    if said == "n/a":
+        data, said = corpus.raw_tag(data, "GantryDetectorTilt", "n/a"), None
+    [s] = read_slices(data, "tilted.dcm")
+    notes = [w for w in s.warnings if w.startswith("Slices tilted")]
+    assert notes == ([] if said is None else [notes[0]]) and (said is None or f"tilted {said}°" in notes[0])
 
 
 def test_real_secondary_capture_hu_slices(shared_data):

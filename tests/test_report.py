@@ -9,6 +9,7 @@ import numpy as np
 import pydicom
 import pytest
 
+import corpus
 from conftest import dicom_bytes, head_phantom
 from hemo.cli import main
 from hemo.dicom_export import export
@@ -54,6 +55,29 @@ def test_reports_show_the_bleed_map_of_the_key_slices_when_the_model_has_a_decod
     assert len(maps) == 3 and {ds.SeriesDescription for ds in maps} == {"hemo key slices (bleed map)"}
     report = pydicom.dcmread(io.BytesIO(files[next(n for n in files if n.endswith("report.dcm"))]))
     assert len(report.CurrentRequestedProcedureEvidenceSequence[0].ReferencedSeriesSequence) == 2
+
+
+def test_the_pdf_says_once_what_every_slice_of_the_study_carries_and_still_fits_its_page(study):
+    from dataclasses import replace
+
+    from hemo.dicom import tilt_note
+
+    tilted = tilt_note(18.5)
+    slices = [replace(r, warnings=r.warnings + (tilted,), bleed=np.full((32, 32), 0.7, np.float16))
+              for r in study.slices]
+    slices[0] = replace(slices[0], warnings=slices[0].warnings + ("only this slice",))
+    data = studies_pdf([replace(study, slices=slices)], "m.keras", {"auc": 0.9, "sensitivity": 0.9,
+                                                                    "specificity": 0.8, "study_auc": 0.9})
+    text = pdf_text(data)
+    assert text.count("Every slice: Slices tilted 18.5") == 1 and "only this slice" not in text
+    assert "Slices tilted" not in pdf_text(studies_pdf([study], "m.keras"))
+    lowest = []
+    def note(text, cm, tm, font, size):  # where each piece of text is drawn (points from the page's foot)
+        if text.strip():
+            lowest.append(tm[5])
+
+    pypdf.PdfReader(io.BytesIO(data)).pages[0].extract_text(visitor_text=note)
+    assert len(pypdf.PdfReader(io.BytesIO(data)).pages) == 1 and min(lowest) > 5 * 72 / 25.4  # 5 mm above the foot
 
 
 def test_the_pdf_curve_draws_the_slices_read_with_their_neighbours_when_the_study_has_them(study):
@@ -130,15 +154,17 @@ def test_dicom_results_read_back_reference_the_study_and_carry_no_identifiers(st
     assert key.SOPClassUID == pydicom.uid.SecondaryCaptureImageStorage and key.pixel_array.shape == (256, 256, 3)
 
 
-def test_cli_writes_report_and_dicom(small_model_path, tmp_path):
-    for z in range(3):
+def test_cli_writes_report_and_dicom(small_model_path, tmp_path, capsys):
+    for z in range(3):  # a tilted series: the CLI's study line and the PDF say so once
         (tmp_path / "in" / "x").mkdir(parents=True, exist_ok=True)
-        (tmp_path / "in" / "x" / f"Doe_Jane_{z}.dcm").write_bytes(
-            dicom_bytes((head_phantom(128) + 1024).astype(np.int16), position=(0, 0, z)))
+        (tmp_path / "in" / "x" / f"Doe_Jane_{z}.dcm").write_bytes(corpus.edit(
+            dicom_bytes((head_phantom(128) + 1024).astype(np.int16), position=(0, 0, z)), GantryDetectorTilt=15))
     report, out = tmp_path / "report.pdf", tmp_path / "dicom"
     assert main(["predict", str(tmp_path / "in"), "--model", str(small_model_path), "--csv", str(tmp_path / "r.csv"),
                  "--report", str(report), "--dicom-out", str(out)]) == 0
+    assert capsys.readouterr().err.count("  every slice: Slices tilted 15.0° from axial") == 1
     assert "Study verdict" in pdf_text(report.read_bytes()) and "Doe" not in pdf_text(report.read_bytes())
+    assert "Every slice: Slices tilted 15.0°" in pdf_text(report.read_bytes())
     written = sorted(p.name for p in out.iterdir())
     assert written == ["hemo-study1-key1.dcm", "hemo-study1-key2.dcm", "hemo-study1-key3.dcm",
                        "hemo-study1-report.dcm"]

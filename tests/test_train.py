@@ -355,6 +355,28 @@ def test_pair_runs_compares_two_runs_on_the_same_slices_and_studies(tmp_path, ca
     assert patients_.tolist() == ["a", "b", "c", "d"] and study_labels.tolist() == [1, 1, 0, 0]
 
 
+def test_ensemble_runs_averages_logits_of_the_same_slices_and_refuses_another_split(tmp_path, capsys):
+    labels, patients = np.tile([0, 1], 4), np.repeat(["a", "b", "c", "d"], 2)
+    names = np.array([f"{i % 2 + 1}.jpg" for i in range(8)])
+    for run, head in (("a", 0.2), ("b", 0.8)):
+        for fold, pair in enumerate((["a", "b"], ["c", "d"])):
+            here = np.isin(patients, pair)
+            (tmp_path / run / f"fold{fold}").mkdir(parents=True)
+            np.savez(tmp_path / run / f"fold{fold}" / "oof.npz", scores=np.full(4, head), bleed_peak=np.full(4, 0.9),
+                     embeddings=np.full((4, 3), head), labels=labels[here], patients=patients[here], names=names[here])
+    tool = _tool("ensemble_runs")
+    assert tool.main([str(tmp_path / "out"), str(tmp_path / "a"), str(tmp_path / "b")]) == 0
+    assert "2 runs averaged on folds 0, 1" in capsys.readouterr().out
+    with np.load(tmp_path / "out" / "fold1" / "oof.npz") as out:
+        assert np.allclose(out["scores"], 0.5) and np.allclose(out["bleed_peak"], 0.9)  # logits -1.39 and +1.39
+        assert np.allclose(out["embeddings"], 0.2) and out["patients"].tolist() == ["c", "c", "d", "d"]
+    (tmp_path / "c" / "fold0").mkdir(parents=True)  # another split: patient b's slices in another fold
+    np.savez(tmp_path / "c" / "fold0" / "oof.npz", scores=np.full(2, 0.5), embeddings=np.zeros((2, 3)),
+             labels=labels[:2], patients=patients[:2], names=names[:2])
+    with pytest.raises(SystemExit, match="did not score the same slices"):
+        tool.ensemble([tmp_path / "a", tmp_path / "c"], tmp_path / "out2")
+
+
 def test_flip_gain_scores_each_fold_model_on_its_held_out_slices_mirrored(small_model_path, tmp_path, capsys):
     import shutil
 

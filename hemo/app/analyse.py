@@ -135,13 +135,6 @@ def _take_away(study: Study, analyzer) -> None:
                           "application/zip", key=f"dicom-{study.number}")
 
 
-def _shared_notes(study: Study) -> frozenset[str]:
-    """Notes every slice of a study carries (e.g. "8-bit image"): said once above the study, not per slice."""
-    if len(study.slices) < 2:
-        return frozenset()
-    return frozenset.intersection(*(frozenset(r.warnings) for r in study.slices))
-
-
 def _viewer(study: Study, labels: Labels, opacity: float, said: frozenset[str]) -> None:
     """One slice at a time: slider, key-slice buttons, and a click on the curve all move the same index.
 
@@ -202,7 +195,7 @@ def _study_section(study: Study, labels: Labels, opacity: float, analyzer) -> No
                    f"cleared {measured['study_specificity']:.0%} of the normal ones (model card).")
     if analyzer.info.slice_score == "head+bleed":
         st.caption(SCORE_HELP)
-    shared = _shared_notes(study)
+    shared = study.notes
     for note in sorted(shared):
         st.info(f"Every slice of this study: {note}")
     _take_away(study, analyzer)
