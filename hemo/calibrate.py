@@ -194,16 +194,26 @@ def _best_k(labels: np.ndarray, table: np.ndarray) -> int:
     return int(np.argmax([_auc(labels, table[:, j]) or 0.0 for j in range(len(TOP_K))]))
 
 
-def nested_top_k(probabilities: np.ndarray, studies: list[dict]) -> tuple[np.ndarray, list[int]]:
-    """Out-of-fold study scores by the top-k mean, each fold's k chosen (by AUC) on the other folds only."""
-    labels = np.array([s["label"] for s in studies])
-    folds = np.array([s["fold"] for s in studies])
-    table = _top_k_table(probabilities, studies)
+def nested_top_k(labels: np.ndarray, raw: np.ndarray, folds: np.ndarray, studies: list[dict],
+                 widths: list[int] | None = None) -> tuple[np.ndarray, list[int]]:
+    """Out-of-fold study scores by the top-k mean, nothing about a fold's own patients used to score them.
+
+    Each fold's slices are read with the neighbour width chosen on the other folds (``widths``, one per
+    fold in fold order; None: each slice alone), through the Platt scaling fitted on the other folds'
+    slices, and its k is chosen (by AUC) on the other folds' studies. ``labels`` and ``raw`` are per slice.
+    A fold with nothing to learn from (a run with one fold finished) is read uncalibrated, with k = 1.
+    """
+    study_labels = np.array([s["label"] for s in studies])
+    study_folds = np.array([s["fold"] for s in studies])
+    series = [s["index"] for s in studies]
     scores, chosen = np.zeros(len(studies)), []
-    for fold in np.unique(folds):
+    for fold, width in zip(np.unique(folds), widths or [0] * len(np.unique(folds))):
+        read = in_series(raw, series, width) if width else raw
         other = folds != fold
-        best = _best_k(labels[other], table[other])
-        scores[folds == fold] = table[folds == fold, best]
+        learnt = fit_platt(read[other], labels[other]) if len(set(labels[other].tolist())) == 2 else None
+        table = _top_k_table(platt(read, learnt), studies)
+        best = _best_k(study_labels[study_folds != fold], table[study_folds != fold])
+        scores[study_folds == fold] = table[study_folds == fold, best]
         chosen.append(TOP_K[best])
     return scores, chosen
 
@@ -265,7 +275,8 @@ def run(oof_dir: str | Path, model_path: str | Path | None = None, epochs: int =
     report["study_highest_slice"] = {**_per_fold(study_labels, highest, study_folds),
                                      "at_slice_threshold": rates(study_labels, highest, slice_threshold),
                                      "nested": _nested_rates(study_labels, highest, study_folds, at_sensitivity)}
-    top_k, chosen = nested_top_k(in_study, studies)
+    widths = report["context"]["width_per_fold"] if context == "auto" else [width] * len(np.unique(folds))
+    top_k, chosen = nested_top_k(labels, raw, folds, studies, widths)
     table = _top_k_table(in_study, studies)
     k = TOP_K[_best_k(study_labels, table)]  # for a new study: chosen on every out-of-fold study
     top_calibration = fit_platt(table[:, TOP_K.index(k)], study_labels)

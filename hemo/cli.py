@@ -131,7 +131,8 @@ def cmd_calibrate(args) -> int:
           f"; threshold {studies['threshold']:.3f}: sensitivity {studies['sensitivity']:.3f}, specificity "
           f"{studies['specificity']:.3f} (nested {studies['nested']['sensitivity']:.3f} / {studies['nested']['specificity']:.3f})")
     top = report["study_top_k_mean"]
-    print(f"studies: mean of the top k slices (k chosen on the other folds: {top['k_per_fold']}) AUC {top['auc']:.3f}; "
+    print(f"studies: mean of the top k slices (k, neighbour width and calibration chosen on the other folds; k: "
+          f"{top['k_per_fold']}) AUC {top['auc']:.3f}; "
           f"nested sensitivity {top['nested']['sensitivity']:.3f}, specificity {top['nested']['specificity']:.3f}")
     chosen_k = f" (k = {top['k']})" if report["study_rule"] == "top_k_mean" else ""
     print(f"study rule: {report['study_rule']}{chosen_k}")

@@ -303,7 +303,7 @@ def test_study_threshold_keeps_the_promised_sensitivity():
 
 def test_top_k_mean_is_chosen_on_other_folds_and_ignores_one_outlying_slice():
     rng = np.random.default_rng(1)
-    scores, studies_ = [], []
+    scores, studies_, slice_labels = [], [], []
     for i in range(40):  # bleeds: several moderately high slices; normals: one very high (skull-rim) slice
         bleed = i % 2 == 1
         study = rng.uniform(0.0, 0.2, 30)
@@ -313,12 +313,21 @@ def test_top_k_mean_is_chosen_on_other_folds_and_ignores_one_outlying_slice():
             study[rng.integers(30)] = rng.uniform(0.7, 0.95)
         studies_.append({"index": np.arange(30) + 30 * i, "label": int(bleed), "fold": i % 5})
         scores.append(study)
-    scores = np.concatenate(scores)
+        slice_labels.append(np.isin(np.arange(30), np.arange(10, 16)) & bleed)
+    scores, slice_labels = np.concatenate(scores), np.concatenate(slice_labels).astype(int)
+    folds = np.repeat(np.arange(40) % 5, 30)
     labels = np.array([s["label"] for s in studies_])
     highest = np.array([scores[s["index"]].max() for s in studies_])
-    top, chosen = calibrate.nested_top_k(scores, studies_)
+    top, chosen = calibrate.nested_top_k(slice_labels, scores, folds, studies_)
     assert roc_auc_score(labels, highest) < 0.5 and roc_auc_score(labels, top) == 1.0
     assert len(chosen) == 5 and all(k > 1 for k in chosen)
+    # nothing of a fold's own patients scores them: its slices' labels (which the calibration is fitted on)
+    # changed, its study scores stay; another fold's move (they are calibrated on these labels)
+    changed = np.where(folds == 0, 1 - slice_labels, slice_labels)
+    again, _ = calibrate.nested_top_k(changed, scores, folds, studies_, [1] * 5)
+    before, _ = calibrate.nested_top_k(slice_labels, scores, folds, studies_, [1] * 5)
+    in_fold = np.array([s["fold"] for s in studies_]) == 0
+    assert np.allclose(again[in_fold], before[in_fold]) and not np.allclose(again[~in_fold], before[~in_fold])
 
 
 def test_non_dicom_files_group_by_folder(analyzer):

@@ -12,8 +12,8 @@ folds differed by +0.017 in fold-mean slice AUC, the same sign on 5 of 5 folds, 
 of +0.014 to +0.065 on the pooled difference (BENCHMARKS.md). A difference of that size needs more
 than one run of each variant.
 
-Study scores are those ``hemo calibrate`` reports for the top-k rule: the mean of the top k
-calibrated slices, k chosen on the other folds.
+Study scores are those ``hemo calibrate`` reports for the top-k rule, each slice alone: the mean of the top k
+calibrated slices, k and the calibration chosen on the other folds.
 
     python tools/compare_cv.py runs/cv-lr1e4 runs/cv-lr1e4-masks [--json out.json]
 """
@@ -29,9 +29,8 @@ import numpy as np
 from sklearn.metrics import roc_auc_score
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from hemo.calibrate import fit_platt, nested_top_k, read_oof, studies_of  # noqa: E402
+from hemo.calibrate import nested_top_k, read_oof, studies_of  # noqa: E402
 from hemo.evaluate import bootstrap_auc_difference  # noqa: E402
-from hemo.model import platt  # noqa: E402
 
 
 def aligned(first: dict, second: dict) -> dict:
@@ -51,7 +50,7 @@ def study_scores(oof: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per patient (in ``studies_of`` order): label, fold, nested top-k mean of calibrated slices."""
     labels, raw = oof["labels"].astype(int), oof["scores"].astype(float)
     studies = studies_of(oof)
-    scores, _ = nested_top_k(platt(raw, fit_platt(raw, labels)), studies)
+    scores, _ = nested_top_k(labels, raw, oof["fold"], studies)
     return np.array([s["label"] for s in studies]), np.array([s["fold"] for s in studies]), scores
 
 

@@ -28,10 +28,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from sklearn.metrics import roc_auc_score  # noqa: E402
 
-from hemo.calibrate import (at_sensitivity, choose_context, fit_platt, nested_predicted, nested_top_k,  # noqa: E402
+from hemo.calibrate import (at_sensitivity, choose_context, nested_predicted, nested_top_k,  # noqa: E402
                             read_oof, slice_score, studies_of, youden)
 from hemo.context import in_series  # noqa: E402
-from hemo.model import platt  # noqa: E402
 from folds import rows  # noqa: E402
 
 KINDS = ("Intraventricular", "Intraparenchymal", "Subarachnoid", "Epidural", "Subdural")
@@ -55,19 +54,21 @@ def diagnosis(path: Path, oof: dict) -> dict[str, np.ndarray]:
             for column in (*KINDS, "Fracture_Yes_No")}
 
 
-def slice_readings(oof: dict, wanted: str, context: str = "auto") -> tuple[str, int, dict[str, np.ndarray]]:
-    """(slice score, neighbour width, {"alone", "with neighbours"}) as ``hemo calibrate`` chooses them."""
+def slice_readings(oof: dict, wanted: str, context: str = "auto") -> tuple[str, int, dict[str, np.ndarray], list]:
+    """(slice score, neighbour width, {"alone", "with neighbours"}, each fold's width chosen on the other folds)
+    as ``hemo calibrate`` chooses them."""
     name, scores, _ = slice_score(oof, wanted)
     series = [s["index"] for s in studies_of(oof)]
-    width, _ = choose_context(oof["labels"].astype(int), scores, oof["fold"], series, context)
-    return name, width, {"alone": scores, "with neighbours": in_series(scores, series, width)}
+    width, report = choose_context(oof["labels"].astype(int), scores, oof["fold"], series, context)
+    widths = report["width_per_fold"] if context == "auto" else [width] * len(np.unique(oof["fold"]))
+    return name, width, {"alone": scores, "with neighbours": in_series(scores, series, width)}, widths
 
 
-def study_calls(oof: dict, read: np.ndarray) -> tuple[list[dict], np.ndarray, np.ndarray]:
+def study_calls(oof: dict, alone: np.ndarray, widths: list[int]) -> tuple[list[dict], np.ndarray, np.ndarray]:
     """(studies, nested top-k score, nested call at sensitivity >= 0.95): calibrate's top-k rule, out of fold."""
     studies = studies_of(oof)
     labels, folds = np.array([s["label"] for s in studies]), np.array([s["fold"] for s in studies])
-    scores = nested_top_k(platt(read, fit_platt(read, oof["labels"].astype(int))), studies)[0]
+    scores = nested_top_k(oof["labels"].astype(int), alone, oof["fold"], studies, widths)[0]
     return studies, scores, nested_predicted(labels, scores, folds, at_sensitivity)
 
 
@@ -93,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     oof = read_oof(args.run)
     labels, folds = oof["labels"].astype(int), oof["fold"]
     bleed, normal = labels == 1, labels == 0
-    name, width, readings = slice_readings(oof, args.slice_score, args.context)
+    name, width, readings, widths = slice_readings(oof, args.slice_score, args.context)
     nested = len(np.unique(folds)) > 1  # one fold has no other folds to choose its operating points on: AUCs only
     called = {how: nested_predicted(labels, s, folds, youden) if nested else None for how, s in readings.items()}
     print(f"{args.run}: {name}, {len(labels)} slices ({bleed.sum()} with a bleed) of {len(set(oof['patients']))} "
@@ -127,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
 
     if not nested:
         return 0
-    studies, scores, flagged = study_calls(oof, readings["with neighbours"])
+    studies, scores, flagged = study_calls(oof, readings["alone"], widths)
     study_labels = np.array([s["label"] for s in studies])
     print("studies (top-k mean, k and threshold chosen on the other folds): "
           f"AUC {roc_auc_score(study_labels, scores):.3f}, "

@@ -4,8 +4,8 @@
 
 Prints both runs' pooled AUC, each slice alone and read with its neighbours (``hemo.context``), and the
 95 % interval of the difference, whole patients resampled together (``bootstrap_auc_difference``); then the
-study AUC of ``hemo calibrate``'s top-k rule on the slices read with their neighbours (calibrated, each fold's
-k chosen on the other folds), the studies resampled.
+study AUC of ``hemo calibrate``'s top-k rule on the slices read with their neighbours (each fold calibrated and
+its k chosen on the other folds), the studies resampled.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from sklearn.metrics import roc_auc_score  # noqa: E402
 
-from hemo.calibrate import fit_platt, nested_top_k, platt, read_oof, slice_score, studies_of  # noqa: E402
+from hemo.calibrate import nested_top_k, read_oof, slice_score, studies_of  # noqa: E402
 from hemo.context import in_series  # noqa: E402
 from hemo.evaluate import bootstrap_auc_difference  # noqa: E402
 
@@ -35,12 +35,13 @@ def scores(run: str, score: str, width: int) -> tuple[np.ndarray, ...]:
 
 
 def study_scores(run: str, score: str, width: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(patients, labels, nested top-k study scores), as ``hemo calibrate`` scores the top-k rule."""
+    """(patients, labels, nested top-k study scores), as ``hemo calibrate`` scores the top-k rule (``width``
+    neighbours on every fold, where calibrate takes each fold's width from the other folds)."""
     oof = read_oof(run)
     labels = oof["labels"].astype(int)
     studies = studies_of(oof)
-    read = in_series(slice_score(oof, score)[1], [s["index"] for s in studies], width)
-    top_k = nested_top_k(platt(read, fit_platt(read, labels)), studies)[0]
+    folds = oof["fold"]
+    top_k = nested_top_k(labels, slice_score(oof, score)[1], folds, studies, [width] * len(np.unique(folds)))[0]
     return np.array([s["patient"] for s in studies]), np.array([s["label"] for s in studies]), top_k
 
 
