@@ -160,8 +160,8 @@ def tilt_note(angle: float | None) -> str | None:
         return None
     return (f"Slices tilted {angle:.1f}° from axial: they cut the skull obliquely, blurring bone into the brain at "
             "its edge, where a thin extra-axial bleed would lie. On the one tilted series tested (no label, no "
-            "collection visible) models of this kind flagged many slices there; check any alarm at the edge of "
-            "the skull against the image.")
+            "collection visible) every model of this kind flagged many slices; check any alarm at the edge of the "
+            "skull against the image.")
 
 
 def _technical_info(ds: pydicom.Dataset, frame: int) -> dict:
