@@ -194,6 +194,12 @@ def _best_k(labels: np.ndarray, table: np.ndarray) -> int:
     return int(np.argmax([_auc(labels, table[:, j]) or 0.0 for j in range(len(TOP_K))]))
 
 
+def fold_widths(context: str, width: int, report: dict, folds: np.ndarray) -> list[int]:
+    """Each fold's neighbour width for nested study scores: chosen on the other folds (``choose_context``'s
+    ``width_per_fold``) when ``context`` is auto, else the width asked for, on every fold."""
+    return report["width_per_fold"] if context == "auto" else [width] * len(np.unique(folds))
+
+
 def nested_top_k(labels: np.ndarray, raw: np.ndarray, folds: np.ndarray, studies: list[dict],
                  widths: list[int] | None = None) -> tuple[np.ndarray, list[int]]:
     """Out-of-fold study scores by the top-k mean, nothing about a fold's own patients used to score them.
@@ -275,8 +281,7 @@ def run(oof_dir: str | Path, model_path: str | Path | None = None, epochs: int =
     report["study_highest_slice"] = {**_per_fold(study_labels, highest, study_folds),
                                      "at_slice_threshold": rates(study_labels, highest, slice_threshold),
                                      "nested": _nested_rates(study_labels, highest, study_folds, at_sensitivity)}
-    widths = report["context"]["width_per_fold"] if context == "auto" else [width] * len(np.unique(folds))
-    top_k, chosen = nested_top_k(labels, raw, folds, studies, widths)
+    top_k, chosen = nested_top_k(labels, raw, folds, studies, fold_widths(context, width, report["context"], folds))
     table = _top_k_table(in_study, studies)
     k = TOP_K[_best_k(study_labels, table)]  # for a new study: chosen on every out-of-fold study
     top_calibration = fit_platt(table[:, TOP_K.index(k)], study_labels)

@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from sklearn.metrics import roc_auc_score  # noqa: E402
 
-from hemo.calibrate import (at_sensitivity, choose_context, nested_predicted, nested_top_k,  # noqa: E402
+from hemo.calibrate import (at_sensitivity, choose_context, fold_widths, nested_predicted, nested_top_k,  # noqa: E402
                             read_oof, slice_score, studies_of, youden)
 from hemo.context import in_series  # noqa: E402
 from folds import rows  # noqa: E402
@@ -60,7 +60,7 @@ def slice_readings(oof: dict, wanted: str, context: str = "auto") -> tuple[str, 
     name, scores, _ = slice_score(oof, wanted)
     series = [s["index"] for s in studies_of(oof)]
     width, report = choose_context(oof["labels"].astype(int), scores, oof["fold"], series, context)
-    widths = report["width_per_fold"] if context == "auto" else [width] * len(np.unique(oof["fold"]))
+    widths = fold_widths(context, width, report, oof["fold"])
     return name, width, {"alone": scores, "with neighbours": in_series(scores, series, width)}, widths
 
 
