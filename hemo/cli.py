@@ -45,7 +45,7 @@ def _config(args):
                        warmup_epochs=args.warmup_epochs, batch_size=args.batch_size, seed=args.seed,
                        learning_rate=args.lr, patience=args.patience, init=args.init, mask_weight=args.mask_weight,
                        robust=args.robust, thick=args.thick, mask_target=args.mask_target, map_size=args.map_size,
-                       shoulder=args.shoulder,
+                       shoulder=args.shoulder, transplant=args.transplant,
                        freeze_below=args.freeze_below, schedule=args.schedule,
                        distribute=args.distribute, ema=args.ema)
 
@@ -315,6 +315,9 @@ def _training_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--shoulder", action="store_true",
                         help="draw a partial-volume band inside the skull (a tilted or thick slice) on 30 %% of draws, "
                              "whatever the label: a band at the inner table is not, by itself, blood")
+    parser.add_argument("--transplant", action="store_true",
+                        help="paste a bleed of another training patient (its mask) into 20 %% of the normal slices "
+                             "drawn, labelled bleed: the same anatomy with and without blood")
     parser.add_argument("--thick", action="store_true",
                         help="blend each slice with its neighbour on some draws (partial volume of thicker or "
                              "tilted slices); needs a cache made with 'hemo cache --neighbours'")

@@ -21,6 +21,7 @@ from hemo.augment import TRAIN_WINDOW, augment
 from hemo.evaluate import choose_threshold, report
 from hemo.history import plain
 from hemo.model import ModelInfo, build, copy_weights, embed, load, predict, save, save_plain
+from hemo.transplant import TRANSPLANT_SHARE, TRANSPLANT_TRIES, transplant
 
 
 @dataclass
@@ -43,6 +44,7 @@ class TrainConfig:
     mask_target: str = "share"  # what a bleed-map cell learns: the share of it that is bleed, or "any" bleed in it
     map_size: int = 32  # the bleed map's cells across the 256 crop: 32 (8 x 8 pixels each) or 64 (4 x 4)
     shoulder: bool = False  # draw a partial-volume band inside the skull on some draws (hemo.partial_volume)
+    transplant: bool = False  # paste a training bleed into some normal slices (hemo.transplant; needs masks)
     freeze_below: str | None = None  # keep EfficientNet layers before this one (e.g. "block4a") frozen
     schedule: str = "plateau"  # "plateau" (constant without validation) or "cosine" (over the fixed epoch count)
     distribute: str | None = None  # "mirrored": data-parallel over this host's GPUs (hemo.distribution)
@@ -57,7 +59,7 @@ class Batches(keras.utils.PyDataset):
 
     def __init__(self, data: datasets.Dataset, batch_size: int, augment: bool, balance: bool, seed: int,
                  masks: bool = False, robust: bool = False, thick: bool = False, mask_target: str = "share",
-                 map_size: int = bleed.MAP_SIZE, shoulder: bool = False) -> None:
+                 map_size: int = bleed.MAP_SIZE, shoulder: bool = False, transplant: bool = False) -> None:
         super().__init__()
         self.data, self.batch_size, self.augment, self.robust = data, batch_size, augment, robust
         if thick and data.neighbours is None:
@@ -66,6 +68,10 @@ class Batches(keras.utils.PyDataset):
         self.neighbours = data.neighbours if thick else None
         self.masks, self.mask_target, self.map_size = masks and data.masks is not None, mask_target, map_size
         self.shoulder = shoulder
+        if transplant and data.masks is None:
+            raise ValueError("transplanting bleeds needs the bleed masks: a cache of a folder with them (CT-ICH)")
+        donors = np.flatnonzero((data.labels == 1) & (data.masks > 127).any(axis=(1, 2))) if transplant else None
+        self.donors = donors if donors is not None and donors.size else None  # this fold's own bleeds only
         self.seed, self.epoch = seed, 0
         counts = np.bincount(data.labels, minlength=2).astype(float)
         self.class_weight = len(data) / (2 * np.maximum(counts, 1)) if balance else np.ones(2)
@@ -86,19 +92,36 @@ class Batches(keras.utils.PyDataset):
         batch = self.order[index * self.batch_size : (index + 1) * self.batch_size]
         images = self.data.images[batch].astype(np.float32)
         masks = list(self.data.masks[batch].astype(np.float32)) if self.masks else [None] * len(batch)
+        labels = self.data.labels[batch]
+        weights = self.class_weight[labels].astype(np.float32)  # by the slice drawn, transplanted or not
         if self.augment:  # randomness from (seed, epoch, batch): the same whoever asks for a batch, how often
             rng = np.random.default_rng([self.seed, self.epoch, index])
+            if self.donors is not None:
+                labels = self._transplant(images, masks, labels.copy(), rng)
             beside = [None] * len(batch) if self.neighbours is None else list(self.neighbours[batch])
             pairs = [augment(image, rng, mask, self.robust, other, self.shoulder)
                      for image, mask, other in zip(images, masks, beside)]
             images, masks = np.stack([p[0] for p in pairs]), [p[1] for p in pairs]
-        labels = self.data.labels[batch]
-        targets, weights = np.eye(2, dtype=np.float32)[labels], self.class_weight[labels].astype(np.float32)
+        targets = np.eye(2, dtype=np.float32)[labels]
         if not self.masks:
             return images[..., np.newaxis], targets, weights
         cells = bleed.targets(masks, self.mask_target, self.map_size)
         return (images[..., np.newaxis], {"probabilities": targets, "bleed": cells},
                 {"probabilities": weights, "bleed": np.ones(len(batch), np.float32)})
+
+    def _transplant(self, images: np.ndarray, masks: list, labels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """Paste a donor's bleed into some of the normal slices, in place; the labels after it."""
+        for i in np.flatnonzero(labels == 0):
+            if rng.random() >= TRANSPLANT_SHARE:
+                continue
+            for donor in rng.choice(self.donors, size=TRANSPLANT_TRIES):
+                done = transplant(images[i], self.data.images[donor], self.data.masks[donor], rng)
+                if done is not None:
+                    images[i], pasted = done
+                    masks[i] = pasted if self.masks else None
+                    labels[i] = 1
+                    break
+        return labels
 
 
 class EpochOfRun(keras.callbacks.Callback):
@@ -242,7 +265,7 @@ def fit(train: datasets.Dataset, validation: datasets.Dataset | None, config: Tr
         masks = config.mask_weight > 0 and train.masks is not None
         trained = bleed.with_decoder(model, config.map_size) if masks else model
     batches = Batches(train, config.batch_size, config.augment, config.balance, config.seed, masks, config.robust,
-                      config.thick, config.mask_target, config.map_size, config.shoulder)
+                      config.thick, config.mask_target, config.map_size, config.shoulder, config.transplant)
     history: dict[str, list[float]] = {}
     first_epoch = 0  # the epoch of the run at which the next stage starts
     if chosen is not None:

@@ -625,9 +625,9 @@ def test_cv_on_the_command_line_trains_the_decoder_on_the_target_and_map_size_as
     monkeypatch.setattr(cli, "_load_data", lambda path: None)
     monkeypatch.setattr(train, "cross_validate", lambda data, config, *args, **kwargs: seen.append(config) or
                         [{"auc": 0.5}])
-    for extra in ([], ["--mask-target", "any", "--map-size", "64", "--shoulder"]):
+    for extra in ([], ["--mask-target", "any", "--map-size", "64", "--shoulder", "--transplant"]):
         assert cli.main(["cv", str(tmp_path), "--mask-weight", "1", *extra]) == 0
-    assert [(config.mask_target, config.map_size, config.shoulder) for config in seen] == [("share", 32, False),
-                                                                                         ("any", 64, True)]
+    assert [(config.mask_target, config.map_size, config.shoulder, config.transplant) for config in seen] == [
+        ("share", 32, False, False), ("any", 64, True, True)]
     with pytest.raises(SystemExit, match="only --mask-weight trains"):  # without a decoder they would do nothing
         cli.main(["cv", str(tmp_path), "--map-size", "64"])
