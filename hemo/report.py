@@ -137,6 +137,14 @@ def studies_pdf(studies: list[Study], model_version: str, metrics: dict | None =
     return bytes(pdf.output())
 
 
+def _notes(study: Study) -> list[str]:
+    """What the page says beside the verdict: the notes of the whole series (a tilt, an 8-bit export), once, as
+    the app does; a study of one slice has only that slice's notes, and the page shows no slice row to carry them."""
+    if len(study.slices) == 1:
+        return [f"Note: {note}" for note in study.slices[0].warnings]
+    return [f"Every slice: {note}" for note in sorted(study.notes)]
+
+
 def _page(pdf: FPDF, study: Study, model_version: str, metrics: dict | None, provenance: dict | None,
           opacity: float) -> None:
     pdf.add_page()
@@ -155,8 +163,8 @@ def _page(pdf: FPDF, study: Study, model_version: str, metrics: dict | None, pro
     pdf.multi_cell(0, 5, f"Probability {study.probability:.3f}, operating point {study.threshold:.3f}: {study.how} "
                          f"({len(study.slices)} slices).", new_x="LMARGIN", new_y="NEXT")
     pdf.set_font("Helvetica", size=8)
-    for note in sorted(study.notes):  # what holds for the whole series (a tilt, an 8-bit export), as in the app
-        pdf.multi_cell(0, 4, _latin1(f"Every slice: {note}"), new_x="LMARGIN", new_y="NEXT")
+    for note in _notes(study):
+        pdf.multi_cell(0, 4, _latin1(note), new_x="LMARGIN", new_y="NEXT")
     pdf.set_font("Helvetica", size=9)
     if provenance:
         pdf.multi_cell(0, 4.5, "Operating points: " + "; ".join(f"{k.replace('_', ' ')}: {v}"

@@ -71,6 +71,8 @@ def test_the_pdf_says_once_what_every_slice_of_the_study_carries_and_still_fits_
     text = pdf_text(data)
     assert text.count("Every slice: Slices tilted 18.5") == 1 and "only this slice" not in text
     assert "Slices tilted" not in pdf_text(studies_pdf([study], "m.keras"))
+    alone = replace(study, slices=slices[:1])  # a study of one slice: its own notes, which no slice row shows
+    assert pdf_text(studies_pdf([alone], "m.keras")).count("Note: only this slice") == 1
     lowest = []
     def note(text, cm, tm, font, size):  # where each piece of text is drawn (points from the page's foot)
         if text.strip():
