@@ -255,9 +255,6 @@ def read_frames(data: bytes, name: str) -> list[Frame]:
         notes.append("No modality in the header: read as CT.")
     if str(ds.get("PhotometricInterpretation", "")).upper() == "MONOCHROME1":
         notes.append("MONOCHROME1: read as Hounsfield units (a viewer displays it inverted; the values are not).")
-    tilted = tilt_note(tilt(ds))
-    if tilted:
-        notes.append(tilted)
     study, series = str(ds.get("StudyInstanceUID", "")), str(ds.get("SeriesInstanceUID", ""))
     result = []
     try:
@@ -271,8 +268,9 @@ def read_frames(data: bytes, name: str) -> list[Frame]:
                 if not any("ImagePosition" in n for n in notes):
                     notes.append(f"{str(error).split(': ', 1)[-1]} The slice position is unknown; slices are "
                                  "ordered by file name.")
-            result.append(Frame(hu, index, position, _frame_window(ds, index, name),
-                                _technical_info(ds, index), tuple(notes), study, series))
+            tilted = tilt_note(tilt(ds, index))  # per frame: an Enhanced CT may hold planes of more than one tilt
+            result.append(Frame(hu, index, position, _frame_window(ds, index, name), _technical_info(ds, index),
+                                (*notes, tilted) if tilted else tuple(notes), study, series))
     except HemoInputError:
         raise
     except (NotImplementedError, RuntimeError) as error:

@@ -207,6 +207,21 @@ def test_a_tilted_series_says_so_on_every_slice(tags, said):
     assert notes == ([] if said is None else [notes[0]]) and (said is None or f"tilted {said}°" in notes[0])
 
 
+def test_each_frame_of_an_enhanced_ct_says_its_own_tilt():
+    from pydicom import dcmread
+    from pydicom.dataset import Dataset
+
+    ds = dcmread(io.BytesIO(corpus.enhanced_ct([head_phantom(64) + 1024] * 2, [0.0, 5.0])))
+    oblique = Dataset()
+    oblique.ImageOrientationPatient = [1, 0, 0, 0, 0.9483, -0.3173]  # 18.5°, in frame 1's own group only
+    ds.PerFrameFunctionalGroupsSequence[1].PlaneOrientationSequence = [oblique]
+    buffer = io.BytesIO()
+    ds.save_as(buffer, enforce_file_format=True)
+    frames = read_slices(buffer.getvalue(), "enhanced.dcm")
+    said = [[w for w in s.warnings if w.startswith("Slices tilted")] for s in sorted(frames, key=lambda s: s.frame)]
+    assert said[0] == [] and len(said[1]) == 1 and "18.5°" in said[1][0]
+
+
 def test_real_secondary_capture_hu_slices(shared_data):
     image = sorted((shared_data / "dicom" / "ct-ich-hu" / "images").glob("*.dcm"))[0]
     [s] = read_file(image)
