@@ -317,7 +317,8 @@ def _training_options(parser: argparse.ArgumentParser) -> None:
                              "whatever the label: a band at the inner table is not, by itself, blood")
     parser.add_argument("--transplant", action="store_true",
                         help="paste a bleed of another training patient (its mask) into 20 %% of the normal slices "
-                             "drawn, labelled bleed: the same anatomy with and without blood")
+                             "drawn, labelled bleed for the paper's head (the same anatomy with and without blood); "
+                             "the bleed decoder learns from real bleeds only")
     parser.add_argument("--thick", action="store_true",
                         help="blend each slice with its neighbour on some draws (partial volume of thicker or "
                              "tilted slices); needs a cache made with 'hemo cache --neighbours'")

@@ -44,7 +44,7 @@ class TrainConfig:
     mask_target: str = "share"  # what a bleed-map cell learns: the share of it that is bleed, or "any" bleed in it
     map_size: int = 32  # the bleed map's cells across the 256 crop: 32 (8 x 8 pixels each) or 64 (4 x 4)
     shoulder: bool = False  # draw a partial-volume band inside the skull on some draws (hemo.partial_volume)
-    transplant: bool = False  # paste a training bleed into some normal slices (hemo.transplant; needs masks)
+    transplant: bool = False  # paste a training bleed into some normal slices, for the head (hemo.transplant)
     freeze_below: str | None = None  # keep EfficientNet layers before this one (e.g. "block4a") frozen
     schedule: str = "plateau"  # "plateau" (constant without validation) or "cosine" (over the fixed epoch count)
     distribute: str | None = None  # "mirrored": data-parallel over this host's GPUs (hemo.distribution)
@@ -94,10 +94,12 @@ class Batches(keras.utils.PyDataset):
         masks = list(self.data.masks[batch].astype(np.float32)) if self.masks else [None] * len(batch)
         labels = self.data.labels[batch]
         weights = self.class_weight[labels].astype(np.float32)  # by the slice drawn, transplanted or not
+        real = np.ones(len(batch), np.float32)  # the decoder learns from real bleeds only (BENCHMARKS.md)
         if self.augment:  # randomness from (seed, epoch, batch): the same whoever asks for a batch, how often
             rng = np.random.default_rng([self.seed, self.epoch, index])
             if self.donors is not None:
                 labels = self._transplant(images, masks, labels.copy(), rng)
+                real[labels != self.data.labels[batch]] = 0.0
             beside = [None] * len(batch) if self.neighbours is None else list(self.neighbours[batch])
             pairs = [augment(image, rng, mask, self.robust, other, self.shoulder)
                      for image, mask, other in zip(images, masks, beside)]
@@ -107,7 +109,7 @@ class Batches(keras.utils.PyDataset):
             return images[..., np.newaxis], targets, weights
         cells = bleed.targets(masks, self.mask_target, self.map_size)
         return (images[..., np.newaxis], {"probabilities": targets, "bleed": cells},
-                {"probabilities": weights, "bleed": np.ones(len(batch), np.float32)})
+                {"probabilities": weights, "bleed": real})
 
     def _transplant(self, images: np.ndarray, masks: list, labels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """Paste a donor's bleed into some of the normal slices, in place; the labels after it."""
@@ -118,7 +120,7 @@ class Batches(keras.utils.PyDataset):
                 done = transplant(images[i], self.data.images[donor], self.data.masks[donor], rng)
                 if done is not None:
                     images[i], pasted = done
-                    masks[i] = pasted if self.masks else None
+                    masks[i] = pasted if self.masks else None  # moved with the slice; its loss weighs nothing
                     labels[i] = 1
                     break
         return labels

@@ -2,7 +2,8 @@
 
 With 29 bleed patients the model can learn a bleed patient's skull, swelling or fracture instead of the
 blood. A normal slice and the same slice with a real bleed in it differ by the blood alone, so training on
-both points the model (and the bleed decoder, whose target is the pasted mask) at the blood. The slices
+both points the paper's head at the blood. (The bleed decoder is not taught on them: taught on the pasted
+masks, fold 0's decoder flagged more normal slices; BENCHMARKS.md.) The slices
 arrive cropped to the head and resized alike, so a bleed keeps roughly its anatomical place; it is kept
 only where the recipient has brain-like soft tissue inside its skull, and its edge is feathered so that no
 seam marks it.

@@ -65,7 +65,8 @@ def test_batches_turn_some_normal_slices_into_bleeds_of_this_folds_own_patients(
     drawn = data.labels[Batches(data, 8, augment=True, balance=True, seed=0).order[:8]]
     pasted = (drawn == 0) & (targets["probabilities"][:, 1] > 0.5)
     assert pasted.sum() == (drawn == 0).sum() > 0  # every normal slice took a bleed (share 1)
-    assert np.all(targets["bleed"][pasted].max(axis=(1, 2, 3)) > 0.5)  # and the decoder is shown where
+    assert np.all(targets["bleed"][pasted].max(axis=(1, 2, 3)) > 0.5)  # its map moves with it,
+    assert np.array_equal(weights["bleed"], (~pasted).astype(np.float32))  # but the decoder learns real bleeds only
     assert np.array_equal(weights["probabilities"], plain_weights["probabilities"])  # weighted as the slice drawn
     assert np.array_equal(plain_targets["probabilities"][:, 1], drawn)
     normal_only = replace(data, labels=np.zeros_like(data.labels), masks=np.zeros_like(data.masks))
