@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from hemo.backbones import BACKBONES, PRETRAINED
+from hemo.bleed import MAP_SIZE, MAP_SIZES
 from hemo.distribution import CHOICES as DISTRIBUTE
 from hemo.imaging import WINDOW_NAMES
 from hemo.model import DEFAULT_MODEL
@@ -37,7 +38,7 @@ def _config(args):
     from hemo import distribution
     from hemo.train import TrainConfig
 
-    if args.mask_weight <= 0 and (args.mask_target != "share" or args.map_size != 32):
+    if args.mask_weight <= 0 and (args.mask_target != "share" or args.map_size != MAP_SIZE):
         raise SystemExit("--mask-target and --map-size shape the bleed decoder, which only --mask-weight trains")
     if args.cpu_devices:
         distribution.split_cpu(args.cpu_devices)
@@ -307,7 +308,7 @@ def _training_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--mask-target", choices=["share", "any"], default="share",
                         help="what each cell of the bleed map learns (with --mask-weight): the share of it that is "
                              "bleed, or whether any of it is (small bleeds then ask for a sure peak)")
-    parser.add_argument("--map-size", type=int, choices=[32, 64], default=32,
+    parser.add_argument("--map-size", type=int, choices=MAP_SIZES, default=MAP_SIZE,
                         help="cells across the bleed map (with --mask-weight): 32, cells of 8 x 8 pixels of the "
                              "256 crop, or 64, cells of 4 x 4 (the decoder then reads one more EfficientNet stage)")
     parser.add_argument("--robust", action="store_true",

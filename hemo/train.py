@@ -42,7 +42,7 @@ class TrainConfig:
     robust: bool = False  # other-source augmentation (hemo.augment)
     thick: bool = False  # blend in each slice's neighbour on some draws (hemo.partial_volume; a cache with them)
     mask_target: str = "share"  # what a bleed-map cell learns: the share of it that is bleed, or "any" bleed in it
-    map_size: int = 32  # the bleed map's cells across the 256 crop: 32 (8 x 8 pixels each) or 64 (4 x 4)
+    map_size: int = bleed.MAP_SIZE  # the bleed map's cells across the 256 crop: 32 (8 x 8 pixels each) or 64 (4 x 4)
     shoulder: bool = False  # draw a partial-volume band inside the skull on some draws (hemo.partial_volume)
     transplant: bool = False  # paste a training bleed into some normal slices, for the head (hemo.transplant)
     freeze_below: str | None = None  # keep EfficientNet layers before this one (e.g. "block4a") frozen
