@@ -167,7 +167,7 @@ def test_annotation_view(server, shots):
         slice_input(page).set_input_files([
             {"name": image.name, "mimeType": "image/jpeg", "buffer": image.read_bytes()},
             {"name": mask.name, "mimeType": "image/jpeg", "buffer": mask.read_bytes()}])
-        page.get_by_text("Against the annotation:").wait_for(timeout=180_000)
+        page.get_by_text("Against the annotation:").first.wait_for(timeout=180_000)  # Grad-CAM; bleed map too
         page.wait_for_timeout(1500)
         page.screenshot(path=str(shots / "annotation.png"), full_page=True)
         browser.close()

@@ -269,6 +269,10 @@ def test_decoder_check_reports_a_decoder_that_draws_no_blood_as_blind(tmp_path):
     train.save_trained(train.Fitted(model, {}, hybrid), tmp_path / "fold0" / "hemo-hybrid.keras",
                        train.TrainConfig(pretrained="none"), 0.5)
     assert _tool("decoder_check").check(tmp_path / "cache.npz", tmp_path / "fold0") == found
+    (tmp_path / "fold0" / "oof.npz").unlink()  # a trained model's folder: every slice, no held-out AUC
+    every = _tool("decoder_check").check(tmp_path / "cache.npz", tmp_path / "fold0")
+    assert every["training_slices"] == 8 and every["held_out_slices"] == 0 and every["bleed_slices"] == 4
+    assert "head_auc" not in every
     fine = with_decoder(build("efficientnet_lite0", "none"), 64)  # a --map-size 64 checkpoint: weights only
     fine.save_weights(tmp_path / "fine.weights.h5")
     found = _tool("decoder_check").check(tmp_path / "cache.npz", tmp_path / "fold0", tmp_path / "fine.weights.h5",

@@ -13,7 +13,11 @@ patients of ``RUN/fold<k>/oof.npz``), reports:
 - the slice AUC of the map's highest pixel, beside the head's out-of-fold AUC: is the decoder's map a
   second piece of evidence worth showing?
 
+Given a trained model's folder without ``oof.npz`` (``models``), it reads every slice of the cache: the
+model's own training slices, so a check of where its map lies, not of its accuracy.
+
     python tools/decoder_check.py CACHE.npz RUN/fold0 [fold0.weights.h5 [--map-size 64]] [--scores fold0-decoder.npz]
+    python tools/decoder_check.py CACHE.npz models
 
 ``--scores`` keeps each held-out slice's peak (patients, names, labels, peak), to be read beside the
 head's out-of-fold scores.
@@ -50,10 +54,15 @@ def hybrid_of(fold_dir: Path, weights: Path | None, backbone: str = "efficientne
 
 def check(cache: Path, fold_dir: Path, weights: Path | None = None, backbone: str = "efficientnet_lite0",
           scores: Path | None = None, map_size: int = MAP_SIZE) -> dict:
-    with np.load(fold_dir / "oof.npz") as oof:
-        held_out, head_scores, head_labels = set(oof["patients"].tolist()), oof["scores"], oof["labels"]
+    oof = fold_dir / "oof.npz"
+    if oof.exists():
+        with np.load(oof) as found:
+            held_out, head_scores, head_labels = set(found["patients"].tolist()), found["scores"], found["labels"]
+    else:  # a trained model's folder (models/): every slice of the cache, its own training slices
+        held_out, head_scores, head_labels = None, None, None
     with np.load(cache) as data:
-        index = np.flatnonzero(np.isin(data["patients"], list(held_out)))
+        index = np.arange(len(data["labels"])) if held_out is None else \
+            np.flatnonzero(np.isin(data["patients"], list(held_out)))
         images, labels, masks = data["images"][index], data["labels"][index], data["masks"][index]
         patients, names = data["patients"][index], data["names"][index]
     hybrid = hybrid_of(fold_dir, weights, backbone, map_size)
@@ -66,18 +75,21 @@ def check(cache: Path, fold_dir: Path, weights: Path | None = None, backbone: st
     inside = [float(maps[i][truth[i] > 0].sum() / maps[i].sum()) for i in bleeding]
     if scores is not None:
         np.savez(scores, patients=patients, names=names, labels=labels, peak=peak)
-    return {"fold": fold_dir.name, "held_out_slices": int(len(index)), "bleed_slices": int(len(bleeding)),
-            "dice_median": float(np.median(dices)), "dice_mean": float(np.mean(dices)),
-            "map_inside_median": float(np.median(inside)),
-            "mask_share_median": float(np.median([(truth[i] > 0).mean() for i in bleeding])),
-            "map_peak_auc": float(roc_auc_score(labels, peak)),
-            "head_auc": float(roc_auc_score(head_labels, head_scores))}
+    report = {"fold": fold_dir.name, "held_out_slices": int(len(index)), "bleed_slices": int(len(bleeding)),
+              "dice_median": float(np.median(dices)), "dice_mean": float(np.mean(dices)),
+              "map_inside_median": float(np.median(inside)),
+              "mask_share_median": float(np.median([(truth[i] > 0).mean() for i in bleeding])),
+              "map_peak_auc": float(roc_auc_score(labels, peak))}
+    if held_out is None:
+        return {**report, "held_out_slices": 0, "training_slices": int(len(index))}
+    return {**report, "head_auc": float(roc_auc_score(head_labels, head_scores))}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("cache", type=Path, help="the .npz of 'hemo cache' the CV was run on")
-    parser.add_argument("fold", type=Path, help="RUN/fold<k> (its oof.npz names the held-out patients)")
+    parser.add_argument("fold", type=Path,
+                        help="RUN/fold<k> (its oof.npz names the held-out patients), or a model's folder: every slice")
     parser.add_argument("weights", type=Path, nargs="?",
                         help="a fine-tuning checkpoint of that fold with the decoder (default: the fold's model)")
     parser.add_argument("--scores", type=Path, help="write each held-out slice's map peak here (.npz)")
