@@ -75,13 +75,14 @@ def check(cache: Path, fold_dir: Path, weights: Path | None = None, backbone: st
     inside = [float(maps[i][truth[i] > 0].sum() / maps[i].sum()) for i in bleeding]
     if scores is not None:
         np.savez(scores, patients=patients, names=names, labels=labels, peak=peak)
-    report = {"fold": fold_dir.name, "held_out_slices": int(len(index)), "bleed_slices": int(len(bleeding)),
+    report = {"fold": fold_dir.name, "held_out_slices": 0 if held_out is None else int(len(index)),
+              "bleed_slices": int(len(bleeding)),
               "dice_median": float(np.median(dices)), "dice_mean": float(np.mean(dices)),
               "map_inside_median": float(np.median(inside)),
               "mask_share_median": float(np.median([(truth[i] > 0).mean() for i in bleeding])),
               "map_peak_auc": float(roc_auc_score(labels, peak))}
     if held_out is None:
-        return {**report, "held_out_slices": 0, "training_slices": int(len(index))}
+        return {**report, "training_slices": int(len(index))}
     return {**report, "head_auc": float(roc_auc_score(head_labels, head_scores))}
 
 
