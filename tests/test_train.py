@@ -280,6 +280,34 @@ def test_decoder_check_reports_a_decoder_that_draws_no_blood_as_blind(tmp_path):
     assert found["mask_share_median"] == pytest.approx(30 / 4096)  # the same bleed touches 6x5 cells of 64x64
 
 
+def test_map_pooling_reads_a_spread_bleed_stronger_than_its_peak_and_checks_the_recorded_peaks(tmp_path, capsys):
+    from hemo.bleed import with_decoder
+    from hemo.model import build
+
+    tool = _tool("map_pooling")
+    spread, dot = np.full((32, 32), -20.0), np.full((32, 32), -20.0)
+    spread[10:12, 10:12], dot[5, 5] = 1.0, 1.0  # the same peak; four cells against one
+    found = tool.poolings(np.stack([spread, dot])[..., np.newaxis])
+    assert found["peak"][0] == pytest.approx(found["peak"][1])
+    assert found["top4"][0] > 3 * found["top4"][1] and found["area"][0] > 3 * found["area"][1]
+    hybrid = with_decoder(build("efficientnet_lite0", "none"))
+    data = phantom_slices(8)
+    np.savez(tmp_path / "cache.npz", images=data.images, labels=data.labels, patients=data.patients, names=data.names)
+    fold = tmp_path / "run" / "fold0"
+    fold.mkdir(parents=True)
+    train.save_trained(train.Fitted(keras.Model(hybrid.input, hybrid.output["probabilities"]), {}, hybrid),
+                       fold / "hemo-hybrid.keras", train.TrainConfig(pretrained="none"), 0.5)
+    logits = hybrid.predict(data.images[..., np.newaxis].astype(np.float32), verbose=0)["bleed"]
+    oof = {"scores": np.linspace(0.1, 0.9, 8), "labels": data.labels, "patients": data.patients, "names": data.names}
+    np.savez(fold / "oof.npz", bleed_peak=tool.poolings(logits)["peak"], **oof)
+    assert tool.main([str(tmp_path / "cache.npz"), str(tmp_path / "run"), "--width", "1"]) == 0
+    printed = capsys.readouterr().out
+    assert printed.startswith("1 folds (fold0), 8 slices") and "top4:" in printed and "with 1 neighbours" in printed
+    np.savez(fold / "oof.npz", bleed_peak=tool.poolings(logits)["peak"] + 0.1, **oof)  # peaks of another cache
+    with pytest.raises(SystemExit, match="does not reproduce"):
+        tool.main([str(tmp_path / "cache.npz"), str(tmp_path / "run")])
+
+
 def test_a_keras_history_of_the_two_output_model_reads_like_the_papers():
     table, _ = history.read({"loss": [1.5], "probabilities_loss": [0.6], "probabilities_accuracy": [0.7],
                              "bleed_loss": [0.9], "val_probabilities_accuracy": [0.65], "val_loss": [1.6],

@@ -27,7 +27,7 @@ from hemo.calibrate import studies_of  # noqa: E402
 from hemo.context import in_series  # noqa: E402
 from hemo.evaluate import bootstrap_auc_difference  # noqa: E402
 from hemo.model import load, mean_logit, predict  # noqa: E402
-from folds import finished, heldout, read_cache  # noqa: E402
+from folds import heldout, rescored  # noqa: E402
 
 
 def fold_scores(cache: dict, fold_dir: Path) -> dict[str, np.ndarray]:
@@ -48,9 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("run", type=Path, help="the folder of 'hemo cv --out'")
     parser.add_argument("--width", type=int, default=4, help="neighbours on either side for the second reading")
     args = parser.parse_args(argv)
-    cache, folds = read_cache(args.cache), finished(args.run)
-    parts = [fold_scores(cache, fold) for fold in folds]
-    oof = {key: np.concatenate([part[key] for part in parts]) for key in parts[0]}
+    oof, folds = rescored(args.cache, args.run, fold_scores)
     alone = oof["scores"]
     both = mean_logit(alone, oof["mirrored"])
     series = [s["index"] for s in studies_of(oof)]

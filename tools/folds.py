@@ -25,6 +25,14 @@ def finished(run: Path) -> list[Path]:
     return folds
 
 
+def rescored(cache_path: Path, run: Path, score) -> tuple[dict[str, np.ndarray], list[Path]]:
+    """``score(cache, fold_dir)`` (a fold's out-of-fold rows with what a tool adds) over the run's finished folds,
+    joined into one table of rows, and the folds it read."""
+    cache, folds = read_cache(cache_path), finished(run)
+    parts = [score(cache, fold) for fold in folds]
+    return {key: np.concatenate([part[key] for part in parts]) for key in parts[0]}, folds
+
+
 def heldout(cache: dict, fold_dir: Path, field: str = "images") -> tuple[dict[str, np.ndarray], np.ndarray]:
     """The fold's out-of-fold rows (scores, labels, patients, names) and their slices (or the cache's ``field``,
     e.g. their neighbours), in the same order."""
