@@ -71,9 +71,9 @@ def main(argv: list[str] | None = None) -> int:
     series = [s["index"] for s in studies_of(oof)]
     print(f"{len(folds)} folds ({', '.join(f.name for f in folds)}), {len(labels)} slices; "
           f"head alone {roc_auc_score(labels, oof['scores']):.3f}")
-    for width in (0, args.width):
+    for width in (0, args.width):  # width 0: each slice alone
         def read(values):
-            return in_series(values, series, width) if width else values
+            return in_series(values, series, width)
 
         base = read(combined(oof["scores"], oof["peak"]))
         print(f"head+bleed, {'each slice alone' if not width else f'with {width} neighbours'}: "
