@@ -4,8 +4,9 @@ The radiologists' masks tell the backbone *where* the blood is, not only *whethe
 some; the paper's model learns its slice label from the same ``top_activation`` features, so
 Grad-CAM on them is pulled towards the bleed. The paper's model is saved alone, unchanged; the
 trained decoder is saved beside it as a small model of its own (:func:`decoder`), so its map can
-be shown as a second, sharper piece of evidence. Its peak joins the slice score only where the
-model's JSON says so (``slice_score`` "head+bleed", chosen out of fold by ``hemo calibrate``).
+be shown as a second, sharper piece of evidence. Its peak (or top-4 mean) joins the slice score only where
+the model's JSON says so (``slice_score`` "head+bleed" or "head+bleed-top4", chosen out of fold by
+``hemo calibrate``).
 """
 
 from __future__ import annotations
@@ -101,9 +102,10 @@ def attach(model: keras.Model, saved_decoder: keras.Model) -> keras.Model:
     return hybrid
 
 
-def decoder_peaks(model: keras.Model, saved_decoder: keras.Model, images: np.ndarray, batch_size: int = 32):
-    """The decoder's peak per slice for a batch (N, 256, 256, 1): its slice score, as ``hemo cv`` records it."""
-    return peaks(attach(model, saved_decoder).predict(images, batch_size=batch_size, verbose=0)["bleed"])
+def decoder_peaks(model: keras.Model, saved_decoder: keras.Model, images: np.ndarray, batch_size: int = 32,
+                  cells: int = 1):
+    """The decoder's peak (or top-``cells`` mean) per slice for a batch (N, 256, 256, 1), as ``hemo cv`` records it."""
+    return peaks(attach(model, saved_decoder).predict(images, batch_size=batch_size, verbose=0)["bleed"], cells)
 
 
 def load_decoder(path: str | Path) -> keras.Model:
@@ -120,17 +122,43 @@ def probabilities(logits: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-np.asarray(logits, np.float64)))
 
 
-def peaks(logits: np.ndarray) -> np.ndarray:
-    """Each map's highest bleed probability: the decoder's own slice score."""
-    maps = probabilities(logits)
-    return maps.reshape(len(maps), -1).max(axis=1)
+def peaks(logits: np.ndarray, cells: int = 1) -> np.ndarray:
+    """Each map's highest bleed probability (or the mean of its ``cells`` highest): the decoder's own slice score."""
+    return top_cells(probabilities(logits), cells)
 
 
-SLICE_SCORES = ("head", "head+bleed")
+def top_cells(maps: np.ndarray, cells: int = 1) -> np.ndarray:
+    """Probability maps (N, ...) -> the mean of each map's ``cells`` highest cells (1: its peak).
+
+    More than one cell reads a thin bleed spread over several partly-bleed cells by its extent, and weighs
+    one bright cell at the skull less.
+    """
+    maps = np.asarray(maps, np.float64).reshape(len(maps), -1)
+    if cells == 1:
+        return maps.max(axis=1)
+    return -np.mean(np.partition(-maps, cells - 1, axis=1)[:, :cells], axis=1)
+
+
+#: The slice scores ``hemo calibrate`` chooses from, each with how many of the decoder map's highest cells it
+#: joins to the paper model's probability (0: the paper model alone). ``hemo cv`` records both readings.
+SLICE_SCORES = {"head": 0, "head+bleed": 1, "head+bleed-top4": 4}
+
+
+def cells_of(score: str) -> int:
+    """How many of the map's highest cells the named slice score reads (0: it needs no decoder)."""
+    if score not in SLICE_SCORES:
+        raise ValueError(f"unknown slice score '{score}': use one of {', '.join(SLICE_SCORES)}")
+    return SLICE_SCORES[score]
+
+
+def oof_key(cells: int) -> str:
+    """The name ``hemo cv`` gives a reading of the map in a fold's oof.npz."""
+    return "bleed_peak" if cells == 1 else f"bleed_top{cells}"
 
 
 def combined(head: np.ndarray, peak: np.ndarray) -> np.ndarray:
-    """The slice score "head+bleed": the mean of the head's and the decoder peak's logits, as a probability.
+    """The slice score "head+bleed": the mean of the head's and the decoder peak's logits, as a probability
+    ("head+bleed-top4": the mean of the map's top 4 cells in place of its peak).
 
     The head reads the whole slice through the paper's sequence model, the decoder looks for blood
     cell by cell; a slice both call bloody scores high, one that only one of them likes less. A fixed

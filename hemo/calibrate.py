@@ -3,8 +3,8 @@
 ``hemo cv --out DIR`` leaves, for every patient, the scores and embeddings of a model that never
 saw that patient (fixed epoch count, no early stopping on it). From those alone this module:
 
-- chooses the slice score: the paper model's, or that with its bleed decoder's peak
-  (``hemo.bleed.combined``) when every fold recorded the decoder, by out-of-fold AUC,
+- chooses the slice score: the paper model's, or that joined with its bleed decoder's peak or top-4 mean
+  (``hemo.bleed.combined``, ``SLICE_SCORES``) where every fold recorded that reading, by out-of-fold AUC,
 - chooses how many neighbours a slice of an ordered series is read with (``hemo.context``), by
   out-of-fold AUC, with its own calibration and operating point (a lone slice keeps its own),
 - fits Platt scaling of the slice score (so a shown 0.3 means about 30 %),
@@ -27,12 +27,12 @@ from pathlib import Path
 
 import numpy as np
 from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import brier_score_loss, roc_auc_score, roc_curve
+from sklearn.metrics import brier_score_loss, roc_curve
 
 from hemo import study_model
-from hemo.bleed import SLICE_SCORES, combined
+from hemo.bleed import SLICE_SCORES, cells_of, combined, oof_key
 from hemo.context import WIDTHS, in_series
-from hemo.evaluate import bootstrap_auc, bootstrap_auc_difference
+from hemo.evaluate import bootstrap_auc, bootstrap_auc_difference, rank_auc
 from hemo.imaging import natural_key
 from hemo.model import info_path, logit, platt
 from hemo.study import min_series, top_k_mean
@@ -46,39 +46,46 @@ def read_oof(folder: str | Path) -> dict[str, np.ndarray]:
     if not parts:
         raise FileNotFoundError(f"no fold*/oof.npz in {folder}: run 'python -m hemo cv DATA --out {folder}' first")
     columns: dict[str, list] = {}
-    peaks = []
+    readings = {oof_key(cells) for cells in SLICE_SCORES.values() if cells}
     for part in parts:
         with np.load(part) as data:
             n = len(data["scores"])
             for key in ("scores", "embeddings", "labels", "patients", "names"):
                 columns.setdefault(key, []).append(data[key])
             columns.setdefault("fold", []).append(np.full(n, int(part.parent.name[4:])))
-            peaks.append(data["bleed_peak"] if "bleed_peak" in data.files else None)
-    if all(peak is not None for peak in peaks):  # the decoder's own slice score, when every fold had one
-        columns["bleed_peak"] = peaks
-    return {key: np.concatenate(values) for key, values in columns.items()}
+            for key in readings:  # the decoder's own slice scores
+                columns.setdefault(key, []).append(data[key] if key in data.files else None)
+    complete = {key: values for key, values in columns.items()  # a reading some fold lacks is left out
+                if key not in readings or all(value is not None for value in values)}
+    return {key: np.concatenate(values) for key, values in complete.items()}
 
 
 def slice_score(oof: dict[str, np.ndarray], wanted: str = "auto") -> tuple[str, np.ndarray, dict]:
-    """(name, scores, report) of the slice score to calibrate: "head", or "head+bleed" (hemo.bleed.combined).
+    """(name, scores, report) of the slice score to calibrate, one of ``hemo.bleed.SLICE_SCORES``.
 
-    ``auto`` takes the one with the higher pooled out-of-fold AUC (the head on a tie); the report
-    holds both AUCs and the patient-paired 95 % interval of the difference.
+    ``auto`` takes the one with the highest pooled out-of-fold AUC (the simpler one on a tie: the head
+    before the decoder's peak before its top-4 mean). The report holds every AUC and the patient-paired
+    95 % intervals of head+bleed's difference from the head ("difference_ci") and of the top-4 mean's
+    from the peak ("top4_difference_ci").
     """
     labels, head = oof["labels"].astype(int), oof["scores"].astype(float)
     if wanted not in ("auto", *SLICE_SCORES):
         raise ValueError(f"unknown slice score '{wanted}': use auto, {', '.join(SLICE_SCORES)}")
-    if "bleed_peak" not in oof:
-        if wanted == "head+bleed":
-            raise ValueError("'head+bleed' needs the decoder's peaks (bleed_peak) in every fold's oof.npz: run "
-                             "'hemo cv' with --mask-weight")
-        return "head", head, {"chosen": "head", "auc": {"head": _auc(labels, head)}}
-    both = {"head": head, "head+bleed": combined(head, oof["bleed_peak"])}
-    aucs = {name: _auc(labels, scores) for name, scores in both.items()}
-    chosen = wanted if wanted != "auto" else ("head+bleed" if aucs["head+bleed"] > aucs["head"] else "head")
-    low, high = bootstrap_auc_difference(labels, head, both["head+bleed"], oof["patients"])
-    return chosen, both[chosen], {"chosen": chosen, "auc": aucs, "difference_ci": [low, high],
-                                  "bleed_peak_auc": _auc(labels, oof["bleed_peak"])}
+    scores = {name: combined(head, oof[oof_key(cells_of(name))]) if cells_of(name) else head
+              for name in SLICE_SCORES if not cells_of(name) or oof_key(cells_of(name)) in oof}
+    if wanted not in ("auto", *scores):
+        raise ValueError(f"'{wanted}' needs the decoder's {oof_key(cells_of(wanted))} in every fold's oof.npz: run "
+                         "'hemo cv' with --mask-weight (runs of older versions recorded the peak only)")
+    aucs = {name: _auc(labels, values) for name, values in scores.items()}
+    chosen = wanted if wanted != "auto" else max(scores, key=lambda name: (aucs[name], -cells_of(name)))
+    report = {"chosen": chosen, "auc": aucs}
+    if "head+bleed" in scores:
+        report["difference_ci"] = list(bootstrap_auc_difference(labels, head, scores["head+bleed"], oof["patients"]))
+        report["bleed_peak_auc"] = _auc(labels, oof["bleed_peak"])
+    if "head+bleed-top4" in scores:
+        report["top4_difference_ci"] = list(bootstrap_auc_difference(labels, scores["head+bleed"],
+                                                                     scores["head+bleed-top4"], oof["patients"]))
+    return chosen, scores[chosen], report
 
 
 def choose_context(labels: np.ndarray, scores: np.ndarray, folds: np.ndarray, series: list[np.ndarray],
@@ -133,7 +140,7 @@ def rates(labels: np.ndarray, scores: np.ndarray, threshold: float) -> dict:
 
 
 def _auc(labels: np.ndarray, scores: np.ndarray) -> float | None:
-    return float(roc_auc_score(labels, scores)) if len(set(labels.tolist())) == 2 else None
+    return rank_auc(labels, scores) if len(set(labels.tolist())) == 2 else None
 
 
 def _per_fold(labels: np.ndarray, scores: np.ndarray, folds: np.ndarray) -> dict:
@@ -384,7 +391,7 @@ def _store(model_path: Path, oof: dict, studies: list[dict], epochs: int, calibr
     meta = info_path(model_path)
     info = ModelInfo(**json.loads(meta.read_text()))
     score = report["slice_score"]["chosen"]
-    if score == "head+bleed" and not info.bleed:
+    if cells_of(score) and not info.bleed:
         raise ValueError(f"the out-of-fold slice score combines the head with the bleed decoder, and {model_path.name} "
                          "has no decoder beside it: train it with --mask-weight, or calibrate with --slice-score head")
     info.threshold, info.calibration, info.slice_score = slice_threshold, calibration, score
@@ -410,7 +417,8 @@ def _store(model_path: Path, oof: dict, studies: list[dict], epochs: int, calibr
         "chosen_on": f"out-of-fold predictions of patient-grouped {len(set(oof['fold'].tolist()))}-fold CV "
                      f"({report['slices']} slices, {len(studies)} patients) in {report['oof_dir']}",
         "slice_score": ("the paper model's probability" if score == "head" else
-                        "mean of the logits of the paper model's probability and of its bleed decoder's peak"),
+                        "mean of the logits of the paper model's probability and of its bleed decoder's "
+                        + ("peak" if cells_of(score) == 1 else f"{cells_of(score)} highest map cells (their mean)")),
         "slice_rule": "Youden index on calibrated out-of-fold slice probabilities",
         "context": (f"in an ordered series of at least {min_series(info)} slices, each slice is read with the "
                     f"{context['width']} slices on either side (mean logit; width by out-of-fold AUC), with its own "

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from hemo.backbones import BACKBONES, PRETRAINED
-from hemo.bleed import MAP_SIZE, MAP_SIZES
+from hemo.bleed import MAP_SIZE, MAP_SIZES, SLICE_SCORES
 from hemo.distribution import CHOICES as DISTRIBUTE
 from hemo.imaging import WINDOW_NAMES
 from hemo.model import DEFAULT_MODEL
@@ -114,6 +114,10 @@ def cmd_calibrate(args) -> int:
         print(f"slice score: {score['chosen']} (out-of-fold AUC: head {score['auc']['head']:.3f}, head+bleed "
               f"{score['auc']['head+bleed']:.3f}, difference 95% CI {low:+.3f} to {high:+.3f} by patient; "
               f"the decoder's peak alone {score['bleed_peak_auc']:.3f})")
+    if "head+bleed-top4" in score["auc"]:
+        low, high = score["top4_difference_ci"]
+        print(f"  head+bleed-top4 (the map's 4 highest cells in place of its peak) "
+              f"{score['auc']['head+bleed-top4']:.3f}, difference from head+bleed 95% CI {low:+.3f} to {high:+.3f}")
     print(f"slices: out-of-fold AUC {report['slice_raw']['auc']:.3f} (fold mean {report['slice_raw']['fold_auc_mean']:.3f}"
           f" sd {report['slice_raw']['fold_auc_sd']:.3f}); threshold {slices['threshold']:.3f}: sensitivity "
           f"{slices['sensitivity']:.3f}, specificity {slices['specificity']:.3f} (nested {slices['nested']['sensitivity']:.3f}"
@@ -378,9 +382,10 @@ def main(argv: list[str] | None = None) -> int:
     calibrate.add_argument("--study-score", choices=("auto", "top_k_mean", "study_model"), default="auto",
                            help="study rule to store: the top-k mean, the study model, or (auto) the one with "
                                 "the higher out-of-fold study AUC")
-    calibrate.add_argument("--slice-score", choices=("auto", "head", "head+bleed"), default="auto",
-                           help="the slice score to calibrate: the paper model's (head), or with its bleed decoder's "
-                                "peak (needs a CV with --mask-weight); auto: the higher out-of-fold AUC")
+    calibrate.add_argument("--slice-score", choices=("auto", *SLICE_SCORES), default="auto",
+                           help="the slice score to calibrate: the paper model's (head), or joined with its bleed "
+                                "decoder's peak or top-4 mean (needs a CV with --mask-weight); auto: the highest "
+                                "out-of-fold AUC")
     calibrate.add_argument("--context", default="auto",
                            help="slices of an ordered series read with this many neighbours on either side "
                                 "(0: alone; auto: the width with the highest out-of-fold AUC, of 0-4)")

@@ -76,7 +76,7 @@ class Explainer:
     def __init__(self, model: keras.Model, info: ModelInfo | None = None, batch_size: int = 16,
                  decoder: keras.Model | None = None) -> None:
         self.info = info or ModelInfo()
-        if self.info.slice_score == "head+bleed" and decoder is None:
+        if bleed.cells_of(self.info.slice_score) and decoder is None:
             raise ValueError("this model's slice score combines the head with its bleed decoder: load it with its "
                              "decoder (Analyzer.load reads it from the model's JSON)")
         self.batch_size = batch_size
@@ -148,8 +148,8 @@ class Explainer:
             cams = self.cam(stages[0], method)
             maps = self._bleed_maps(stages)
         scores = probabilities
-        if self.info.slice_score == "head+bleed":
-            scores = bleed.combined(probabilities, maps.reshape(len(maps), -1).max(axis=1))
+        if bleed.cells_of(self.info.slice_score):
+            scores = bleed.combined(probabilities, bleed.top_cells(maps, bleed.cells_of(self.info.slice_score)))
         shown = self.info.calibrate(scores)
         per_slice = maps if maps is not None else [None] * len(probabilities)
         return [Explanation(float(p), int(q >= self.info.threshold), c, a, e, m, float(r))

@@ -45,8 +45,9 @@ class ModelInfo:
     #: The bleed decoder beside this file ({"file": ...}, hemo.bleed): its map is shown as evidence.
     #: None: a model trained without the masks.
     bleed: dict | None = None
-    #: What calibration and the slice threshold apply to: "head" (the paper model's softmax) or
-    #: "head+bleed" (hemo.bleed.combined with the decoder's peak), as chosen out of fold by hemo calibrate.
+    #: What calibration and the slice threshold apply to: "head" (the paper model's softmax), "head+bleed"
+    #: (hemo.bleed.combined with the decoder's peak) or "head+bleed-top4" (with the mean of its 4 highest
+    #: cells), as chosen out of fold by hemo calibrate (hemo.bleed.SLICE_SCORES).
     slice_score: str = "head"
     #: Slices of an ordered series read with their neighbours (hemo.context): {"width", "calibration",
     #: "threshold"}, chosen out of fold by hemo calibrate; None: every slice is read alone.

@@ -411,7 +411,8 @@ def cross_validate(data: datasets.Dataset, config: TrainConfig, folds: int = 5, 
                 decoded = {}
                 if fitted.hybrid is not None:  # the decoder's own slice score beside the head's
                     logits = fitted.hybrid.predict(val_set.inputs(), batch_size=32, verbose=0)["bleed"]
-                    decoded = {"bleed_peak": bleed.peaks(logits)}
+                    decoded = {bleed.oof_key(cells): bleed.peaks(logits, cells)
+                               for cells in sorted(set(bleed.SLICE_SCORES.values()) - {0})}
                 save_trained(fitted, folder / "hemo-hybrid.keras", config, 0.5)  # for audits; no operating point
                 np.savez(folder / "oof.npz", scores=scores, embeddings=embeddings, labels=val_set.labels,
                          patients=val_set.patients, names=val_set.names, seconds=seconds, epochs=epochs,

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from hemo.evaluate import bootstrap_auc, bootstrap_auc_difference, choose_threshold, format_report, report
+from hemo.evaluate import bootstrap_auc, bootstrap_auc_difference, choose_threshold, format_report, rank_auc, report
 
 
 def test_metrics_match_hand_computed_values():
@@ -37,6 +37,18 @@ def test_patient_auc_uses_highest_slice():
 def test_threshold_is_youden_optimum():
     labels = np.array([0, 0, 1, 1])
     assert choose_threshold(labels, np.array([0.1, 0.3, 0.35, 0.8])) == pytest.approx(0.35)
+
+
+def test_the_fast_auc_is_sklearns_auc_ties_included():
+    from sklearn.metrics import roc_auc_score
+
+    rng = np.random.default_rng(3)
+    for n, rounding in ((12, 1), (300, 2), (300, 6)):  # few distinct scores: many ties, counted half
+        labels = (rng.random(n) < 0.3).astype(int)
+        scores = np.round(rng.random(n) + 0.3 * labels, rounding)
+        assert rank_auc(labels, scores) == pytest.approx(roc_auc_score(labels, scores), abs=1e-12)
+    with pytest.raises(ValueError, match="both classes"):
+        rank_auc(np.zeros(5, int), np.arange(5.0))
 
 
 def test_bootstrap_interval_narrows_with_more_data():

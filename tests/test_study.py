@@ -48,8 +48,9 @@ def test_cv_writes_out_of_fold_scores_and_resumes(oof_run, capsys):
         held_out = len(fold["scores"])
     traced = [json.loads(line) for line in (parts[0].parent / "heldout.jsonl").read_text().splitlines()]
     assert {"auc", "bleed_dice", "bleed_peak_auc"} <= traced[-1].keys()  # the decoder's map on held-out patients
-    with np.load(parts[0]) as fold:  # the decoder's own slice score beside the head's, and the decoder itself
+    with np.load(parts[0]) as fold:  # the decoder's own slice scores beside the head's, and the decoder itself
         assert fold["bleed_peak"].shape == (held_out,) and ((fold["bleed_peak"] >= 0) & (fold["bleed_peak"] <= 1)).all()
+        assert (fold["bleed_top4"] <= fold["bleed_peak"] + 1e-9).all() and (fold["bleed_top4"] > 0).all()
     assert read_info(parts[0].parent / "hemo-hybrid.keras").bleed["file"] == "hemo-hybrid-bleed.keras"  # fold model
     stamp = [p.stat().st_mtime for p in parts]
     capsys.readouterr()
@@ -136,7 +137,9 @@ def test_calibrate_can_store_the_top_k_mean_and_every_layer_uses_it(oof_run, sma
     assert rows.loc["short", "method"] == "highest slice"
 
 
-def test_calibrate_can_score_slices_with_the_decoder_and_the_app_scores_them_so(oof_run, small_model_path, tmp_path):
+@pytest.mark.parametrize("score, cells", [("head+bleed", 1), ("head+bleed-top4", 4)])
+def test_calibrate_can_score_slices_with_the_decoder_and_the_app_scores_them_so(oof_run, small_model_path, tmp_path,
+                                                                                score, cells):
     import shutil
 
     from hemo.bleed import combined
@@ -144,29 +147,46 @@ def test_calibrate_can_score_slices_with_the_decoder_and_the_app_scores_them_so(
 
     root, out, _ = oof_run
     auto = calibrate.run(out, epochs=5)["slice_score"]
-    assert set(auto["auc"]) == {"head", "head+bleed"} and len(auto["difference_ci"]) == 2
-    assert auto["chosen"] == ("head+bleed" if auto["auc"]["head+bleed"] > auto["auc"]["head"] else "head")
+    assert set(auto["auc"]) == {"head", "head+bleed", "head+bleed-top4"} and len(auto["difference_ci"]) == 2
+    assert auto["chosen"] == max(auto["auc"], key=auto["auc"].get) and len(auto["top4_difference_ci"]) == 2
     plain = tmp_path / "plain" / "hemo-hybrid.keras"  # a model without a decoder cannot take that score
     plain.parent.mkdir()
     shutil.copy(small_model_path, plain)
     shutil.copy(small_model_path.with_suffix(".json"), plain.with_suffix(".json"))
     with pytest.raises(ValueError, match="no decoder"):
-        calibrate.run(out, plain, epochs=5, score="head+bleed")
+        calibrate.run(out, plain, epochs=5, score=score)
     model = tmp_path / "hemo-hybrid.keras"  # fold 0's model, which kept its decoder
     for name in ("hemo-hybrid.keras", "hemo-hybrid.json", "hemo-hybrid-bleed.keras"):
         shutil.copy(out / "fold0" / name, tmp_path / name)
-    report = calibrate.run(out, model, epochs=5, rule="top_k_mean", score="head+bleed")
+    report = calibrate.run(out, model, epochs=5, rule="top_k_mean", score=score)
     info = read_info(model)
-    assert info.slice_score == "head+bleed" and "bleed decoder" in info.provenance["slice_score"]
-    assert report["slice_raw"]["auc"] == pytest.approx(auto["auc"]["head+bleed"])
+    assert info.slice_score == score and "bleed decoder" in info.provenance["slice_score"]
+    assert report["slice_raw"]["auc"] == pytest.approx(auto["auc"][score])
     analyzer = Analyzer.load(model)
     image = cv2.imencode(".png", np.clip(head_phantom(256, (100, 120)) / 4 + 60, 0, 255).astype(np.uint8))[1]
     [result] = analyzer.analyse(image.tobytes(), "slice.png")
-    assert result.score == pytest.approx(float(combined(result.raw, float(result.bleed.max()))), abs=2e-3)
+    read = np.sort(result.bleed.astype(float).ravel())[::-1][:cells].mean()  # the map's peak, or its top-4 mean
+    assert result.score == pytest.approx(float(combined(result.raw, read)), abs=2e-3)
     assert result.probability == pytest.approx(float(platt(result.score, info.calibration)))
     evaluated = tmp_path / "eval.json"
     assert main(["evaluate", str(root), "--model", str(model), "--json", str(evaluated)]) == 0
     assert json.loads(evaluated.read_text())["auc"] is not None
+
+
+def test_a_run_that_recorded_only_the_peak_offers_only_the_peak(oof_run, tmp_path):
+    import shutil
+
+    _, out, _ = oof_run
+    older = tmp_path / "older"
+    for part in sorted(out.glob("fold*/oof.npz")):  # as runs before the top-4 mean was recorded left them
+        (older / part.parent.name).mkdir(parents=True)
+        with np.load(part) as data:
+            np.savez(older / part.parent.name / "oof.npz", **{k: data[k] for k in data.files if k != "bleed_top4"})
+    shutil.rmtree(older / "fold1")
+    shutil.copytree(out / "fold1", older / "fold1")  # one fold with both readings, one with the peak only
+    assert set(calibrate.slice_score(calibrate.read_oof(older))[2]["auc"]) == {"head", "head+bleed"}
+    with pytest.raises(ValueError, match="bleed_top4"):
+        calibrate.run(older, epochs=5, score="head+bleed-top4")
 
 
 def test_calibrate_can_read_a_series_slices_with_their_neighbours_and_every_layer_does(oof_run, small_model_path,

@@ -38,10 +38,9 @@ TOP = (2, 4, 8)
 
 def poolings(logits: np.ndarray) -> dict[str, np.ndarray]:
     """Slice scores in (0, 1) from decoder logit maps (N, S, S, 1): peak, top-k means and the area share."""
-    cells = np.sort(probabilities(logits).reshape(len(logits), -1), axis=1)[:, ::-1]
-    found = {"peak": cells[:, 0]}
-    found.update({f"top{k}": cells[:, :k].mean(axis=1) for k in TOP})
-    found["area"] = cells.mean(axis=1)
+    found = {"peak": peaks(logits)}
+    found.update({f"top{k}": peaks(logits, k) for k in TOP})
+    found["area"] = probabilities(logits).reshape(len(logits), -1).mean(axis=1)
     return found
 
 
