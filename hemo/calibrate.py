@@ -260,6 +260,8 @@ def run(oof_dir: str | Path, model_path: str | Path | None = None, epochs: int =
         raise ValueError(f"unknown study rule '{rule}': use one of {', '.join(RULES)}")
     oof = read_oof(oof_dir)
     chosen_score, oof["scores"], score_report = slice_score(oof, score)
+    if model_path is not None:  # refuse before minutes of study-model training, not after
+        _check_decoder(Path(model_path), chosen_score)
     labels, raw, folds = oof["labels"].astype(int), oof["scores"].astype(float), oof["fold"]
     report: dict = {"oof_dir": str(oof_dir), "slices": int(len(labels)), "positives": int(labels.sum()),
                     "slice_score": score_report}
@@ -384,6 +386,13 @@ def _evaluation(oof: dict, report: dict, calibrated: np.ndarray, nested_calibrat
     return metrics
 
 
+def _check_decoder(model_path: Path, score: str) -> None:
+    """A slice score that reads the bleed map can only be stored on a model that has a decoder."""
+    if cells_of(score) and not json.loads(info_path(model_path).read_text()).get("bleed"):
+        raise ValueError(f"the out-of-fold slice score combines the head with the bleed decoder, and {model_path.name} "
+                         "has no decoder beside it: train it with --mask-weight, or calibrate with --slice-score head")
+
+
 def _store(model_path: Path, oof: dict, studies: list[dict], epochs: int, calibration: dict, slice_threshold: float,
            report: dict) -> None:
     from hemo.model import ModelInfo
@@ -391,9 +400,6 @@ def _store(model_path: Path, oof: dict, studies: list[dict], epochs: int, calibr
     meta = info_path(model_path)
     info = ModelInfo(**json.loads(meta.read_text()))
     score = report["slice_score"]["chosen"]
-    if cells_of(score) and not info.bleed:
-        raise ValueError(f"the out-of-fold slice score combines the head with the bleed decoder, and {model_path.name} "
-                         "has no decoder beside it: train it with --mask-weight, or calibrate with --slice-score head")
     info.threshold, info.calibration, info.slice_score = slice_threshold, calibration, score
     context = report["context"]
     info.context = ({"width": context["width"], "calibration": context["calibration"],

@@ -126,6 +126,30 @@ def small_model_path(tmp_path_factory) -> Path:
     return save(build(pretrained="none"), path, ModelInfo(pretrained="none", threshold=0.5))
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
+def pytest_collection_modifyitems(items):
+    """Under ``--dist loadgroup`` (pytest.ini) the tests that read the shared CV run share one xdist worker,
+    so the run is trained once."""
+    for item in items:
+        if "cv_run" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.xdist_group("cv_run"))
+
+
+@pytest.fixture(scope="session")
+def cv_run(tmp_path_factory):
+    """A two-fold out-of-fold run with the bleed decoder, traced on held-out patients: two epochs of an untrained
+    backbone (fast, not accurate; no warm-up, which needs pretrained weights). Shared: a CV costs minutes here."""
+    from hemo.cli import main
+
+    root = ct_ich_folder(tmp_path_factory.mktemp("ctich"))
+    out = tmp_path_factory.mktemp("oof")
+    args = ["cv", str(root), "--folds", "2", "--epochs", "2", "--warmup-epochs", "0", "--pretrained", "none",
+            "--batch-size", "8", "--mask-weight", "1", "--robust", "--schedule", "cosine", "--trace-heldout",
+            "--out", str(out)]
+    assert main(args) == 0
+    return root, out, args
+
+
 @pytest.fixture(scope="session")
 def analyzer(small_model_path):
     from hemo.analysis import Analyzer

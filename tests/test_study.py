@@ -27,20 +27,8 @@ def test_masks_are_read_and_cropped_like_their_slices(tmp_path):
     assert not any(datasets.is_annotation(r.path) for r in datasets.discover(tmp_path))
 
 
-@pytest.fixture(scope="module")
-def oof_run(tmp_path_factory):
-    """A two-fold out-of-fold run with the bleed decoder (1 epoch, untrained backbone: fast, not accurate)."""
-    root = ct_ich_folder(tmp_path_factory.mktemp("ctich"))
-    out = tmp_path_factory.mktemp("oof")
-    args = ["cv", str(root), "--folds", "2", "--epochs", "1", "--warmup-epochs", "0", "--pretrained", "none",
-            "--batch-size", "8", "--mask-weight", "1", "--robust", "--schedule", "cosine", "--trace-heldout",
-            "--out", str(out)]
-    assert main(args) == 0
-    return root, out, args
-
-
-def test_cv_writes_out_of_fold_scores_and_resumes(oof_run, capsys):
-    root, out, args = oof_run
+def test_cv_writes_out_of_fold_scores_and_resumes(cv_run, capsys):
+    root, out, args = cv_run
     parts = sorted(out.glob("fold*/oof.npz"))
     assert len(parts) == 2
     with np.load(parts[0]) as fold:
@@ -59,8 +47,8 @@ def test_cv_writes_out_of_fold_scores_and_resumes(oof_run, capsys):
     assert "[fine-tune]" not in capsys.readouterr().out
 
 
-def test_calibrate_stores_operating_points_and_study_model(oof_run, small_model_path, tmp_path):
-    root, out, _ = oof_run
+def test_calibrate_stores_operating_points_and_study_model(cv_run, small_model_path, tmp_path):
+    root, out, _ = cv_run
     model = tmp_path / "hemo-hybrid.keras"
     model.write_bytes(small_model_path.read_bytes())
     model.with_suffix(".json").write_text(small_model_path.with_suffix(".json").read_text())
@@ -86,14 +74,14 @@ def test_calibrate_stores_operating_points_and_study_model(oof_run, small_model_
     assert metrics["study_method"] == "study model" and metrics["study_threshold"] == info["study"]["threshold"]
 
 
-def test_calibrate_can_store_the_top_k_mean_and_every_layer_uses_it(oof_run, small_model_path, tmp_path):
+def test_calibrate_can_store_the_top_k_mean_and_every_layer_uses_it(cv_run, small_model_path, tmp_path):
     import pandas as pd
 
     from hemo import batch
     from hemo.model import platt
     from hemo.study import top_k_mean
 
-    root, out, _ = oof_run
+    root, out, _ = cv_run
     model = tmp_path / "hemo-hybrid.keras"
     model.write_bytes(small_model_path.read_bytes())
     model.with_suffix(".json").write_text(small_model_path.with_suffix(".json").read_text())
@@ -137,23 +125,28 @@ def test_calibrate_can_store_the_top_k_mean_and_every_layer_uses_it(oof_run, sma
     assert rows.loc["short", "method"] == "highest slice"
 
 
+def _never(*args, **kwargs):
+    raise AssertionError("reached")
+
+
 @pytest.mark.parametrize("score, cells", [("head+bleed", 1), ("head+bleed-top4", 4)])
-def test_calibrate_can_score_slices_with_the_decoder_and_the_app_scores_them_so(oof_run, small_model_path, tmp_path,
-                                                                                score, cells):
+def test_calibrate_can_score_slices_with_the_decoder_and_the_app_scores_them_so(cv_run, small_model_path, tmp_path,
+                                                                                monkeypatch, score, cells):
     import shutil
 
     from hemo.bleed import combined
     from hemo.model import platt
 
-    root, out, _ = oof_run
-    auto = calibrate.run(out, epochs=5)["slice_score"]
+    root, out, _ = cv_run
+    auto = calibrate.slice_score(calibrate.read_oof(out))[2]  # what 'auto' weighs: each score's out-of-fold AUC
     assert set(auto["auc"]) == {"head", "head+bleed", "head+bleed-top4"} and len(auto["difference_ci"]) == 2
     assert auto["chosen"] == max(auto["auc"], key=auto["auc"].get) and len(auto["top4_difference_ci"]) == 2
     plain = tmp_path / "plain" / "hemo-hybrid.keras"  # a model without a decoder cannot take that score
     plain.parent.mkdir()
     shutil.copy(small_model_path, plain)
     shutil.copy(small_model_path.with_suffix(".json"), plain.with_suffix(".json"))
-    with pytest.raises(ValueError, match="no decoder"):
+    with monkeypatch.context() as patched, pytest.raises(ValueError, match="no decoder"):
+        patched.setattr(calibrate, "nested_study_scores", _never)  # refused before the study model is trained
         calibrate.run(out, plain, epochs=5, score=score)
     model = tmp_path / "hemo-hybrid.keras"  # fold 0's model, which kept its decoder
     for name in ("hemo-hybrid.keras", "hemo-hybrid.json", "hemo-hybrid-bleed.keras"):
@@ -173,10 +166,10 @@ def test_calibrate_can_score_slices_with_the_decoder_and_the_app_scores_them_so(
     assert json.loads(evaluated.read_text())["auc"] is not None
 
 
-def test_a_run_that_recorded_only_the_peak_offers_only_the_peak(oof_run, tmp_path):
+def test_a_run_that_recorded_only_the_peak_offers_only_the_peak(cv_run, tmp_path):
     import shutil
 
-    _, out, _ = oof_run
+    _, out, _ = cv_run
     older = tmp_path / "older"
     for part in sorted(out.glob("fold*/oof.npz")):  # as runs before the top-4 mean was recorded left them
         (older / part.parent.name).mkdir(parents=True)
@@ -189,7 +182,7 @@ def test_a_run_that_recorded_only_the_peak_offers_only_the_peak(oof_run, tmp_pat
         calibrate.run(older, epochs=5, score="head+bleed-top4")
 
 
-def test_calibrate_can_read_a_series_slices_with_their_neighbours_and_every_layer_does(oof_run, small_model_path,
+def test_calibrate_can_read_a_series_slices_with_their_neighbours_and_every_layer_does(cv_run, small_model_path,
                                                                                          tmp_path):
     import pandas as pd
 
@@ -198,7 +191,7 @@ def test_calibrate_can_read_a_series_slices_with_their_neighbours_and_every_laye
     from hemo.model import platt
     from hemo.study import top_k_mean
 
-    root, out, _ = oof_run
+    root, out, _ = cv_run
     model = tmp_path / "hemo-hybrid.keras"
     model.write_bytes(small_model_path.read_bytes())
     model.with_suffix(".json").write_text(small_model_path.with_suffix(".json").read_text())
@@ -275,10 +268,10 @@ def test_the_context_width_is_chosen_out_of_fold_and_reported_nested():
         calibrate.choose_context(labels, scores, folds, series, "wide")
 
 
-def test_calibrate_writes_the_out_of_fold_numbers_a_final_model_is_shown_with(oof_run, tmp_path):
+def test_calibrate_writes_the_out_of_fold_numbers_a_final_model_is_shown_with(cv_run, tmp_path):
     from hemo.evaluate import format_report
 
-    _, out, _ = oof_run
+    _, out, _ = cv_run
     path, full = tmp_path / "evaluation.json", tmp_path / "calibrate.json"
     assert main(["calibrate", str(out), "--epochs", "5", "--study-score", "top_k_mean", "--evaluation", str(path),
                  "--json", str(full)]) == 0
