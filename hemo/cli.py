@@ -176,7 +176,7 @@ def cmd_predict(args) -> int:
                 study = numbers.setdefault((result.slice.study, result.slice.series), len(numbers) + 1) \
                     if result.analysed else None
                 counts[study] = counts.get(study, 0) + 1
-                line = row(result, study, counts[study] if study else None, str(path))
+                line = row(result, study, counts[study] if study else None, str(path) if args.names else "")
                 line["explanation"] = ""
                 if out and result.analysed:
                     stem = f"{index:05d}_f{result.frame}"
@@ -402,6 +402,9 @@ def main(argv: list[str] | None = None) -> int:
                          "(a model with a decoder)")
     predict.add_argument("--method", choices=["gradcam", "gradcam++"], default="gradcam")
     predict.add_argument("--csv", help="write the table here instead of the terminal")
+    predict.add_argument("--names", action="store_true",
+                         help="put each file's path in the table and its errors (off: file names are often "
+                              "patient names, so rows are told apart by study and slice number)")
     predict.add_argument("--report", help="write a PDF study report here (one page per study)")
     predict.add_argument("--dicom-out", help="folder for DICOM results: key-slice Secondary Captures and an SR")
     predict.set_defaults(run=cmd_predict)

@@ -29,7 +29,8 @@ def test_batch_matches_predict_writes_errors_and_resumes(small_model_path, tmp_p
     errors = table[table["verdict"] == "error"]
     assert len(table) == 7 and len(errors) == 1 and errors["file"].iloc[0].endswith("broken.dcm")
     assert errors["error"].iloc[0].startswith("broken.dcm: ") and errors["probability"].isna().all()
-    assert main(["predict", str(folder), "--model", str(small_model_path), "--csv", str(tmp_path / "p.csv")]) == 0
+    assert main(["predict", str(folder), "--model", str(small_model_path), "--csv", str(tmp_path / "p.csv"),
+                 "--names"]) == 0
     expected = {r["file"]: float(r["probability"]) for r in csv.DictReader(open(tmp_path / "p.csv")) if r["probability"]}
     got = dict(zip(table["file"], table["probability"]))
     assert set(expected) <= set(got)

@@ -71,9 +71,9 @@ def test_predict_keeps_going_past_bad_files(small_model_path, tmp_path):
                  "--model", str(small_model_path), "--csv", str(table), "--explain", str(explained),
                  "--method", "gradcam++"]) == 0
     rows = list(csv.DictReader(open(table)))
-    assert [r["file"].rsplit("/", 1)[-1] for r in rows] == ["slice.png", "scan.dcm", "broken.png"]
+    assert all(r["file"] == "" for r in rows), "file names are often patient names: only --names writes them"
     assert all(0 <= float(r["probability"]) <= 1 and r["verdict"] != "error" for r in rows[:2])
-    assert "not a readable" in rows[2]["error"] and rows[2]["probability"] == ""
+    assert "not a readable" in rows[2]["error"] and "broken" not in rows[2]["error"] and rows[2]["probability"] == ""
     assert [r["explanation"] for r in rows] == ["00001_f0", "00002_f0", ""]
     assert (explained / "00001_f0_gradcam.png").exists()
     attention = json.loads((explained / "00002_f0_attention.json").read_text())

@@ -59,7 +59,7 @@ def test_hostile_corpus_through_the_cli(small_model_path, hostile, tmp_path):
         (folder / name).write_bytes(data)
     (folder / "IM000001").write_bytes(corpus.good()[0][1])  # a PACS export without an extension
     out = tmp_path / "results.csv"
-    assert main(["predict", str(folder), "--model", str(small_model_path), "--csv", str(out)]) == 0
+    assert main(["predict", str(folder), "--model", str(small_model_path), "--csv", str(out), "--names"]) == 0
     rows = list(csv.DictReader(out.open()))
     files = {r["file"].rsplit("/", 1)[-1] for r in rows}
     assert len(files) == len(hostile) + 3
@@ -158,11 +158,11 @@ def test_explanations_are_unique_never_overwritten_and_csv_is_inert(small_model_
     (tmp_path / "050" / "brain" / "=HYPERLINK(evil).png").write_bytes(png)
     out, explain = tmp_path / "r.csv", tmp_path / "explain"
     assert main(["predict", str(tmp_path / "049"), str(tmp_path / "050"), "--model", str(small_model_path),
-                 "--csv", str(out), "--explain", str(explain)]) == 0
+                 "--csv", str(out), "--explain", str(explain), "--names"]) == 0
     rows = list(csv.DictReader(out.open()))
     stems = [r["explanation"] for r in rows]
     assert len(set(stems)) == 3 and len(list(explain.glob("*_gradcam.png"))) == 3
-    assert not any(str(r["file"]).startswith("=") for r in rows)
+    assert any("HYPERLINK" in r["file"] for r in rows) and not any(r["file"].startswith("=") for r in rows)
     assert main(["predict", str(tmp_path / "049"), "--model", str(small_model_path), "--explain", str(explain)]) == 2
     assert len(list(explain.glob("*_gradcam.png"))) == 3
 
