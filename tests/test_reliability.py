@@ -167,6 +167,16 @@ def test_explanations_are_unique_never_overwritten_and_csv_is_inert(small_model_
     assert len(list(explain.glob("*_gradcam.png"))) == 3
 
 
+def test_a_file_named_like_a_formula_stays_text_in_the_table():
+    from hemo.table import row
+
+    name = "=HYPERLINK(evil).png"
+    broken = SliceResult(name, error=f"{name}: cannot be opened (Permission denied).")
+    shown, hidden = row(broken, None, None, name), row(broken, None, None, "")
+    assert shown["file"] == "'" + name and shown["error"].startswith("'=")
+    assert hidden["file"] == "" and "HYPERLINK" not in hidden["error"]
+
+
 def test_cli_prints_one_verdict_per_study(small_model_path, tmp_path, capsys):
     for study in range(2):
         for z in range(3):
