@@ -31,7 +31,7 @@ def row(result: SliceResult, study: int | None, number: int | None, name: str) -
     """One slice's row; ``name`` is what identifies the file (its name, or "" to hide it everywhere)."""
     analysed = result.analysed
     error = result.error or ""
-    if name != result.source:
+    if not name:
         error = without_name(error, result.source)
     return {key: safe_cell(value) for key, value in {
         "study": "" if study is None else study,

@@ -69,6 +69,7 @@ def test_hostile_corpus_through_the_cli(small_model_path, hostile, tmp_path):
     errors = [r for r in rows if r["verdict"] == "error"]
     assert len(errors) >= sum(1 for *_, e in hostile if e == "error")
     assert all(r["error"] and "Traceback" not in r["error"] for r in errors)
+    assert all(r["error"].startswith(r["file"].rsplit("/", 1)[-1]) for r in errors), "--names: errors name their file"
 
 
 @pytest.mark.parametrize("twin", ["rle", "jpeg-ls", "jpeg2000", "jpeg-lossless", "deflate", "enhanced", "png16"])
