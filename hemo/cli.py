@@ -47,7 +47,7 @@ def _config(args):
                        learning_rate=args.lr, patience=args.patience, init=args.init, mask_weight=args.mask_weight,
                        robust=args.robust, thick=args.thick, mask_target=args.mask_target, map_size=args.map_size,
                        shoulder=args.shoulder, transplant=args.transplant,
-                       freeze_below=args.freeze_below, schedule=args.schedule,
+                       freeze_below=args.freeze_below, train_bn=args.train_bn, schedule=args.schedule,
                        distribute=args.distribute, ema=args.ema)
 
 
@@ -328,6 +328,9 @@ def _training_options(parser: argparse.ArgumentParser) -> None:
                         help="blend each slice with its neighbour on some draws (partial volume of thicker or "
                              "tilted slices); needs a cache made with 'hemo cache --neighbours'")
     parser.add_argument("--freeze-below", help="keep EfficientNet layers before this one frozen, e.g. block4a")
+    parser.add_argument("--train-bn", action="store_true",
+                        help="fine-tune the EfficientNet's batch norms too, statistics and scales (frozen at "
+                             "ImageNet's by default)")
     parser.add_argument("--schedule", choices=["plateau", "cosine"], default="plateau",
                         help="learning rate: halve on a validation-loss plateau (without validation patients, "
                              "as in 'cv --out' and 'train --split none', it stays constant) or cosine over --epochs")

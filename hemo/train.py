@@ -46,6 +46,7 @@ class TrainConfig:
     shoulder: bool = False  # draw a partial-volume band inside the skull on some draws (hemo.partial_volume)
     transplant: bool = False  # paste a training bleed into some normal slices, for the head (hemo.transplant)
     freeze_below: str | None = None  # keep EfficientNet layers before this one (e.g. "block4a") frozen
+    train_bn: bool = False  # fine-tune the EfficientNet's batch norms too (their statistics then follow CT)
     schedule: str = "plateau"  # "plateau" (constant without validation) or "cosine" (over the fixed epoch count)
     distribute: str | None = None  # "mirrored": data-parallel over this host's GPUs (hemo.distribution)
     ema: float = 0.0  # > 0: fine-tuning ends on the moving average of its weights, with this momentum per step
@@ -197,10 +198,13 @@ class EpochLog(keras.callbacks.Callback):
         print(f"[{self.stage}] epoch {epoch + 1} {shown} ({time.time() - self.start:.0f}s)", flush=True)
 
 
-def _set_backbone_trainable(model: keras.Model, trainable: bool, freeze_below: str | None = None) -> None:
-    """(Un)freeze the EfficientNet stage; its batch norms stay frozen (small batches, ImageNet statistics).
+def _set_backbone_trainable(model: keras.Model, trainable: bool, freeze_below: str | None = None,
+                            batch_norm: bool = False) -> None:
+    """(Un)freeze the EfficientNet stage; its batch norms stay frozen unless ``batch_norm``.
 
-    ``freeze_below`` keeps the early, generic layers frozen too: half the backward pass on a CPU.
+    Frozen, a batch norm normalises with its ImageNet statistics (small batches of one kind of image would
+    make noisy ones); ``batch_norm`` lets it learn CT's, in training mode. ``freeze_below`` keeps the early,
+    generic layers frozen too: half the backward pass on a CPU.
     """
     frozen_prefix = freeze_below is not None
     for layer in model.layers:
@@ -208,7 +212,8 @@ def _set_backbone_trainable(model: keras.Model, trainable: bool, freeze_below: s
             break
         if frozen_prefix and layer.name.startswith(freeze_below):
             frozen_prefix = False
-        layer.trainable = trainable and not frozen_prefix and not isinstance(layer, keras.layers.BatchNormalization)
+        norm = isinstance(layer, keras.layers.BatchNormalization)
+        layer.trainable = trainable and not frozen_prefix and (batch_norm or not norm)
 
 
 def _optimizer(config: TrainConfig, steps: int, average: bool) -> keras.optimizers.Optimizer:
@@ -305,7 +310,7 @@ def fit(train: datasets.Dataset, validation: datasets.Dataset | None, config: Tr
         else:
             _set_backbone_trainable(model, False)
             run("warm-up", config.warmup_epochs, [])
-    _set_backbone_trainable(model, True, config.freeze_below)
+    _set_backbone_trainable(model, True, config.freeze_below, config.train_bn)
     callbacks = []
     if validation is not None:
         callbacks.append(keras.callbacks.EarlyStopping(monitor="val_auc", mode="max", patience=config.patience,

@@ -74,6 +74,26 @@ def test_ema_ends_fine_tuning_on_the_moving_average_of_its_weights_not_on_the_la
         train.fit(phantom_slices(), phantom_slices(), train.TrainConfig(ema=0.99), verbose=0)
 
 
+def test_batch_norms_learn_the_training_images_statistics_only_when_asked(monkeypatch):
+    built, start = train.build, {}
+
+    def build(*args, **kwargs):
+        model = built(*args, **kwargs)
+        start["top_bn"] = [w.copy() for w in model.get_layer("top_bn").get_weights()]
+        return model
+
+    monkeypatch.setattr(train, "build", build)
+    moved = {}
+    for train_bn in (False, True):
+        config = train.TrainConfig(epochs=1, warmup_epochs=0, batch_size=4, learning_rate=1e-3,
+                                   freeze_below="block5a", train_bn=train_bn)
+        model = train.fit(phantom_slices(), None, config, verbose=0).model
+        now = model.get_layer("top_bn").get_weights()  # gamma, beta, moving mean, moving variance
+        moved[train_bn] = [float(np.abs(a - b).max()) for a, b in zip(now, start["top_bn"])]
+    assert max(moved[False]) == 0.0, moved  # ImageNet's statistics and scales, untouched
+    assert max(moved[True][2:]) > 1e-2 and moved[True][0] > 0.0, moved  # phantom statistics; scales learnt
+
+
 def test_cv_traces_the_held_out_auc_of_every_epoch_without_acting_on_it(cv_run):
     from sklearn.metrics import roc_auc_score
 
@@ -466,6 +486,44 @@ def test_score_parts_says_which_part_carried_each_slice_without_file_names(tmp_p
     assert "Doe" not in "\n".join(with_map + plain)
     [first] = Analyzer.load(small_model_path).analyse((series / "Doe_Jane_9.dcm").read_bytes(), "first")
     assert plain[0].startswith(f"study 1, slice 1 at 0.0 mm: paper model {first.raw:.3f}")  # the first scanned
+
+
+def test_matched_alarms_counts_a_series_against_the_out_of_fold_normals_of_each_score(tmp_path):
+    from conftest import dicom_bytes, head_phantom
+    from hemo.bleed import with_decoder
+    from hemo.model import build
+    from hemo.train import Fitted, TrainConfig, save_trained
+
+    series = tmp_path / "series"
+    series.mkdir()
+    for z in range(3):
+        (series / f"Doe_Jane_{z}.dcm").write_bytes(dicom_bytes((head_phantom(256) + 1024).astype(np.int16),
+                                                               position=(0, 0, float(z))))
+    hybrid = with_decoder(build(pretrained="none"))
+    model = tmp_path / "m" / "hemo-hybrid.keras"
+    save_trained(Fitted(keras.Model(hybrid.input, hybrid.output["probabilities"]), {}, hybrid), model,
+                 TrainConfig(pretrained="none"), 0.5)
+    tool, printed = _tool("matched_alarms"), {}
+    for normal in (1e-6, 1 - 1e-6):  # the untrained model's scores lie above the one and below the other
+        run = tmp_path / f"run{normal}"
+        labels, patients = np.tile([0, 0, 1, 0], 4), np.repeat(["a", "b", "c", "d"], 4)
+        scores = np.where(labels == 1, 0.5, normal)  # bleeds in between: found only above low normals
+        for fold, pair in enumerate((["a", "b"], ["c", "d"])):
+            here = np.isin(patients, pair)
+            (run / f"fold{fold}").mkdir(parents=True)
+            np.savez(run / f"fold{fold}" / "oof.npz", scores=scores[here], bleed_peak=scores[here],
+                     bleed_top4=scores[here], labels=labels[here], embeddings=np.zeros((8, 2)),
+                     patients=patients[here], names=np.array([f"{i}.jpg" for i in range(1, 5)] * 2))
+        printed[normal] = tool.main([str(series), str(run), "--model", str(model), "--width", "1"])
+    low, high = printed[1e-6], printed[1 - 1e-6]
+    assert [line.split(":")[0] for line in low] == [f"{score}, {reading}" for score in
+                                                    ("head", "head+bleed", "head+bleed-top4")
+                                                    for reading in ("alone", "1 neighbours")]
+    assert all(line.count("/3 ") == 4 for line in low + high)
+    assert all(line.count(": 3/3 (") == 4 for line in low)
+    assert all(line.count("(sensitivity 1.000)") == 4 for line in low[::2])  # alone, the bleeds lie above
+    assert all(line.count(": 0/3 (sensitivity 0.000)") == 4 for line in high)
+    assert "Doe" not in "\n".join(low + high)
 
 
 def test_source_probe_reads_the_inner_table_inward_and_scores_each_change_without_file_names(tmp_path,
