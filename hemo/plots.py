@@ -117,23 +117,41 @@ def series(positions: list[float], probabilities: list[float], threshold: float,
     """Probability per slice along the scan axis (mm, or scan order without geometry), with the threshold.
 
     ``current`` (an index) marks the slice shown in the viewer; ``refined`` (with its own threshold)
-    is each slice read with its neighbours (``hemo.context``), drawn beside the slice alone.
+    is each slice read with its neighbours (``hemo.context``), drawn beside the slice alone. The
+    thresholds are named in the legend with their values, not written on the plot: the two lie a
+    hundredth apart, and labels on the lines would sit on each other and on the curves.
     """
+    numbers = list(range(1, len(positions) + 1))  # what a click on a curve hands back (``clicked_slice``)
     figure = go.Figure(go.Scatter(x=positions, y=probabilities, mode="lines+markers", text=labels,
-                                  name="each slice alone",
+                                  customdata=numbers, name="each slice alone",
                                   hovertemplate="%{text}<br>%{x:.1f}<br>p=%{y:.3f}<extra></extra>"))
-    figure.add_hline(y=threshold, line_dash="dash", line_color="red", annotation_text="slice threshold")
+    _threshold_line(figure, positions, threshold, f"slice threshold {threshold:.3f}", "dash", "red")
     if refined is not None:
         figure.add_trace(go.Scatter(x=positions, y=refined, mode="lines", text=labels, line_color="purple",
-                                    name="with its neighbours",
+                                    customdata=numbers, name="with its neighbours",
                                     hovertemplate="%{text}<br>%{x:.1f}<br>with neighbours p=%{y:.3f}<extra></extra>"))
         if refined_threshold is not None:
-            figure.add_hline(y=refined_threshold, line_dash="dot", line_color="purple",
-                             annotation_text="threshold with neighbours", annotation_position="bottom left")
+            _threshold_line(figure, positions, refined_threshold,
+                            f"threshold with neighbours {refined_threshold:.3f}", "dot", "purple")
     if current is not None:
         figure.add_vline(x=positions[current], line_color="orange")
-    figure.update_layout(showlegend=refined is not None, clickmode="event+select",
-                         legend={"orientation": "h", "y": -0.3})
+    figure.update_layout(clickmode="event+select",
+                         legend={"orientation": "h", "yanchor": "top", "y": -0.28, "font": {"size": 11}})
     return figure.update_layout(title="Probability of haemorrhage per slice",
                                 xaxis_title="slice position (mm)" if with_positions else "slice (scan order)",
-                                yaxis_title="probability", yaxis_range=[0, 1], height=320)
+                                yaxis_title="probability", yaxis_range=[0, 1], height=400,
+                                margin={"t": 50, "b": 10, "l": 50, "r": 10})
+
+
+def clicked_slice(points: list[dict]) -> int | None:
+    """The slice number (from 1) of the first clicked point on a curve of ``series``; None for a threshold."""
+    numbers = [point["customdata"] for point in points if point.get("customdata") is not None]
+    return int(numbers[0]) if numbers else None
+
+
+def _threshold_line(figure: go.Figure, positions: list[float], threshold: float, name: str, dash: str,
+                    colour: str) -> None:
+    """A horizontal threshold across the series, as a legend entry (not a hoverable point)."""
+    ends = [min(positions), max(positions)] if len(positions) > 1 else [positions[0] - 0.5, positions[0] + 0.5]
+    figure.add_trace(go.Scatter(x=ends, y=[threshold, threshold], mode="lines", name=name, hoverinfo="skip",
+                                line={"dash": dash, "color": colour, "width": 1.5}))

@@ -2,6 +2,7 @@ import keras
 import numpy as np
 import pytest
 
+from hemo import plots
 from hemo.explain import Explainer, overlay
 from hemo.imaging import prepare, window
 from hemo.model import build
@@ -101,7 +102,6 @@ def test_gradcam_of_shipped_model_favours_annotated_bleeds(shared_data):
 
 
 def test_attention_is_drawn_on_one_fixed_scale_all_panels_the_same_way_up():
-    from hemo import plots
 
     rng = np.random.default_rng(0)
     figures = []
@@ -116,6 +116,19 @@ def test_attention_is_drawn_on_one_fixed_scale_all_panels_the_same_way_up():
     uniform = plots.attention_summary(np.full((2, 10, 10), 0.1))
     assert uniform["distance_from_uniform"] == pytest.approx(0) and uniform["entropy"] == pytest.approx(1)
 
+
+
+def test_close_thresholds_on_the_series_curve_are_named_in_the_legend_not_on_each_other():
+    figure = plots.series([0.0, 5.0, 10.0], [0.1, 0.6, 0.2], 0.118, ["a", "b", "c"],
+                          refined=[0.2, 0.5, 0.3], refined_threshold=0.109)
+    assert not figure.layout.annotations and not figure.layout.shapes  # no labels drawn on the lines
+    lines = {trace.name: trace.y for trace in figure.data if trace.name.startswith(("slice threshold", "threshold"))}
+    assert lines == {"slice threshold 0.118": (0.118, 0.118), "threshold with neighbours 0.109": (0.109, 0.109)}
+    assert figure.layout.showlegend is not False
+    curve, line = figure.data[0], figure.data[1]
+    assert plots.clicked_slice([{"curve_number": 1, "point_index": 0}, {"curve_number": 0, "point_index": 1,
+                                "customdata": curve.customdata[1]}]) == 2  # a click on the line is not slice 1
+    assert line.customdata is None and plots.clicked_slice([{"curve_number": 1, "point_index": 1}]) is None
 
 def test_low_score_overlay_shows_little_colour(analyzer):
     from conftest import dicom_bytes

@@ -152,9 +152,9 @@ def _viewer(study: Study, labels: Labels, opacity: float, said: frozenset[str]) 
         st.session_state[key] = number
 
     def clicked() -> None:
-        points = st.session_state[f"curve-{study.number}"].selection.points
-        if points:
-            go_to(int(points[0]["point_index"]) + 1)
+        number = plots.clicked_slice(st.session_state[f"curve-{study.number}"].selection.points)
+        if number is not None:
+            go_to(number)
 
     columns = st.columns(4)
     columns[0].markdown("**Key slices:**")
