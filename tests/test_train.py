@@ -376,13 +376,14 @@ def test_fold_scores_watches_each_finished_fold_with_and_without_the_decoder(tmp
     labels = np.tile([0, 0, 1, 1, 1, 0, 0, 0], 4)
     for fold, peak in ((0, True), (1, False)):
         (tmp_path / f"fold{fold}").mkdir()
-        extra = {"bleed_peak": labels * 0.5 + 0.2} if peak else {}
+        extra = {"bleed_peak": labels * 0.5 + 0.2, "bleed_top4": labels * 0.4 + 0.1} if peak else {}
         np.savez(tmp_path / f"fold{fold}" / "oof.npz", scores=np.linspace(0.1, 0.9, 32), labels=labels,
                  patients=np.repeat(["a", "b", "c", "d"], 8), names=np.array([f"{i % 8 + 1}.jpg" for i in range(32)]),
                  **extra)
     rows = _tool("fold_scores").fold_scores(tmp_path, 1)
     assert [row["fold"] for row in rows] == ["fold0", "fold1"]
-    assert set(rows[0]) == {"fold", "head", "peak", "head+bleed"} and set(rows[1]) == {"fold", "head"}
+    assert set(rows[0]) == {"fold", "head", "peak", "head+bleed", "head+bleed-top4"}  # the shipped reading too
+    assert set(rows[1]) == {"fold", "head"}
     assert rows[0]["peak"][0] == 1.0  # the decoder's peak separates these slices exactly
 
 

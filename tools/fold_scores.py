@@ -3,8 +3,8 @@
     python tools/fold_scores.py runs/cv-lr1e4-masks-live2 [--width 3]
 
 One line per ``fold*/oof.npz``: the paper model's score ("head"), and where the fold recorded its
-decoder, the decoder's peak and ``hemo.bleed.combined`` of the two ("head+bleed"); each also read
-with its neighbours (``hemo.context``, ``--width`` on either side). ``hemo calibrate`` does the whole
+decoder, the decoder's peak and every slice score of ``hemo.bleed.SLICE_SCORES`` the fold's map readings
+allow ("head+bleed", "head+bleed-top4": the one a model ships with); each also read with its neighbours (``hemo.context``, ``--width`` on either side). ``hemo calibrate`` does the whole
 calibration once every fold is in; this only watches.
 """
 
@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from sklearn.metrics import roc_auc_score  # noqa: E402
 
-from hemo.bleed import combined  # noqa: E402
+from hemo.bleed import SLICE_SCORES, combined, oof_key  # noqa: E402
 from hemo.calibrate import studies_of  # noqa: E402
 from hemo.context import in_series  # noqa: E402
 
@@ -30,13 +30,16 @@ def fold_scores(run: str | Path, width: int = 3) -> list[dict]:
     for part in sorted(Path(run).glob("fold*/oof.npz")):
         with np.load(part) as data:
             oof = {key: data[key] for key in ("scores", "labels", "patients", "names")}
-            peak = data["bleed_peak"] if "bleed_peak" in data.files else None
+            maps = {cells: data[oof_key(cells)] for cells in SLICE_SCORES.values()
+                    if cells and oof_key(cells) in data.files}
         oof["fold"] = np.zeros(len(oof["labels"]), int)
         series = [s["index"] for s in studies_of(oof)]
         labels = oof["labels"].astype(int)
         scores = {"head": oof["scores"]}
-        if peak is not None:
-            scores.update({"peak": peak, "head+bleed": combined(oof["scores"], peak)})
+        if 1 in maps:
+            scores["peak"] = maps[1]
+        scores.update({name: combined(oof["scores"], maps[cells]) for name, cells in SLICE_SCORES.items()
+                       if cells in maps})
         row = {"fold": part.parent.name}
         for name, values in scores.items():  # (alone, with its neighbours)
             row[name] = (roc_auc_score(labels, values), roc_auc_score(labels, in_series(values, series, width)))
