@@ -4,8 +4,9 @@
 
 One line per ``fold*/oof.npz``: the paper model's score ("head"), and where the fold recorded its
 decoder, the decoder's peak and every slice score of ``hemo.bleed.SLICE_SCORES`` the fold's map readings
-allow ("head+bleed", "head+bleed-top4": the one a model ships with); each also read with its neighbours (``hemo.context``, ``--width`` on either side). ``hemo calibrate`` does the whole
-calibration once every fold is in; this only watches.
+allow ("head+bleed", "head+bleed-top4": the one a model ships with); each also read with its
+neighbours (``hemo.context``, ``--width`` on either side). ``hemo calibrate`` does the whole calibration
+once every fold is in; this only watches.
 """
 
 from __future__ import annotations
