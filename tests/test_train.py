@@ -407,6 +407,26 @@ def test_pair_runs_compares_two_runs_on_the_same_slices_and_studies(tmp_path, ca
     assert patients_.tolist() == ["a", "b", "c", "d"] and study_labels.tolist() == [1, 1, 0, 0]
 
 
+def test_study_k_shows_what_each_k_of_the_top_k_rule_scores_fold_by_fold(tmp_path, capsys):
+    bleed = np.r_[np.full(4, 0.7), np.full(8, 0.1)]  # a bleed study: 4 bloody slices of 12
+    spiky = np.r_[0.95, np.full(11, 0.05)]  # a normal study with one loud slice: first by its top 1, not by its top 12
+    quiet = np.full(12, 0.05)
+    for fold, studies in enumerate(((bleed, spiky, quiet, bleed), (bleed, quiet, quiet, bleed))):
+        (tmp_path / f"fold{fold}").mkdir()
+        scores = np.concatenate(studies)
+        labels = np.concatenate([(s == 0.7).astype(int) for s in studies])
+        np.savez(tmp_path / f"fold{fold}" / "oof.npz", scores=scores, labels=labels, embeddings=np.zeros((48, 2)),
+                 patients=np.repeat([f"{fold}{i}" for i in range(4)], 12),
+                 names=np.array([f"{i % 12 + 1}.jpg" for i in range(48)]))
+    tool = _tool("study_k")
+    rows, pooled = tool.by_fold(tmp_path, "head", width=0)
+    assert [row["fold"] for row in rows] == [0, 1]
+    assert pooled[12] == 1.0 and pooled[1] < 1.0  # the loud normal slice outranks the bleeds only at k = 1
+    assert rows[0]["own"][1] < rows[0]["own"][12] == 1.0 and rows[1]["own"][1] == 1.0
+    assert tool.main([str(tmp_path), "--slice-score", "head", "--width", "0"]) == 0
+    assert capsys.readouterr().out.splitlines()[-1].startswith("all studies (uncalibrated): k1 ")
+
+
 def test_ensemble_runs_averages_logits_of_the_same_slices_and_refuses_another_split(tmp_path, capsys):
     labels, patients = np.tile([0, 1], 4), np.repeat(["a", "b", "c", "d"], 2)
     names = np.array([f"{i % 2 + 1}.jpg" for i in range(8)])

@@ -1,0 +1,73 @@
+"""Does the top-k study rule's choice of k matter? Study AUC by k, fold by fold, on a CV run.
+
+    python tools/study_k.py runs/cv-ema-shoulder-mw2 [--slice-score auto] [--width 3]
+
+``hemo calibrate`` picks each fold's k on the other folds' studies (``nested_top_k``). This prints, per
+held-out fold, the study AUC of every k of ``TOP_K`` on those other folds (what the choice sees) and on the
+fold itself (what it costs), each fold's slices read with ``--width`` neighbours through the Platt scaling
+fitted on the other folds, as ``nested_top_k`` reads them; then every k on all studies pooled. When the
+rows are flat, a nested k that jumps between folds is noise, and a study AUC lost or won lies elsewhere.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from sklearn.metrics import roc_auc_score  # noqa: E402
+
+from hemo.calibrate import TOP_K, fit_platt, read_oof, slice_score, studies_of  # noqa: E402
+from hemo.context import in_series  # noqa: E402
+from hemo.model import platt  # noqa: E402
+from hemo.study import top_k_mean  # noqa: E402
+
+
+def auc(labels: np.ndarray, scores: np.ndarray) -> float | None:
+    return float(roc_auc_score(labels, scores)) if len(set(labels.tolist())) == 2 else None
+
+
+def by_fold(run: str | Path, score: str = "auto", width: int = 3) -> tuple[list[dict], dict[int, float | None]]:
+    """Per held-out fold: {fold, others: {k: AUC}, own: {k: AUC}}; and every k's AUC on all studies."""
+    oof = read_oof(run)
+    _, raw, _ = slice_score(oof, score)
+    labels, folds = oof["labels"].astype(int), oof["fold"]
+    studies = studies_of(oof)
+    study_labels = np.array([s["label"] for s in studies])
+    study_folds = np.array([s["fold"] for s in studies])
+    read = in_series(raw, [s["index"] for s in studies], width) if width else raw
+    rows = []
+    for fold in np.unique(folds):
+        probabilities = platt(read, fit_platt(read[folds != fold], labels[folds != fold]))
+        table = np.array([[top_k_mean(probabilities[s["index"]], k) for k in TOP_K] for s in studies])
+        mine = study_folds == fold
+        rows.append({"fold": int(fold),
+                     "others": {k: auc(study_labels[~mine], table[~mine, j]) for j, k in enumerate(TOP_K)},
+                     "own": {k: auc(study_labels[mine], table[mine, j]) for j, k in enumerate(TOP_K)}})
+    pooled = np.array([[top_k_mean(read[s["index"]], k) for k in TOP_K] for s in studies])
+    return rows, {k: auc(study_labels, pooled[:, j]) for j, k in enumerate(TOP_K)}
+
+
+def _line(aucs: dict[int, float | None]) -> str:
+    return " ".join(f"k{k} " + ("—" if value is None else f"{value:.3f}") for k, value in aucs.items())
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("run", help="a 'hemo cv --out' folder")
+    parser.add_argument("--slice-score", default="auto", help="as 'hemo calibrate --slice-score'")
+    parser.add_argument("--width", type=int, default=3, help="neighbours on either side (0: each slice alone)")
+    args = parser.parse_args(argv)
+    rows, pooled = by_fold(args.run, args.slice_score, args.width)
+    for row in rows:
+        print(f"fold {row['fold']}: other folds {_line(row['others'])} | this fold {_line(row['own'])}")
+    print(f"all studies (uncalibrated): {_line(pooled)}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
