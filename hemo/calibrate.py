@@ -76,12 +76,12 @@ def slice_score(oof: dict[str, np.ndarray], wanted: str = "auto") -> tuple[str, 
     if wanted not in ("auto", *scores):
         raise ValueError(f"'{wanted}' needs the decoder's {oof_key(cells_of(wanted))} in every fold's oof.npz: run "
                          "'hemo cv' with --mask-weight (runs of older versions recorded the peak only)")
-    aucs = {name: _auc(labels, values) for name, values in scores.items()}
+    aucs = {name: auc_or_none(labels, values) for name, values in scores.items()}
     chosen = wanted if wanted != "auto" else max(scores, key=lambda name: (aucs[name], -cells_of(name)))
     report = {"chosen": chosen, "auc": aucs}
     if "head+bleed" in scores:
         report["difference_ci"] = list(bootstrap_auc_difference(labels, head, scores["head+bleed"], oof["patients"]))
-        report["bleed_peak_auc"] = _auc(labels, oof["bleed_peak"])
+        report["bleed_peak_auc"] = auc_or_none(labels, oof["bleed_peak"])
     if "head+bleed-top4" in scores:
         report["top4_difference_ci"] = list(bootstrap_auc_difference(labels, scores["head+bleed"],
                                                                      scores["head+bleed-top4"], oof["patients"]))
@@ -101,7 +101,7 @@ def choose_context(labels: np.ndarray, scores: np.ndarray, folds: np.ndarray, se
     read = {width: in_series(scores, series, width) for width in WIDTHS}
 
     def best(where: np.ndarray) -> int:  # the narrower width on a tie
-        return max(WIDTHS, key=lambda w: (_auc(labels[where], read[w][where]) or 0.0, -w))
+        return max(WIDTHS, key=lambda w: (auc_or_none(labels[where], read[w][where]) or 0.0, -w))
 
     width = best(np.ones(len(labels), bool)) if wanted == "auto" else int(wanted)
     nested, per_fold = np.zeros(len(labels)), []
@@ -112,7 +112,7 @@ def choose_context(labels: np.ndarray, scores: np.ndarray, folds: np.ndarray, se
     measured = _per_fold(labels, nested, folds)
     if patients is not None:
         measured["auc_ci"] = list(bootstrap_auc(labels, nested, patients))
-    return width, {"width": width, "auc": {str(w): _auc(labels, read[w]) for w in WIDTHS},
+    return width, {"width": width, "auc": {str(w): auc_or_none(labels, read[w]) for w in WIDTHS},
                    "width_per_fold": per_fold, "auc_nested": measured}
 
 
@@ -139,14 +139,16 @@ def rates(labels: np.ndarray, scores: np.ndarray, threshold: float) -> dict:
     return {"sensitivity": float(predicted[labels == 1].mean()), "specificity": float((~predicted)[labels == 0].mean())}
 
 
-def _auc(labels: np.ndarray, scores: np.ndarray) -> float | None:
+def auc_or_none(labels: np.ndarray, scores: np.ndarray) -> float | None:
+    """Slice or study AUC; None where a fold or a part holds only one class."""
     return rank_auc(labels, scores) if len(set(labels.tolist())) == 2 else None
 
 
 def _per_fold(labels: np.ndarray, scores: np.ndarray, folds: np.ndarray) -> dict:
-    aucs = [a for a in (_auc(labels[folds == k], scores[folds == k]) for k in np.unique(folds)) if a is not None]
-    return {"auc": _auc(labels, scores), "fold_auc_mean": float(np.mean(aucs)), "fold_auc_sd": float(np.std(aucs)),
-            "fold_aucs": [round(a, 4) for a in aucs]}
+    aucs = [a for a in (auc_or_none(labels[folds == k], scores[folds == k]) for k in np.unique(folds))
+            if a is not None]
+    return {"auc": auc_or_none(labels, scores), "fold_auc_mean": float(np.mean(aucs)),
+            "fold_auc_sd": float(np.std(aucs)), "fold_aucs": [round(a, 4) for a in aucs]}
 
 
 def nested_predicted(labels, scores, folds, choose) -> np.ndarray:
@@ -192,13 +194,14 @@ TOP_K = (1, 2, 3, 5, 8, 12)  # up to about the bleed slices of a CT-ICH study (m
 RULES = ("auto", "top_k_mean", "study_model")
 
 
-def _top_k_table(probabilities: np.ndarray, studies: list[dict]) -> np.ndarray:
+def top_k_table(probabilities: np.ndarray, studies: list[dict]) -> np.ndarray:
+    """One row per study, one column per k of ``TOP_K``: the mean of its k highest slice probabilities."""
     return np.array([[top_k_mean(probabilities[s["index"]], k) for k in TOP_K] for s in studies])
 
 
 def _best_k(labels: np.ndarray, table: np.ndarray) -> int:
     """Index into TOP_K of the k with the highest study AUC on these studies (the smaller k on ties)."""
-    return int(np.argmax([_auc(labels, table[:, j]) or 0.0 for j in range(len(TOP_K))]))
+    return int(np.argmax([auc_or_none(labels, table[:, j]) or 0.0 for j in range(len(TOP_K))]))
 
 
 def fold_widths(context: str, width: int, report: dict, folds: np.ndarray) -> list[int]:
@@ -224,7 +227,7 @@ def nested_top_k(labels: np.ndarray, raw: np.ndarray, folds: np.ndarray, studies
         read = in_series(raw, series, width) if width else raw
         other = folds != fold
         learnt = fit_platt(read[other], labels[other]) if len(set(labels[other].tolist())) == 2 else None
-        table = _top_k_table(platt(read, learnt), studies)
+        table = top_k_table(platt(read, learnt), studies)
         best = _best_k(study_labels[study_folds != fold], table[study_folds != fold])
         scores[study_folds == fold] = table[study_folds == fold, best]
         chosen.append(TOP_K[best])
@@ -291,7 +294,7 @@ def run(oof_dir: str | Path, model_path: str | Path | None = None, epochs: int =
                                      "at_slice_threshold": rates(study_labels, highest, slice_threshold),
                                      "nested": _nested_rates(study_labels, highest, study_folds, at_sensitivity)}
     top_k, chosen = nested_top_k(labels, raw, folds, studies, fold_widths(context, width, report["context"], folds))
-    table = _top_k_table(in_study, studies)
+    table = top_k_table(in_study, studies)
     k = TOP_K[_best_k(study_labels, table)]  # for a new study: chosen on every out-of-fold study
     top_calibration = fit_platt(table[:, TOP_K.index(k)], study_labels)
     top_probability = platt(table[:, TOP_K.index(k)], top_calibration)

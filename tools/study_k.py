@@ -19,16 +19,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sklearn.metrics import roc_auc_score  # noqa: E402
-
-from hemo.calibrate import TOP_K, fit_platt, read_oof, slice_score, studies_of  # noqa: E402
+from hemo.calibrate import (TOP_K, auc_or_none, fit_platt, read_oof, slice_score, studies_of,  # noqa: E402
+                            top_k_table)
 from hemo.context import in_series  # noqa: E402
 from hemo.model import platt  # noqa: E402
-from hemo.study import top_k_mean  # noqa: E402
-
-
-def auc(labels: np.ndarray, scores: np.ndarray) -> float | None:
-    return float(roc_auc_score(labels, scores)) if len(set(labels.tolist())) == 2 else None
 
 
 def by_fold(run: str | Path, score: str = "auto", width: int = 3) -> tuple[list[dict], dict[int, float | None]]:
@@ -43,13 +37,13 @@ def by_fold(run: str | Path, score: str = "auto", width: int = 3) -> tuple[list[
     rows = []
     for fold in np.unique(folds):
         probabilities = platt(read, fit_platt(read[folds != fold], labels[folds != fold]))
-        table = np.array([[top_k_mean(probabilities[s["index"]], k) for k in TOP_K] for s in studies])
+        table = top_k_table(probabilities, studies)
         mine = study_folds == fold
         rows.append({"fold": int(fold),
-                     "others": {k: auc(study_labels[~mine], table[~mine, j]) for j, k in enumerate(TOP_K)},
-                     "own": {k: auc(study_labels[mine], table[mine, j]) for j, k in enumerate(TOP_K)}})
-    pooled = np.array([[top_k_mean(read[s["index"]], k) for k in TOP_K] for s in studies])
-    return rows, {k: auc(study_labels, pooled[:, j]) for j, k in enumerate(TOP_K)}
+                     "others": {k: auc_or_none(study_labels[~mine], table[~mine, j]) for j, k in enumerate(TOP_K)},
+                     "own": {k: auc_or_none(study_labels[mine], table[mine, j]) for j, k in enumerate(TOP_K)}})
+    pooled = top_k_table(read, studies)
+    return rows, {k: auc_or_none(study_labels, pooled[:, j]) for j, k in enumerate(TOP_K)}
 
 
 def _line(aucs: dict[int, float | None]) -> str:
