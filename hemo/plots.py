@@ -8,7 +8,6 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from hemo.history import sides, smooth
-from hemo.model import CLASSES, STEPS
 
 TRAIN, VALIDATION = "#1f77b4", "#ff7f0e"
 COLOUR = {"train": TRAIN, "validation": VALIDATION}
@@ -58,7 +57,8 @@ def learning_rate(history: pd.DataFrame) -> go.Figure:
 
 def confusion(metrics: dict) -> go.Figure:
     matrix = np.array(metrics["confusion_matrix"])
-    figure = go.Figure(go.Heatmap(z=matrix, x=list(CLASSES), y=list(CLASSES), text=matrix, texttemplate="%{text}",
+    classes = list(metrics["per_class"])  # the evaluation names its classes, in the matrix's order
+    figure = go.Figure(go.Heatmap(z=matrix, x=classes, y=classes, text=matrix, texttemplate="%{text}",
                                   colorscale="Blues", showscale=False))
     return figure.update_layout(title=f"Confusion matrix at threshold {metrics['threshold']:.3f}",
                                 xaxis_title="predicted", yaxis_title="true", yaxis_autorange="reversed", height=340)
@@ -93,9 +93,10 @@ def attention(weights: np.ndarray) -> go.Figure:
     panels = [*weights, weights.mean(axis=0)]
     titles = [f"head {i + 1}" for i in range(len(weights))] + ["mean"]
     figure = make_subplots(rows=1, cols=len(panels), subplot_titles=titles, horizontal_spacing=0.06)
-    steps = list(range(1, STEPS + 1))
+    count = weights.shape[-1]  # pseudo-time steps, read from the weights: no Keras import for a constant
+    steps = list(range(1, count + 1))
     for column, panel in enumerate(panels, start=1):
-        figure.add_heatmap(z=np.asarray(panel) - 1.0 / STEPS, x=steps, y=steps, coloraxis="coloraxis", row=1,
+        figure.add_heatmap(z=np.asarray(panel) - 1.0 / count, x=steps, y=steps, coloraxis="coloraxis", row=1,
                            col=column, customdata=panel,
                            hovertemplate="query step %{y} -> key step %{x}: %{customdata:.3f}<extra></extra>")
     figure.update_yaxes(autorange="reversed")  # every panel the same way up: step 1 at the top

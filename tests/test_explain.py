@@ -1,3 +1,7 @@
+import subprocess
+import sys
+from pathlib import Path
+
 import keras
 import numpy as np
 import pytest
@@ -116,6 +120,19 @@ def test_attention_is_drawn_on_one_fixed_scale_all_panels_the_same_way_up():
     uniform = plots.attention_summary(np.full((2, 10, 10), 0.1))
     assert uniform["distance_from_uniform"] == pytest.approx(0) and uniform["entropy"] == pytest.approx(1)
 
+
+
+def test_figures_import_without_keras_and_name_what_the_evaluation_names():
+    """A report or dashboard that only draws must not wait seconds for Keras (the constants come from the data)."""
+    code = "import sys, hemo.plots; print('keras' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                          cwd=Path(__file__).resolve().parent.parent)
+    assert done.stdout.strip() == "False", done.stderr[-2000:]
+    metrics = {"confusion_matrix": [[5, 1], [0, 2]], "threshold": 0.1,
+               "per_class": {"normal": {}, "haemorrhage": {}}}
+    assert list(plots.confusion(metrics).data[0].x) == ["normal", "haemorrhage"]
+    figure = plots.attention(np.full((2, 4, 4), 0.25))
+    assert list(figure.data[0].x) == [1, 2, 3, 4] and np.allclose(figure.data[0].z, 0)
 
 
 def test_close_thresholds_on_the_series_curve_are_named_in_the_legend_not_on_each_other():
