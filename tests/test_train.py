@@ -609,11 +609,11 @@ def test_shift_check_scores_held_out_slices_again_as_if_from_another_source(tmp_
     again = [tool.scores_of(model, decoder, np.stack([augment(x, draw, robust=True)[0] for x in images[order]]))
              for _ in range(2)]
     assert got_labels.tolist() == labels.tolist() and np.allclose(original["head"], scores["head"], atol=1e-5)
-    assert set(shifted) == {"head", "peak", "head+bleed"} and len(shifted["head+bleed"]) == 16
+    assert set(shifted) == {"head", "peak", "head+bleed", "head+bleed-top4"} and len(shifted["head+bleed"]) == 16
     assert np.allclose(shifted["peak"], np.concatenate([a["peak"] for a in again]), atol=1e-5)
     lines = tool.main([str(tmp_path / "cache.npz"), str(tmp_path / "run"), "--draws", "1"])
     assert lines[0] == "1 folds, 8 held-out slices, 1 shifted copies of each"
-    assert [line.split(":")[0] for line in lines[1:]] == ["head", "peak", "head+bleed"]
+    assert [line.split(":")[0] for line in lines[1:]] == ["head", "peak", "head+bleed", "head+bleed-top4"]
     with pytest.raises(SystemExit, match="--neighbours"):  # the partial-volume shift needs each slice's neighbour
         tool.main([str(tmp_path / "cache.npz"), str(tmp_path / "run"), "--thick", "0.5"])
     beside = images[::-1].copy()
@@ -672,7 +672,7 @@ def test_band_check_scores_held_out_slices_again_with_the_band_inside_the_skull_
     lines = tool.main([str(tmp_path / "run"), str(tmp_path / "cache.npz"), "--diagnosis",
                        str(tmp_path / "diagnosis.csv")])
     assert lines[0].startswith("1 folds, 4 held-out slices (2 with a bleed), 4 pixels inside the skull flattened")
-    assert [line.split(":")[0] for line in lines[1:]] == ["head", "peak", "head+bleed"]
+    assert [line.split(":")[0] for line in lines[1:]] == ["head", "peak", "head+bleed", "head+bleed-top4"]
     assert "; Epidural " in lines[2] and "; Intraparenchymal " in lines[2] and "Subdural" not in lines[2]
     assert "brain/" not in "\n".join(lines)
     np.savez(fold / "oof.npz", scores=scores["head"] + 0.05, labels=labels, patients=patients, names=names)

@@ -24,10 +24,11 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from hemo.bleed import SLICE_SCORES, attach, cells_of, combined, load_decoder, peaks  # noqa: E402
+from hemo.bleed import SLICE_SCORES, load_decoder  # noqa: E402
 from hemo.calibrate import read_oof, slice_score, studies_of  # noqa: E402
 from hemo.context import in_series  # noqa: E402
 from hemo.model import DEFAULT_MODEL, load  # noqa: E402
+from shift_check import scores_of  # noqa: E402
 from source_probe import read_series  # noqa: E402
 
 SPECIFICITIES = (0.80, 0.85, 0.90, 0.95)
@@ -36,11 +37,8 @@ SPECIFICITIES = (0.80, 0.85, 0.90, 0.95)
 def series_scores(folder: Path, model_path: Path) -> dict[str, np.ndarray]:
     """Every slice score of the series' slices in scan order, as the model reads them."""
     model, info = load(model_path)
-    images = read_series(folder, info)[..., np.newaxis]
-    out = attach(model, load_decoder(model_path.with_name(info.bleed["file"]))).predict(images, verbose=0)
-    head = np.asarray(out["probabilities"])[:, 1]
-    return {name: combined(head, peaks(out["bleed"], cells_of(name))) if cells_of(name) else head
-            for name in SLICE_SCORES}
+    found = scores_of(model, load_decoder(model_path.with_name(info.bleed["file"])), read_series(folder, info))
+    return {name: found[name] for name in SLICE_SCORES}
 
 
 def main(argv: list[str] | None = None) -> list[str]:

@@ -7,7 +7,8 @@ Each finished fold of ``hemo cv --out RUN`` keeps its model (with its bleed deco
 ``--mask-weight``) and its held-out patients' scores (``oof.npz``). This scores the same held-out slices
 again after the other-source augmentation (``hemo.augment`` with ``robust=True``: another window, gamma,
 blur, noise, JPEG re-compression, field of view, scale, rotation; ``--draws`` copies of each slice), and
-prints, for the paper model's score ("head") and, where there is a decoder, its peak and "head+bleed":
+prints, for the paper model's score ("head") and, where there is a decoder, its peak, "head+bleed" and
+"head+bleed-top4":
 the pooled slice AUC on the original and the shifted slices, and sensitivity / specificity of both at the
 threshold that is the Youden point of the original slices. A score whose specificity falls on the shifted
 copies would raise false alarms on other scanners' and viewers' images. The fold model must reproduce its
@@ -32,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from sklearn.metrics import roc_auc_score  # noqa: E402
 
 from hemo.augment import TRAIN_WINDOW, augment  # noqa: E402
-from hemo.bleed import attach, combined, load_decoder, peaks  # noqa: E402
+from hemo.bleed import SLICE_SCORES, attach, combined, load_decoder, peaks  # noqa: E402
 from hemo.calibrate import rates, youden  # noqa: E402
 from hemo.model import load, predict  # noqa: E402
 from hemo.partial_volume import thicken  # noqa: E402
@@ -40,13 +41,16 @@ from folds import finished, heldout, read_cache  # noqa: E402
 
 
 def scores_of(model, decoder, images: np.ndarray) -> dict[str, np.ndarray]:
-    """Head (and, with a decoder, peak and head+bleed) for a batch (N, 256, 256) of 0..255 slices."""
+    """Head (and, with a decoder, its peak and every slice score of ``hemo.bleed.SLICE_SCORES``, the shipped
+    head+bleed-top4 among them) for a batch (N, 256, 256) of 0..255 slices."""
     batch = images.astype(np.float32)[..., np.newaxis]
     if decoder is None:
         return {"head": predict(model, batch)}
     out = attach(model, decoder).predict(batch, batch_size=32, verbose=0)
-    head, peak = np.asarray(out["probabilities"])[:, 1], peaks(out["bleed"])
-    return {"head": head, "peak": peak, "head+bleed": combined(head, peak)}
+    head = np.asarray(out["probabilities"])[:, 1]
+    found = {"head": head, "peak": peaks(out["bleed"])}
+    found.update({name: combined(head, peaks(out["bleed"], cells)) for name, cells in SLICE_SCORES.items() if cells})
+    return found
 
 
 def require_reproduced(fold_dir: Path, head: np.ndarray, stored: np.ndarray) -> None:
