@@ -2,14 +2,14 @@
 
     python tools/band_check.py RUN CACHE.npz [--diagnosis hemorrhage_diagnosis.csv] [--depth 4]
 
-``tools/source_probe.py`` found the decoder's alarm on the GE series in the few pixels just inside the
-skull. This asks the same of the slices the run was judged on: each finished fold's held-out slices are
-scored as they are and with the ``--depth`` pixels inside the skull set to the brain's median grey level
+``tools/source_probe.py`` found the decoder's alarm on the GE series in the few pixels just inside the skull.
+This asks the same of the slices the run was judged on: each finished fold's held-out slices are scored as
+they are and with the ``--depth`` pixels inside the skull set to the brain's median grey level
 (``source_probe.flatten_inner_table``). Per score (the paper model's raw probability; the decoder's peak and
-head+bleed where the fold kept a decoder), pooled over the folds: the slice AUC, how many normal slices reach
-0.5, and how many bleed slices do, by kind with the CT-ICH diagnosis table. A score that loses its false
-alarms and its extradural bleeds together reads the band, not the blood behind it. Slices are counted,
-never named.
+head+bleed and head+bleed-top4 where the fold kept a decoder), pooled over the folds: the slice AUC, how many
+normal slices reach 0.5, and how many bleed slices do, by kind with the CT-ICH diagnosis table. A score that
+loses its false alarms and its extradural bleeds together reads the band, not the blood behind it. Slices are
+counted, never named.
 """
 
 from __future__ import annotations

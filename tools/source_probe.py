@@ -7,8 +7,9 @@ Reads the series' slices through the model's input window, as the app does, and 
 changed in one respect at a time: smoothed (Gaussian, sigma 0.7 and 1.0 pixels), brighter inside the head
 (+10, +20 grey levels), and with the band just inside the skull (4 or 8 pixels of the 256 crop) set to the
 brain's median grey level. Per variant and score (the paper model's raw probability; the decoder's peak and
-head+bleed where the model has a decoder): the highest score and how many slices reach 0.5. If one change
-removed the alarm, training against that difference would be the fix; if none does, it is not the cause.
+head+bleed and head+bleed-top4 where the model has a decoder): the highest score and how many slices reach
+0.5. If one change removed the alarm, training against that difference would be the fix; if none does, it is
+not the cause.
 
 It also measures the two differences: fine-grain noise (standard deviation of the image minus its Gaussian
 blur, sigma 2, inside the brain; grey levels) and the mean profile inward from the skull's inner table (the
