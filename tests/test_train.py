@@ -405,6 +405,9 @@ def test_pair_runs_compares_two_runs_on_the_same_slices_and_studies(tmp_path, ca
     assert printed[2].startswith("studies, top-k mean: 1.000 -> ")
     patients_, study_labels, top_k = tool.study_scores(str(tmp_path / "b"), "head", 1)
     assert patients_.tolist() == ["a", "b", "c", "d"] and study_labels.tolist() == [1, 1, 0, 0]
+    with pytest.raises(SystemExit):  # a run without its score and width: a usage message, not a traceback
+        tool.main([str(tmp_path / "a"), "head", "0", str(tmp_path / "b")])
+    assert "second_score" in capsys.readouterr().err
 
 
 def test_study_k_shows_what_each_k_of_the_top_k_rule_scores_fold_by_fold(tmp_path, capsys):

@@ -10,6 +10,7 @@ its k chosen on the other folds), the studies resampled.
 
 from __future__ import annotations
 
+import argparse
 import sys
 from pathlib import Path
 
@@ -45,9 +46,20 @@ def study_scores(run: str, score: str, width: int) -> tuple[np.ndarray, np.ndarr
     return np.array([s["patient"] for s in studies]), np.array([s["label"] for s in studies]), top_k
 
 
+def parse(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    for which in ("first", "second"):
+        parser.add_argument(f"{which}_run", help=f"the {which} run: the --out folder of 'python -m hemo cv'")
+        parser.add_argument(f"{which}_score", help="its slice score: head, head+bleed or head+bleed-top4")
+        parser.add_argument(f"{which}_width", type=int, help="neighbours on either side it is read with")
+    return parser.parse_args(argv)
+
+
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    first, second = scores(argv[0], argv[1], int(argv[2])), scores(argv[3], argv[4], int(argv[5]))
+    args = parse(argv)
+    one, two = (args.first_run, args.first_score, args.first_width), (args.second_run, args.second_score,
+                                                                       args.second_width)
+    first, second = scores(*one), scores(*two)
     if not np.array_equal(first[0], second[0]):
         raise SystemExit("the two runs did not score the same slices")
     labels, patients = first[1], first[4]
@@ -55,8 +67,8 @@ def main(argv: list[str] | None = None) -> int:
         low, high = bootstrap_auc_difference(labels, first[column], second[column], patients)
         print(f"{name}: {roc_auc_score(labels, first[column]):.3f} -> {roc_auc_score(labels, second[column]):.3f} "
               f"(95 % CI of the difference {low:+.3f} to {high:+.3f}, patients resampled)")
-    patients, study_labels, before = study_scores(argv[0], argv[1], int(argv[2]))
-    after = study_scores(argv[3], argv[4], int(argv[5]))[2]
+    patients, study_labels, before = study_scores(*one)
+    after = study_scores(*two)[2]
     if len(set(study_labels.tolist())) < 2:
         print(f"studies: {len(patients)}, all of one kind (no study AUC)")
         return 0
