@@ -4,11 +4,10 @@
     python tools/shift_check.py CACHE.npz RUN --thick 0.5 [--bone-hu 700]
 
 Each finished fold of ``hemo cv --out RUN`` keeps its model (with its bleed decoder, when trained with
-``--mask-weight``) and its held-out patients' scores (``oof.npz``). This scores the same held-out slices
-again after the other-source augmentation (``hemo.augment`` with ``robust=True``: another window, gamma,
-blur, noise, JPEG re-compression, field of view, scale, rotation; ``--draws`` copies of each slice), and
-prints, for the paper model's score ("head") and, where there is a decoder, its peak, "head+bleed" and
-"head+bleed-top4":
+``--mask-weight``) and its held-out patients' scores (``oof.npz``). This scores the same held-out slices again
+after the other-source augmentation (``hemo.augment`` with ``robust=True``: another window, gamma, blur,
+noise, JPEG re-compression, field of view, scale, rotation; ``--draws`` copies of each slice), and prints, for
+the paper model's score ("head") and, where there is a decoder, its peak, "head+bleed" and "head+bleed-top4":
 the pooled slice AUC on the original and the shifted slices, and sensitivity / specificity of both at the
 threshold that is the Youden point of the original slices. A score whose specificity falls on the shifted
 copies would raise false alarms on other scanners' and viewers' images. The fold model must reproduce its
