@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import importlib.util
 import io
 import os
 from pathlib import Path
@@ -56,6 +57,14 @@ def dicom_bytes(stored: np.ndarray, modality: str = "CT", slope: float | None = 
     buffer = io.BytesIO()
     ds.save_as(buffer, enforce_file_format=True)
     return buffer.getvalue()
+
+
+def load_tool(name: str):
+    """A script of tools/ as a module (they are not a package): importing one must run nothing."""
+    spec = importlib.util.spec_from_file_location(name, ROOT / "tools" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def head_phantom(size: int = 128, blob: tuple[int, int] | None = None) -> np.ndarray:

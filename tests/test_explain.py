@@ -11,7 +11,7 @@ from hemo.explain import Explainer, overlay
 from hemo.imaging import prepare, window
 from hemo.model import build
 from hemo.train import _set_backbone_trainable
-from conftest import head_phantom
+from conftest import dicom_bytes, head_phantom, load_tool
 
 
 def synthetic(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, list]:
@@ -81,28 +81,35 @@ def test_gradcam_of_shipped_model_favours_annotated_bleeds(shared_data):
     """On the 22 CT-ICH slices with bleed masks, Grad-CAM is stronger inside the bleed than outside.
 
     These slices come from the training and validation patients, so this checks the explanation,
-    not the model's accuracy.
+    not the model's accuracy (the numbers in BENCHMARKS.md come from the same tool).
     """
-    import pydicom
-
     from conftest import ROOT
     from hemo.analysis import Analyzer
-    from hemo.imaging import head_bbox
 
     model = ROOT / "models" / "hemo-hybrid.keras"
     if not model.exists():
         pytest.skip("no shipped model")
-    analyzer = Analyzer.load(model)
-    ratios = []
-    for image in sorted((shared_data / "dicom" / "ct-ich-hu" / "images").glob("*.dcm")):
-        bleed = pydicom.dcmread(str(image).replace("images", "masks")).pixel_array > 0
-        top, bottom, left, right = head_bbox(window(pydicom.dcmread(image).pixel_array.astype(float),
-                                                    *analyzer.model_window))  # the crop the reader made
-        mask = prepare(bleed[top:bottom, left:right].astype(np.float32) * 255, crop=False) > 127
-        [result] = analyzer.analyse(image.read_bytes(), image.name)
-        ratios.append(result.cam[mask].mean() / result.cam[~mask].mean())
-    assert len(ratios) == 22
-    assert np.median(ratios) > 1.3
+    found = load_tool("raw_hu_check").check(shared_data / "dicom" / "ct-ich-hu", Analyzer.load(model))
+    assert found["slices"] == 22
+    assert found["median_ratio"] > 1.3
+
+
+def test_the_raw_hu_check_runs_nothing_on_import_and_reads_a_folder_of_slices_with_masks(tmp_path, analyzer, capsys,
+                                                                                          monkeypatch):
+    tool = load_tool("raw_hu_check")
+    assert capsys.readouterr().out == ""  # a module, not a script that loads the shipped model when imported
+    folder = tmp_path / "dicom" / "ct-ich-hu"
+    for part in ("images", "masks"):
+        (folder / part).mkdir(parents=True)
+    for name, blob in (("049_12.dcm", (60, 70)), ("050_9.dcm", (50, 45))):
+        hu = head_phantom(128, blob)
+        (folder / "images" / name).write_bytes(dicom_bytes(hu, modality="OT", slope=None))
+        (folder / "masks" / name).write_bytes(dicom_bytes((hu == 75.0).astype(float), modality="OT", slope=None))
+    monkeypatch.setattr(analyzer.info, "input_window", [40.0, 120.0])  # as the shipped model's metadata has it
+    found = tool.check(folder, analyzer)
+    assert found["slices"] == 2 and 0 <= found["called"] <= 2 and found["median_ratio"] > 0
+    with pytest.raises(SystemExit, match="no .dcm slices"):  # a wrong folder says so instead of printing NaNs
+        tool.main([str(tmp_path / "elsewhere")])
 
 
 def test_attention_is_drawn_on_one_fixed_scale_all_panels_the_same_way_up():

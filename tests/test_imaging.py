@@ -226,3 +226,19 @@ def test_real_secondary_capture_hu_slices(shared_data):
     image = sorted((shared_data / "dicom" / "ct-ich-hu" / "images").glob("*.dcm"))[0]
     [s] = read_file(image)
     assert s.warnings and s.pixels.max() > 200
+
+
+def test_the_window_measurement_recovers_the_window_an_8_bit_export_was_made_with():
+    """tools/measure_window.py (the model's input window in BENCHMARKS.md): an HU slice exported in a viewer's
+    orientation at 30/90, shifted by two pixels, is registered back and its window read off the grey levels."""
+    from conftest import load_tool
+
+    y, x = np.mgrid[:256, :256]
+    hu = head_phantom(256, (110, 150))
+    brain = hu == 35.0
+    hu[brain] = 35 + 45 * np.sin(x[brain] / 17.0) * np.cos(y[brain] / 23.0)  # grey levels across the window
+    exported = np.roll(np.flip(hu.T, 0), 2, axis=1)  # the JPEG's orientation, a little off
+    jpeg = np.round(window(exported, 30, 90)).astype(np.float32)
+    correlation, level, width = load_tool("measure_window").fit(hu.astype(np.float32), jpeg)
+    assert correlation > 0.99
+    assert level == pytest.approx(30, abs=1.5) and width == pytest.approx(90, abs=3)

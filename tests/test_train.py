@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 
 import keras
 import numpy as np
 import pytest
-from conftest import ROOT, ct_ich_folder, phantom_slices
+from conftest import ct_ich_folder, load_tool, phantom_slices
 
 from hemo import history, train
 from hemo.model import read_info
@@ -108,13 +107,13 @@ def test_cv_traces_the_held_out_auc_of_every_epoch_without_acting_on_it(cv_run):
             aucs.append(roc_auc_score(oof["labels"], oof["scores"]))
         assert lines[-1]["auc"] == pytest.approx(aucs[-1], abs=1e-6)  # the trace scored the same model
 
-    trace = _tool("heldout_trace")  # what BENCHMARKS reads these traces with
+    trace = load_tool("heldout_trace")  # what BENCHMARKS reads these traces with
     summary = trace.summary(trace.curves(out))
     assert summary["fold"] == [0, 1] and summary["last"] == pytest.approx(aucs, abs=1e-6)
 
 
 def test_heldout_trace_never_picks_a_warm_up_epoch():
-    trace = _tool("heldout_trace")
+    trace = load_tool("heldout_trace")
     curves = {0: np.array([0.95, 0.80, 0.85]), 1: np.array([0.90, 0.86, 0.82])}  # warm-up best in both folds
     rows = trace.summary(curves, warmup=1)
     assert rows["best"] == [0.85, 0.86]  # early stopping restores fine-tuning epochs only
@@ -122,7 +121,7 @@ def test_heldout_trace_never_picks_a_warm_up_epoch():
 
 
 def test_heldout_trace_sets_a_weight_averaged_model_against_its_last_epoch(tmp_path, capsys):
-    trace = _tool("heldout_trace")
+    trace = load_tool("heldout_trace")
     labels = np.array([0, 0, 1, 1])
     (tmp_path / "fold0").mkdir()
     np.savez(tmp_path / "fold0" / "oof.npz", scores=np.array([0.1, 0.2, 0.3, 0.4]), labels=labels,
@@ -141,7 +140,7 @@ def test_highest_slice_rule_calls_a_study_on_its_highest_out_of_fold_slice(tmp_p
     np.savez(tmp_path / "fold0" / "oof.npz", scores=np.array([0.05, 0.2, 0.01, 0.02, 0.3, 0.1]),
              embeddings=np.zeros((6, 2)), labels=np.array([0, 0, 0, 0, 1, 0]),
              patients=np.array(["a", "a", "b", "b", "c", "c"]), names=np.array(["1", "2", "1", "2", "1", "2"]))
-    labels, called = _tool("highest_slice_rule").study_calls(tmp_path, 0.107)
+    labels, called = load_tool("highest_slice_rule").study_calls(tmp_path, 0.107)
     assert labels.tolist() == [0, 0, 1] and called.tolist() == [True, False, True]  # a's 0.2 is a false alarm
 
 
@@ -158,7 +157,7 @@ def _oof_run(folder, scores, folds=(0, 0, 0, 1, 1, 1), order=None):
 
 
 def test_compare_cv_pairs_the_same_slices_whatever_order_the_runs_stored_them_in(tmp_path):
-    compare = _tool("compare_cv")
+    compare = load_tool("compare_cv")
     a = _oof_run(tmp_path / "a", [0.2, 0.3, 0.4, 0.1, 0.6, 0.5])
     b = _oof_run(tmp_path / "b", [0.2, 0.5, 0.1, 0.1, 0.6, 0.3], order=[1, 0, 2, 4, 3, 5])
     result = compare.compare(a, b, n=50)["slices"]
@@ -170,13 +169,6 @@ def test_compare_cv_pairs_the_same_slices_whatever_order_the_runs_stored_them_in
         part.unlink()
     partial = compare.compare(a, b, n=10)
     assert partial["folds"] == [0] and [f["fold"] for f in partial["slices"]["folds"]] == [0]
-
-
-def _tool(name: str):
-    spec = importlib.util.spec_from_file_location(name, ROOT / "tools" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_a_model_trained_with_the_bleed_decoder_logs_the_papers_curves_under_their_plain_names(tmp_path, capsys):
@@ -277,7 +269,7 @@ def test_decoder_check_reports_a_decoder_that_draws_no_blood_as_blind(tmp_path):
     held_out = np.isin(data.patients, data.patients[:4])  # the first patient's slices
     np.savez(tmp_path / "fold0" / "oof.npz", scores=data.labels[held_out] * 0.5 + 0.2, labels=data.labels[held_out],
              patients=data.patients[held_out])
-    found = _tool("decoder_check").check(tmp_path / "cache.npz", tmp_path / "fold0", tmp_path / "fold0.weights.h5",
+    found = load_tool("decoder_check").check(tmp_path / "cache.npz", tmp_path / "fold0", tmp_path / "fold0.weights.h5",
                                          scores=tmp_path / "peaks.npz")
     assert found["held_out_slices"] == 4 and found["bleed_slices"] == 2
     assert found["dice_mean"] < 1e-6 and found["map_peak_auc"] == 0.5 and found["head_auc"] == 1.0
@@ -287,14 +279,14 @@ def test_decoder_check_reports_a_decoder_that_draws_no_blood_as_blind(tmp_path):
     model = keras.Model(hybrid.input, hybrid.output["probabilities"])  # the fold's model as hemo cv now keeps it
     train.save_trained(train.Fitted(model, {}, hybrid), tmp_path / "fold0" / "hemo-hybrid.keras",
                        train.TrainConfig(pretrained="none"), 0.5)
-    assert _tool("decoder_check").check(tmp_path / "cache.npz", tmp_path / "fold0") == found
+    assert load_tool("decoder_check").check(tmp_path / "cache.npz", tmp_path / "fold0") == found
     (tmp_path / "fold0" / "oof.npz").unlink()  # a trained model's folder: every slice, no held-out AUC
-    every = _tool("decoder_check").check(tmp_path / "cache.npz", tmp_path / "fold0")
+    every = load_tool("decoder_check").check(tmp_path / "cache.npz", tmp_path / "fold0")
     assert every["training_slices"] == 8 and every["held_out_slices"] == 0 and every["bleed_slices"] == 4
     assert "head_auc" not in every
     fine = with_decoder(build("efficientnet_lite0", "none"), 64)  # a --map-size 64 checkpoint: weights only
     fine.save_weights(tmp_path / "fine.weights.h5")
-    found = _tool("decoder_check").check(tmp_path / "cache.npz", tmp_path / "fold0", tmp_path / "fine.weights.h5",
+    found = load_tool("decoder_check").check(tmp_path / "cache.npz", tmp_path / "fold0", tmp_path / "fine.weights.h5",
                                          map_size=64)
     assert found["mask_share_median"] == pytest.approx(30 / 4096)  # the same bleed touches 6x5 cells of 64x64
 
@@ -303,7 +295,7 @@ def test_map_pooling_reads_a_spread_bleed_stronger_than_its_peak_and_checks_the_
     from hemo.bleed import with_decoder
     from hemo.model import build
 
-    tool = _tool("map_pooling")
+    tool = load_tool("map_pooling")
     spread, dot = np.full((32, 32), -20.0), np.full((32, 32), -20.0)
     spread[10:12, 10:12], dot[5, 5] = 1.0, 1.0  # the same peak; four cells against one
     found = tool.poolings(np.stack([spread, dot])[..., np.newaxis])
@@ -344,7 +336,7 @@ def test_with_peaks_puts_the_decoders_peaks_beside_an_older_runs_scores(tmp_path
     np.save(run / "fold0" / "heldout-bleed-peak.npy", np.array([0.5, 0.6, 0.7]))  # the trace: the fold's own order
     np.savez(tmp_path / "fold1-peaks.npz", patients=np.array(["p1"] * 3), names=names[::-1],  # by name, reordered
              peak=np.array([0.9, 0.8, 0.4]))
-    tool = _tool("with_peaks")
+    tool = load_tool("with_peaks")
     with pytest.raises(FileNotFoundError, match="fold 1"):
         tool.with_peaks(run, tmp_path / "none")
     sources = tool.with_peaks(run, tmp_path / "out", {1: tmp_path / "fold1-peaks.npz"})
@@ -364,7 +356,7 @@ def test_context_gain_reports_each_width_and_the_patient_paired_gain(tmp_path, c
         np.savez(tmp_path / f"fold{fold}" / "oof.npz", scores=1 / (1 + np.exp(-logits)), labels=labels.astype(int),
                  embeddings=np.zeros((len(labels), 4)), patients=np.repeat([f"{fold}-{p}" for p in range(6)], 12),
                  names=np.array([f"{i % 12 + 1}.jpg" for i in range(len(labels))]))
-    tool = _tool("context_gain")
+    tool = load_tool("context_gain")
     assert tool.main([str(tmp_path)]) == 0
     printed = capsys.readouterr().out
     assert "0: " in printed and "4: " in printed and "95 % CI" in printed
@@ -380,7 +372,7 @@ def test_fold_scores_watches_each_finished_fold_with_and_without_the_decoder(tmp
         np.savez(tmp_path / f"fold{fold}" / "oof.npz", scores=np.linspace(0.1, 0.9, 32), labels=labels,
                  patients=np.repeat(["a", "b", "c", "d"], 8), names=np.array([f"{i % 8 + 1}.jpg" for i in range(32)]),
                  **extra)
-    rows = _tool("fold_scores").fold_scores(tmp_path, 1)
+    rows = load_tool("fold_scores").fold_scores(tmp_path, 1)
     assert [row["fold"] for row in rows] == ["fold0", "fold1"]
     assert set(rows[0]) == {"fold", "head", "peak", "head+bleed", "head+bleed-top4"}  # the shipped reading too
     assert set(rows[1]) == {"fold", "head"}
@@ -398,7 +390,7 @@ def test_pair_runs_compares_two_runs_on_the_same_slices_and_studies(tmp_path, ca
             np.savez(tmp_path / run / f"fold{fold}" / "oof.npz", scores=scores[here], labels=labels[here],
                      embeddings=np.zeros((16, 2)), patients=patients[here],
                      names=np.array([f"{i % 8 + 1}.jpg" for i in range(32)])[here])
-    tool = _tool("pair_runs")
+    tool = load_tool("pair_runs")
     assert tool.main([str(tmp_path / "a"), "head", "0", str(tmp_path / "b"), "head", "1"]) == 0
     printed = capsys.readouterr().out.splitlines()
     assert printed[0].startswith("alone: 1.000 -> ") and printed[1].startswith("with neighbours")
@@ -421,7 +413,7 @@ def test_study_k_shows_what_each_k_of_the_top_k_rule_scores_fold_by_fold(tmp_pat
         np.savez(tmp_path / f"fold{fold}" / "oof.npz", scores=scores, labels=labels, embeddings=np.zeros((48, 2)),
                  patients=np.repeat([f"{fold}{i}" for i in range(4)], 12),
                  names=np.array([f"{i % 12 + 1}.jpg" for i in range(48)]))
-    tool = _tool("study_k")
+    tool = load_tool("study_k")
     rows, pooled = tool.by_fold(tmp_path, "head", width=0)
     assert [row["fold"] for row in rows] == [0, 1]
     assert pooled[12] == 1.0 and pooled[1] < 1.0  # the loud normal slice outranks the bleeds only at k = 1
@@ -439,7 +431,7 @@ def test_ensemble_runs_averages_logits_of_the_same_slices_and_refuses_another_sp
             (tmp_path / run / f"fold{fold}").mkdir(parents=True)
             np.savez(tmp_path / run / f"fold{fold}" / "oof.npz", scores=np.full(4, head), bleed_peak=np.full(4, 0.9),
                      embeddings=np.full((4, 3), head), labels=labels[here], patients=patients[here], names=names[here])
-    tool = _tool("ensemble_runs")
+    tool = load_tool("ensemble_runs")
     assert tool.main([str(tmp_path / "out"), str(tmp_path / "a"), str(tmp_path / "b")]) == 0
     assert "2 runs averaged on folds 0, 1" in capsys.readouterr().out
     with np.load(tmp_path / "out" / "fold1" / "oof.npz") as out:
@@ -469,7 +461,7 @@ def test_flip_gain_scores_each_fold_model_on_its_held_out_slices_mirrored(small_
     scores = predict(load(small_model_path)[0], images[order, ..., np.newaxis].astype(np.float32))
     oof = {"labels": np.tile([0, 1], 8)[order], "patients": patients[order], "names": names[order]}
     np.savez(fold / "oof.npz", scores=scores, **oof)
-    tool = _tool("flip_gain")
+    tool = load_tool("flip_gain")
     part = tool.fold_scores({"images": images, "patients": patients, "names": names}, fold)
     mirrored = predict(load(small_model_path)[0], images[order, :, ::-1, np.newaxis].astype(np.float32))
     assert part["labels"].tolist() == oof["labels"].tolist() and np.allclose(part["mirrored"], mirrored, atol=1e-5)
@@ -501,7 +493,7 @@ def test_score_parts_says_which_part_carried_each_slice_without_file_names(tmp_p
     decoded = tmp_path / "m" / "hemo-hybrid.keras"
     save_trained(Fitted(keras.Model(hybrid.input, hybrid.output["probabilities"]), {}, hybrid), decoded,
                  TrainConfig(pretrained="none"), 0.5)
-    score_parts = _tool("score_parts")
+    score_parts = load_tool("score_parts")
     with_map = score_parts.main([str(series), "--model", str(decoded)])
     plain = score_parts.main([str(series), "--model", str(small_model_path)])
     assert [line.split(":")[0] for line in with_map] == [f"study 1, slice {k + 1} at {k:.1f} mm" for k in range(3)]
@@ -527,7 +519,7 @@ def test_matched_alarms_counts_a_series_against_the_out_of_fold_normals_of_each_
     model = tmp_path / "m" / "hemo-hybrid.keras"
     save_trained(Fitted(keras.Model(hybrid.input, hybrid.output["probabilities"]), {}, hybrid), model,
                  TrainConfig(pretrained="none"), 0.5)
-    tool, printed = _tool("matched_alarms"), {}
+    tool, printed = load_tool("matched_alarms"), {}
     for normal in (1e-6, 1 - 1e-6):  # the untrained model's scores lie above the one and below the other
         run = tmp_path / f"run{normal}"
         labels, patients = np.tile([0, 0, 1, 0], 4), np.repeat(["a", "b", "c", "d"], 4)
@@ -554,7 +546,7 @@ def test_source_probe_reads_the_inner_table_inward_and_scores_each_change_withou
                                                                                            small_model_path):
     from conftest import dicom_bytes, head_phantom
 
-    probe = _tool("source_probe")
+    probe = load_tool("source_probe")
     image = np.zeros((64, 64), np.float32)
     shoulder = np.array([200, 150, 120, 110, 110, 110], np.float32)
     image[:, 4:9] = 255  # bone, then the shoulder inward, on every row; the same mirrored on the right
@@ -597,7 +589,7 @@ def test_shift_check_scores_held_out_slices_again_as_if_from_another_source(tmp_
     hybrid = with_decoder(build(pretrained="none"))
     save_trained(Fitted(keras.Model(hybrid.input, hybrid.output["probabilities"]), {}, hybrid),
                  fold / "hemo-hybrid.keras", TrainConfig(pretrained="none"), 0.5)
-    tool = _tool("shift_check")
+    tool = load_tool("shift_check")
     order = np.arange(8)[::-1]  # the fold's own order, found again by patient and name
     model, info = load(fold / "hemo-hybrid.keras")
     decoder = load_decoder(fold / info.bleed["file"])
@@ -662,7 +654,7 @@ def test_band_check_scores_held_out_slices_again_with_the_band_inside_the_skull_
     hybrid = with_decoder(build(pretrained="none"))
     save_trained(Fitted(keras.Model(hybrid.input, hybrid.output["probabilities"]), {}, hybrid),
                  fold / "hemo-hybrid.keras", TrainConfig(pretrained="none"), 0.5)
-    tool, probe = _tool("band_check"), _tool("source_probe")
+    tool, probe = load_tool("band_check"), load_tool("source_probe")
     model, info = load(fold / "hemo-hybrid.keras")
     decoder = load_decoder(fold / info.bleed["file"])
     scores = tool.scores_of(model, decoder, images)
@@ -713,7 +705,7 @@ def test_error_anatomy_names_the_small_bleed_a_study_verdict_misses(tmp_path, ca
             number = name.split("/")[-1][:-4]
             fracture = int(patient == "110" and number == "1")
             table.write(f"{int(patient)},{number},0,0,0,{label},0,{1 - label},{fracture}\n")
-    assert _tool("error_anatomy").main([str(tmp_path / "run"), str(tmp_path / "cache.npz"),
+    assert load_tool("error_anatomy").main([str(tmp_path / "run"), str(tmp_path / "cache.npz"),
                                         "--diagnosis", str(tmp_path / "diagnosis.csv")]) == 0
     printed = capsys.readouterr().out
     assert "up to 1.22 %: 11 slices, sensitivity 0.909 / " in printed  # the smallest third holds the tiny bleed
@@ -725,7 +717,7 @@ def test_error_anatomy_names_the_small_bleed_a_study_verdict_misses(tmp_path, ca
         in printed
     for fold in range(1, 5):  # one fold alone has no other folds to choose operating points on: AUCs only
         shutil.rmtree(tmp_path / "run" / f"fold{fold}")
-    assert _tool("error_anatomy").main([str(tmp_path / "run"), str(tmp_path / "cache.npz"), "--context", "1"]) == 0
+    assert load_tool("error_anatomy").main([str(tmp_path / "run"), str(tmp_path / "cache.npz"), "--context", "1"]) == 0
     printed = capsys.readouterr().out
     assert "read with 1 neighbours, one fold" in printed and "up to 1.22 %: 3 slices, sensitivity - / -" in printed
     assert "studies" not in printed

@@ -10,7 +10,7 @@ grey levels are regressed on HU inside the unsaturated range. grey = 255 * ((HU 
 
 from __future__ import annotations
 
-import sys
+import argparse
 from pathlib import Path
 
 import cv2
@@ -54,4 +54,6 @@ def main(root: str) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1] if len(sys.argv) > 1 else "../shared/data")
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("data", nargs="?", default="../shared/data", help="the shared data folder")
+    main(parser.parse_args().data)
