@@ -414,12 +414,17 @@ def test_study_k_shows_what_each_k_of_the_top_k_rule_scores_fold_by_fold(tmp_pat
                  patients=np.repeat([f"{fold}{i}" for i in range(4)], 12),
                  names=np.array([f"{i % 12 + 1}.jpg" for i in range(48)]))
     tool = load_tool("study_k")
-    rows, pooled = tool.by_fold(tmp_path, "head", width=0)
+    rows, pooled, ceiling = tool.by_fold(tmp_path, "head", width=0)
     assert [row["fold"] for row in rows] == [0, 1]
     assert pooled[12] == 1.0 and pooled[1] < 1.0  # the loud normal slice outranks the bleeds only at k = 1
     assert rows[0]["own"][1] < rows[0]["own"][12] == 1.0 and rows[1]["own"][1] == 1.0
+    # every bleed study called: at k = 1 the loud normal must be flagged too (3 of 4 normals spared), at k = 12 none
+    assert ceiling[1] == {"sensitivity": 1.0, "specificity": 0.75} and ceiling[12]["specificity"] == 1.0
     assert tool.main([str(tmp_path), "--slice-score", "head", "--width", "0"]) == 0
-    assert capsys.readouterr().out.splitlines()[-1].startswith("all studies (uncalibrated): k1 ")
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[-2].startswith("all studies (uncalibrated): k1 ")
+    assert printed[-1].endswith("k1 1.000/0.750 k2 1.000/1.000 k3 1.000/1.000 k5 1.000/1.000 k8 1.000/1.000 "
+                                "k12 1.000/1.000")
 
 
 def test_ensemble_runs_averages_logits_of_the_same_slices_and_refuses_another_split(tmp_path, capsys):
