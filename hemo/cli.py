@@ -48,7 +48,7 @@ def _config(args):
                        robust=args.robust, thick=args.thick, mask_target=args.mask_target, map_size=args.map_size,
                        shoulder=args.shoulder, transplant=args.transplant,
                        freeze_below=args.freeze_below, train_bn=args.train_bn, schedule=args.schedule,
-                       distribute=args.distribute, ema=args.ema)
+                       distribute=args.distribute, ema=args.ema, size_weight=args.size_weight)
 
 
 def cmd_train(args) -> int:
@@ -338,6 +338,10 @@ def _training_options(parser: argparse.ArgumentParser) -> None:
                         help="> 0: end fine-tuning on the moving average of its weights (momentum per step, "
                              "e.g. 0.995, about the last two epochs of CT-ICH; fixed epoch count only, not with "
                              "early stopping on validation patients)")
+    parser.add_argument("--size-weight", type=float, default=0.0,
+                        help="> 0: weigh each bleed slice of the paper's head by (median bleed area / its bleed "
+                             "area) ** this, within 1/3..3, mean 1 over the bleed slices (needs the masks): small "
+                             "bleeds, the ones missed, count more")
     parser.add_argument("--distribute", choices=DISTRIBUTE,
                         help="data-parallel training: 'mirrored' over this host's GPUs (or --cpu-devices); "
                              "--batch-size is the global batch, split across replicas")

@@ -50,6 +50,26 @@ class TrainConfig:
     schedule: str = "plateau"  # "plateau" (constant without validation) or "cosine" (over the fixed epoch count)
     distribute: str | None = None  # "mirrored": data-parallel over this host's GPUs (hemo.distribution)
     ema: float = 0.0  # > 0: fine-tuning ends on the moving average of its weights, with this momentum per step
+    size_weight: float = 0.0  # > 0: the paper head weighs a bleed slice up as its bleed is smaller (size_weights)
+
+
+def size_weights(labels: np.ndarray, masks: np.ndarray | None, power: float, limit: float = 3.0) -> np.ndarray:
+    """Per slice, a factor on its loss weight: (median bleed share / its bleed share) ** ``power`` for a bleed
+    slice with a mask, within [1 / limit, limit] and scaled to a mean of 1 over them (the class balance stays);
+    1 for every other slice.
+
+    The smallest bleeds are the ones every recipe misses (BENCHMARKS.md, error anatomy), while a large bleed
+    is found from the first epochs: this moves the head's attention from the easy bleeds to the small ones.
+    """
+    weights = np.ones(len(labels), np.float32)
+    if power <= 0 or masks is None:
+        return weights
+    share = np.array([(mask > 127).mean() for mask in masks])
+    bleeding = (labels == 1) & (share > 0)
+    if bleeding.any():
+        factor = np.clip((np.median(share[bleeding]) / share[bleeding]) ** power, 1 / limit, limit)
+        weights[bleeding] = factor / factor.mean()
+    return weights
 
 
 class Batches(keras.utils.PyDataset):
@@ -60,7 +80,8 @@ class Batches(keras.utils.PyDataset):
 
     def __init__(self, data: datasets.Dataset, batch_size: int, augment: bool, balance: bool, seed: int,
                  masks: bool = False, robust: bool = False, thick: bool = False, mask_target: str = "share",
-                 map_size: int = bleed.MAP_SIZE, shoulder: bool = False, transplant: bool = False) -> None:
+                 map_size: int = bleed.MAP_SIZE, shoulder: bool = False, transplant: bool = False,
+                 size_weight: float = 0.0) -> None:
         super().__init__()
         self.data, self.batch_size, self.augment, self.robust = data, batch_size, augment, robust
         if thick and data.neighbours is None:
@@ -76,6 +97,7 @@ class Batches(keras.utils.PyDataset):
         self.seed, self.epoch = seed, 0
         counts = np.bincount(data.labels, minlength=2).astype(float)
         self.class_weight = len(data) / (2 * np.maximum(counts, 1)) if balance else np.ones(2)
+        self.size_weight = size_weights(data.labels, data.masks, size_weight)
         self.order = np.random.default_rng([seed, 0]).permutation(len(data))
 
     def __len__(self) -> int:
@@ -94,7 +116,7 @@ class Batches(keras.utils.PyDataset):
         images = self.data.images[batch].astype(np.float32)
         masks = list(self.data.masks[batch].astype(np.float32)) if self.masks else [None] * len(batch)
         labels = self.data.labels[batch]
-        weights = self.class_weight[labels].astype(np.float32)  # by the slice drawn, transplanted or not
+        weights = (self.class_weight[labels] * self.size_weight[batch]).astype(np.float32)  # by the slice drawn
         real = np.ones(len(batch), np.float32)  # the decoder learns from real bleeds only (BENCHMARKS.md)
         if self.augment:  # randomness from (seed, epoch, batch): the same whoever asks for a batch, how often
             rng = np.random.default_rng([self.seed, self.epoch, index])
@@ -272,7 +294,8 @@ def fit(train: datasets.Dataset, validation: datasets.Dataset | None, config: Tr
         masks = config.mask_weight > 0 and train.masks is not None
         trained = bleed.with_decoder(model, config.map_size) if masks else model
     batches = Batches(train, config.batch_size, config.augment, config.balance, config.seed, masks, config.robust,
-                      config.thick, config.mask_target, config.map_size, config.shoulder, config.transplant)
+                      config.thick, config.mask_target, config.map_size, config.shoulder, config.transplant,
+                      config.size_weight)
     history: dict[str, list[float]] = {}
     first_epoch = 0  # the epoch of the run at which the next stage starts
     if chosen is not None:

@@ -252,6 +252,26 @@ def test_a_finer_map_asks_a_bleed_smaller_than_a_coarse_cell_for_a_sure_peak():
         targets([mask], size=48)
 
 
+def test_size_weight_weighs_small_bleeds_up_large_ones_down_and_keeps_the_class_balance():
+    from dataclasses import replace
+
+    data = phantom_slices(8)  # slices 1, 3, 5, 7 bleed
+    masks = np.zeros((8, 256, 256), np.uint8)
+    for i, side in zip((1, 3, 5, 7), (4, 16, 32, 64)):  # bleeds of 16 to 4,096 pixels
+        masks[i, :side, :side] = 255
+    data = replace(data, masks=masks)
+    factors = train.size_weights(data.labels, data.masks, 0.5)
+    assert factors[0::2].tolist() == [1.0] * 4  # normal slices keep their weight
+    assert factors[1] > factors[3] > factors[5] > factors[7] and factors[1::2].mean() == pytest.approx(1.0)
+    # against the median bleed (640 pixels): the smallest clipped at 3, the largest sqrt(640 / 4096)
+    assert factors[1] / factors[7] == pytest.approx(3 / np.sqrt(640 / 4096), rel=1e-5)
+    assert train.size_weights(data.labels, data.masks, 0.0).tolist() == [1.0] * 8
+    plain = train.Batches(data, 8, augment=False, balance=True, seed=0, masks=True)[0][2]["probabilities"]
+    sized = train.Batches(data, 8, augment=False, balance=True, seed=0, masks=True, size_weight=0.5)
+    weights = sized[0][2]["probabilities"]
+    assert np.allclose(weights, plain * factors[sized.order]) and weights.sum() == pytest.approx(plain.sum())
+
+
 def test_decoder_check_reports_a_decoder_that_draws_no_blood_as_blind(tmp_path):
     from hemo.bleed import with_decoder
     from hemo.model import build
