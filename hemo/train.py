@@ -97,6 +97,9 @@ class Batches(keras.utils.PyDataset):
         self.seed, self.epoch = seed, 0
         counts = np.bincount(data.labels, minlength=2).astype(float)
         self.class_weight = len(data) / (2 * np.maximum(counts, 1)) if balance else np.ones(2)
+        if size_weight > 0 and data.masks is None:
+            raise ValueError("weighing bleeds by their size needs the bleed masks: a cache of a folder with them "
+                             "(CT-ICH)")
         self.size_weight = size_weights(data.labels, data.masks, size_weight)
         self.order = np.random.default_rng([seed, 0]).permutation(len(data))
 

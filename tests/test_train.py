@@ -270,6 +270,8 @@ def test_size_weight_weighs_small_bleeds_up_large_ones_down_and_keeps_the_class_
     sized = train.Batches(data, 8, augment=False, balance=True, seed=0, masks=True, size_weight=0.5)
     weights = sized[0][2]["probabilities"]
     assert np.allclose(weights, plain * factors[sized.order]) and weights.sum() == pytest.approx(plain.sum())
+    with pytest.raises(ValueError, match="needs the bleed masks"):  # not a silent no-op on data without masks
+        train.Batches(replace(data, masks=None), 8, augment=False, balance=True, seed=0, size_weight=0.5)
 
 
 def test_decoder_check_reports_a_decoder_that_draws_no_blood_as_blind(tmp_path):
