@@ -292,7 +292,7 @@ def test_decoder_check_reports_a_decoder_that_draws_no_blood_as_blind(tmp_path):
     np.savez(tmp_path / "fold0" / "oof.npz", scores=data.labels[held_out] * 0.5 + 0.2, labels=data.labels[held_out],
              patients=data.patients[held_out])
     found = load_tool("decoder_check").check(tmp_path / "cache.npz", tmp_path / "fold0", tmp_path / "fold0.weights.h5",
-                                         scores=tmp_path / "peaks.npz")
+                                             scores=tmp_path / "peaks.npz")
     assert found["held_out_slices"] == 4 and found["bleed_slices"] == 2
     assert found["dice_mean"] < 1e-6 and found["map_peak_auc"] == 0.5 and found["head_auc"] == 1.0
     assert found["mask_share_median"] == pytest.approx(9 / 1024)  # 20x20 pixels touch 3x3 cells of 32x32
@@ -309,7 +309,7 @@ def test_decoder_check_reports_a_decoder_that_draws_no_blood_as_blind(tmp_path):
     fine = with_decoder(build("efficientnet_lite0", "none"), 64)  # a --map-size 64 checkpoint: weights only
     fine.save_weights(tmp_path / "fine.weights.h5")
     found = load_tool("decoder_check").check(tmp_path / "cache.npz", tmp_path / "fold0", tmp_path / "fine.weights.h5",
-                                         map_size=64)
+                                             map_size=64)
     assert found["mask_share_median"] == pytest.approx(30 / 4096)  # the same bleed touches 6x5 cells of 64x64
 
 
@@ -733,7 +733,7 @@ def test_error_anatomy_names_the_small_bleed_a_study_verdict_misses(tmp_path, ca
             fracture = int(patient == "110" and number == "1")
             table.write(f"{int(patient)},{number},0,0,0,{label},0,{1 - label},{fracture}\n")
     assert load_tool("error_anatomy").main([str(tmp_path / "run"), str(tmp_path / "cache.npz"),
-                                        "--diagnosis", str(tmp_path / "diagnosis.csv")]) == 0
+                                            "--diagnosis", str(tmp_path / "diagnosis.csv")]) == 0
     printed = capsys.readouterr().out
     assert "up to 1.22 %: 11 slices, sensitivity 0.909 / " in printed  # the smallest third holds the tiny bleed
     assert "Epidural 21: " in printed and "Subdural 0: - / -" in printed
