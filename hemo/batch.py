@@ -8,7 +8,7 @@ else changes. A re-run skips every file already in the output, so a crashed job 
 
 from __future__ import annotations
 
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -33,19 +33,24 @@ class SliceWorker:
         self.window = window
 
     def __call__(self, batch: dict[str, np.ndarray]) -> pd.DataFrame:
+        from hemo.errors import HemoInputError
+        from hemo.inputs import entries
+
         rows = []
         for path in map(Path, batch["file"]):
             try:
-                data = path.read_bytes()
-            except OSError as error:
-                rows.append(_row(str(path), 0, "", "", error=f"{path.name}: cannot be opened ({error.strerror})."))
+                found = entries(path)
+            except HemoInputError as error:  # unreadable, or a zip that cannot be read whole
+                rows.append(_row(str(path), 0, "", "", error=str(error)))
                 continue
-            for result in self.analyzer.analyse(data, path.name, self.window, folder=str(path.parent)):
-                slice_, done = result.slice, result.analysed
-                rows.append(_row(str(path), result.frame, slice_.study if slice_ else "", slice_.series if slice_ else "",
-                                 result.position, result.score if done else None, result.probability if done else None,
-                                 result.verdict if done else "error", result.threshold,
-                                 result.error or "", " ".join(result.warnings)))
+            for name, folder, data in found:  # a zip's files are rows of their own: <zip>/<member>
+                for result in self.analyzer.analyse(data, name, self.window, folder=folder):
+                    slice_, done = result.slice, result.analysed
+                    rows.append(_row(str(path.parent / name), result.frame, slice_.study if slice_ else "",
+                                     slice_.series if slice_ else "", result.position,
+                                     result.score if done else None, result.probability if done else None,
+                                     result.verdict if done else "error", result.threshold,
+                                     result.error or "", " ".join(result.warnings)))
         return pd.DataFrame(rows, columns=COLUMNS)
 
 
@@ -58,10 +63,12 @@ def _row(file: str, frame: int, study: str, series: str, position=None, score=No
 
 
 def done_files(out: Path) -> set[str]:
-    """Files that already have rows in the output (a previous, maybe interrupted, run)."""
+    """Files that already have rows in the output (a previous, maybe interrupted, run); a zip is done when
+    its files are (they are written together, in one batch)."""
     if not out.exists() or not any(out.glob("*.parquet")):
         return set()
-    return set(pd.read_parquet(out, columns=["file"])["file"].tolist())
+    done = set(pd.read_parquet(out, columns=["file"])["file"].tolist())
+    return done | {str(parent) for file in done for parent in PurePath(file).parents}
 
 
 def studies(out: Path, info: ModelInfo) -> pd.DataFrame:

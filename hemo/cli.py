@@ -147,7 +147,7 @@ def cmd_calibrate(args) -> int:
 
 
 def cmd_predict(args) -> int:
-    from hemo.analysis import Analyzer, SliceResult
+    from hemo.analysis import Analyzer
     from hemo.study import studies
     from hemo.table import FIELDS, row
 
@@ -167,19 +167,15 @@ def cmd_predict(args) -> int:
     try:
         for index, path in enumerate(files, 1):
             print(f"[{index}/{len(files)}]", file=sys.stderr, flush=True)
-            try:
-                results = analyzer.analyse(path.read_bytes(), path.name, args.window, args.method,
-                                           folder=str(path.parent))
-            except OSError as error:
-                results = [SliceResult(path.name, error=f"{path.name}: cannot be opened ({error.strerror}).")]
-            for result in results:
+            for member, result in _results_of(path, analyzer, args):
                 study = numbers.setdefault((result.slice.study, result.slice.series), len(numbers) + 1) \
                     if result.analysed else None
                 counts[study] = counts.get(study, 0) + 1
-                line = row(result, study, counts[study] if study else None, str(path) if args.names else "")
+                where = str(path.parent / result.source) if args.names else ""  # a zip's member: zip/member
+                line = row(result, study, counts[study] if study else None, where)
                 line["explanation"] = ""
                 if out and result.analysed:
-                    stem = f"{index:05d}_f{result.frame}"
+                    stem = f"{index:05d}{f'_{member:05d}' if member else ''}_f{result.frame}"
                     result.write(out, stem)
                     line["explanation"] = stem
                 writer.writerow(line)
@@ -198,8 +194,27 @@ def cmd_predict(args) -> int:
                   f"{study.refined_threshold:.3f} (highest {max(study.refined):.3f})", file=sys.stderr)
         for note in sorted(study.notes):  # also in every slice's row; said once here, as the app and the PDF do
             print(f"  every slice: {note}", file=sys.stderr)
+    failed = sum(not r.analysed for r in kept)
+    if failed and not args.names:
+        print(f"{failed} file(s) or frame(s) not analysed (verdict 'error'); --names shows which", file=sys.stderr)
     _take_away(args, found, analyzer)
     return 0
+
+
+def _results_of(path: Path, analyzer, args):
+    """(member number or None, result) for each slice of a file, or of each file in a zipped study."""
+    from hemo.analysis import SliceResult
+    from hemo.errors import HemoInputError
+    from hemo.inputs import entries
+
+    try:
+        found = entries(path)
+    except HemoInputError as error:
+        yield None, SliceResult(path.name, error=str(error))
+        return
+    for number, (name, folder, data) in enumerate(found, 1):
+        for result in analyzer.analyse(data, name, args.window, args.method, folder=folder):
+            yield (None if name == path.name else number), result
 
 
 def _take_away(args, found, analyzer) -> None:

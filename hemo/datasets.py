@@ -9,7 +9,7 @@ from __future__ import annotations
 import csv
 import json
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Callable, Iterable, Sequence
 
 import numpy as np
@@ -24,6 +24,12 @@ _NEGATIVE_DIRS = {"normal"}
 def is_annotation(path: Path) -> bool:
     """CT-ICH's bleed masks (``<n>_HGE_Seg.jpg``) lie beside the slices; they are not slices."""
     return path.stem.lower().endswith("_hge_seg")
+
+
+def ignored(path: PurePath) -> bool:
+    """Never a slice: hidden files, macOS's ``__MACOSX`` forks, and DICOMDIR (a media index without pixels)."""
+    return any(part.startswith(".") or part == "__MACOSX" for part in path.parts if part not in (".", "..")) \
+        or path.name.upper() == "DICOMDIR"
 
 
 @dataclass(frozen=True)

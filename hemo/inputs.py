@@ -1,16 +1,33 @@
-"""Which files a command analyses: everything under the given folders, DICOM without an extension too."""
+"""Which files a command analyses: everything under the given folders, DICOM without an extension too, and
+the files inside a zipped study."""
 
 from __future__ import annotations
 
-from pathlib import Path
+from pathlib import Path, PurePath, PurePosixPath
 
-from hemo.datasets import is_annotation
+from hemo.archive import Entry, expand
+from hemo.datasets import ignored, is_annotation
+from hemo.errors import HemoInputError
 
 
 def find_files(paths: list[str]) -> list[Path]:
-    """Every file under the given folders (sorted), and the given files; hidden files and bleed masks skipped."""
+    """Every file under the given folders (sorted), and the given files; hidden files, DICOMDIR and bleed masks
+    skipped."""
     files = []
     for path in map(Path, paths):
-        found = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
-        files += [f for f in found if not f.name.startswith(".") and not is_annotation(f)]
+        if path.is_dir():
+            found = sorted(p for p in path.rglob("*") if p.is_file() and not ignored(p.relative_to(path)))
+        else:
+            found = [path]
+        files += [f for f in found if not ignored(PurePath(f.name)) and not is_annotation(f)]
     return files
+
+
+def entries(path: Path) -> list[Entry]:
+    """(name, folder, bytes) of the file, or of each file in it when it is a zipped study (bleed masks skipped,
+    as :func:`find_files` skips them). Raises :class:`HemoInputError` for a file or zip that cannot be read."""
+    try:
+        data = path.read_bytes()
+    except OSError as error:
+        raise HemoInputError(f"{path.name}: cannot be opened ({error.strerror}).") from None
+    return [e for e in expand(path.name, data, str(path.parent)) if not is_annotation(PurePosixPath(e[0]))]

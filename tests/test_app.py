@@ -144,6 +144,20 @@ def test_two_studies_get_two_verdicts(app):
     assert {s.value for s in app.subheader} >= {"Study 1: 2 slices", "Study 2: 2 slices"}
 
 
+def test_a_zipped_study_is_one_study_and_a_damaged_zip_one_plain_error(app):
+    from test_archive import slice_at, zipped
+
+    study = zipped({f"Doe_Jane/IM{i}": slice_at(5.0 * i) for i in range(3)})
+    app.file_uploader[0].upload("Doe_Jane.zip", study, "application/zip")
+    app.file_uploader[0].upload("Roe_Richard.zip", study[:100], "application/zip")
+    app.file_uploader[1].upload("DICOMDIR", b"a media index, not a slice", "application/dicom")  # in a folder
+    app.run()
+    assert not app.exception
+    assert [s.value for s in app.subheader if s.value.startswith("Study")] == ["Study 1: 3 slices"]
+    assert [e.value for e in app.error] == ["**unreadable file** — this zip archive is damaged and cannot be read."]
+    assert "Doe" not in texts(app) and "Roe" not in texts(app)
+
+
 def test_hostile_corpus_in_the_app(app):
     import corpus
 

@@ -10,13 +10,15 @@ from hemo import plots
 from hemo.analysis import SliceResult
 from hemo.annotation import aligned_mask, outline, overlap
 from hemo.app import resources
-from hemo.datasets import is_annotation
+from hemo.archive import Entry, expand
+from hemo.datasets import ignored, is_annotation
+from hemo.errors import HemoInputError
 from hemo.explain import colour_bar
 from hemo.imaging import WINDOW_NAMES
 from hemo.study import Study, studies
 from hemo.table import row, without_name
 
-TYPES = ["png", "jpg", "jpeg", "dcm", "dicom"]
+TYPES = ["png", "jpg", "jpeg", "dcm", "dicom", "zip"]
 STEP_HELP = ("A *pseudo-time step* is one of 10 chunks of 128 pooled EfficientNet features (the paper's reshape of "
              "the 1280-feature summary); the BiLSTM reads them in order. A row shows how much one chunk draws on the "
              "others: it is not a place in the image. In this model the weights stay within about ±0.01 of uniform "
@@ -209,6 +211,20 @@ def _study_section(study: Study, labels: Labels, opacity: float, analyzer) -> No
         _details(f"{study.number}-{number}", result, opacity, True, labels, shared)
 
 
+def _files(uploads) -> tuple[list[Entry], list[SliceResult]]:
+    """(name, folder, bytes) of each upload, or of each file in an uploaded zip; an unreadable zip is an error
+    result. DICOMDIR and hidden files are never slices."""
+    entries, errors = [], []
+    for upload in uploads:
+        if ignored(_path(upload.name)):
+            continue
+        try:
+            entries += expand(upload.name, upload.getvalue())
+        except HemoInputError as error:
+            errors.append(SliceResult(upload.name, error=str(error)))
+    return entries, errors
+
+
 def _path(name: str):
     from pathlib import PurePath
 
@@ -235,28 +251,29 @@ def page() -> None:
                                     "and position.")
     if not show_names:  # the uploader's own chips list file names, which are often patient names
         st.html("<style>[data-testid='stFileChipName']{visibility:hidden}</style>")
-    files = st.file_uploader("CT slices: PNG, JPEG or DICOM (several at once)", type=TYPES, accept_multiple_files=True)
+    files = st.file_uploader("CT slices: PNG, JPEG or DICOM (several at once), or a zipped study", type=TYPES,
+                             accept_multiple_files=True)
     folder = st.file_uploader("…or a whole series folder (DICOM files without an extension too)", type=None,
                               accept_multiple_files="directory")
-    uploads = list(files or []) + list(folder or [])
-    annotations = {upload.name.rsplit("_", 2)[0]: upload for upload in uploads if is_annotation(_path(upload.name))}
-    uploads = [upload for upload in uploads if not is_annotation(_path(upload.name))]
-    if not uploads:
-        st.info("Drop one or more head-CT slices above. Files stay in memory and are never stored.")
+    entries, results = _files([*(files or []), *(folder or [])])
+    annotations = {name.rsplit("_", 2)[0]: data for name, _, data in entries if is_annotation(_path(name))}
+    entries = [entry for entry in entries if not is_annotation(_path(entry[0]))]
+    if not entries and not results:
+        st.info("Drop one or more head-CT slices, a series folder or a zipped study above. Files stay in memory "
+                "and are never stored.")
         return
     analyzer = resources.analyzer(str(path))
     progress = st.progress(0.0, text="Analysing…")
-    results: list[SliceResult] = []
     MASKS.clear()
-    for number, upload in enumerate(uploads, 1):
-        found = resources.analyse(upload.getvalue(), upload.name, window, method, analyzer, str(path))
-        annotation = annotations.get(upload.name.rsplit(".", 1)[0])
+    for number, (name, group, data) in enumerate(entries, 1):
+        found = resources.analyse(data, name, window, method, analyzer, str(path), group)
+        annotation = annotations.get(name.rsplit(".", 1)[0])
         if annotation is not None and len(found) == 1 and found[0].analysed:
-            mask = aligned_mask(upload.getvalue(), annotation.getvalue())
+            mask = aligned_mask(data, annotation)
             if mask is not None and mask.any():
                 MASKS[id(found[0])] = mask
         results += found
-        progress.progress(number / len(uploads), text=f"Analysed {number} of {len(uploads)} files")
+        progress.progress(number / len(entries), text=f"Analysed {number} of {len(entries)} files")
     progress.empty()
     if annotations:
         st.caption(f"{len(MASKS)} slice(s) came with a bleed annotation: its outline and overlap are shown with them.")

@@ -75,13 +75,15 @@ def analyzer(path: str) -> Analyzer | None:
 
 
 @st.cache_data(max_entries=1024, ttl=3600, show_spinner=False)
-def analyse(data: bytes, name: str, window: str, method: str, _analyzer: Analyzer, model: str) -> list[SliceResult]:
+def analyse(data: bytes, name: str, window: str, method: str, _analyzer: Analyzer, model: str,
+            folder: str = "") -> list[SliceResult]:
     """One file's results, kept in memory for reruns (sliders, page switches); never written to disk.
 
     Room for several 300-slice series at once, so moving a slider never recomputes a series.
     ``model`` (the model's path) is part of the cache key; the unhashed ``_analyzer`` is not.
+    ``folder`` groups files without DICOM study identifiers (a zip's folder) into one study.
     """
-    return _analyzer.analyse(data, name, window, method)
+    return _analyzer.analyse(data, name, window, method, folder=folder)
 
 
 @functools.lru_cache(maxsize=4)

@@ -1,0 +1,94 @@
+"""Zipped studies: what is read from them, what is left out, and the archives that are refused."""
+
+import csv
+import io
+import zipfile
+
+import numpy as np
+import pytest
+
+from conftest import dicom_bytes, head_phantom
+from hemo.archive import expand, is_zip
+from hemo.cli import main
+from hemo.errors import HemoInputError
+from hemo.inputs import find_files
+
+
+def zipped(files: dict[str, bytes], method: int = zipfile.ZIP_DEFLATED) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", method) as archive:
+        for name, data in files.items():
+            archive.writestr(name, data)
+    return buffer.getvalue()
+
+
+def slice_at(z: float, study: str = "1.2.826.0.1.3680043.10.1") -> bytes:
+    return dicom_bytes((head_phantom(128) + 1024).astype(np.int16), position=(0, 0, z), study=study)
+
+
+def test_a_plain_file_is_itself_and_a_dicom_is_never_taken_for_a_zip():
+    dicom = slice_at(0.0)
+    assert expand("scan.dcm", dicom, "here") == [("scan.dcm", "here", dicom)]
+    forged = b"PK\x03\x04" + dicom[4:]  # a preamble may hold anything; the DICM marker decides
+    assert not is_zip(forged) and expand("scan.dcm", forged) == [("scan.dcm", "", forged)]
+
+
+def test_a_zipped_export_gives_its_slices_with_their_folders_and_leaves_out_what_is_not_a_slice():
+    data = zipped({"STUDY/SERIES1/IM1": b"a", "STUDY/SERIES2/IM1": b"b", "top.dcm": b"c", "DICOMDIR": b"index",
+                   "__MACOSX/STUDY/._IM1": b"fork", ".DS_Store": b"junk", "STUDY/.hidden/IM9": b"x"})
+    assert expand("export.zip", data, "uploads") == [
+        ("export.zip/STUDY/SERIES1/IM1", "uploads/export.zip/STUDY/SERIES1", b"a"),
+        ("export.zip/STUDY/SERIES2/IM1", "uploads/export.zip/STUDY/SERIES2", b"b"),
+        ("export.zip/top.dcm", "uploads/export.zip", b"c"),
+    ]
+
+
+def test_a_folder_export_leaves_out_dicomdir_and_hidden_folders(tmp_path):
+    (tmp_path / "SERIES" / ".git").mkdir(parents=True)
+    for name in ("SERIES/IM1", "SERIES/.git/config", "DICOMDIR", "SERIES/2_HGE_Seg.jpg"):
+        (tmp_path / name).write_bytes(b"x")
+    assert find_files([str(tmp_path)]) == [tmp_path / "SERIES" / "IM1"]
+
+
+def encrypted(data: bytes) -> bytes:
+    """The archive with its one member marked encrypted (bit 0 of the flags), as a password-protected zip is."""
+    local, central = data.index(b"PK\x03\x04"), data.index(b"PK\x01\x02")
+    data = bytearray(data)
+    data[local + 6] |= 1
+    data[central + 8] |= 1
+    return bytes(data)
+
+
+@pytest.mark.parametrize("data, words", [
+    (zipped({"IM1": bytes(4 << 20)}), "unpacks to more than 1 MiB"),  # 4 MiB of zeros packed into a few kB
+    (zipped({"IM1": b"x"})[:40], "damaged"),
+    (encrypted(zipped({"IM1": b"secret"}, zipfile.ZIP_STORED)), "password-protected"),
+    (zipped({"DICOMDIR": b"index", ".DS_Store": b"junk"}), "holds no files"),
+])
+def test_archives_that_cannot_be_read_whole_are_refused_with_a_plain_message(data, words):
+    with pytest.raises(HemoInputError, match=words):
+        expand("Doe_Jane.zip", data, max_bytes=1 << 20)
+
+
+def test_too_many_files_are_refused_before_any_is_read():
+    with pytest.raises(HemoInputError, match="3 files, more than the 2"):
+        expand("big.zip", zipped({f"IM{i}": b"x" for i in range(3)}), max_files=2)
+
+
+def test_predict_reads_a_zipped_study_as_one_study_and_hides_its_names(small_model_path, tmp_path, capsys):
+    study = zipped({f"Doe_Jane/IM{i}": slice_at(5.0 * i) for i in range(3)})
+    (tmp_path / "Doe_Jane.zip").write_bytes(study)
+    (tmp_path / "broken.zip").write_bytes(study[:100])
+    table = tmp_path / "out.csv"
+    assert main(["predict", str(tmp_path), "--model", str(small_model_path), "--csv", str(table),
+                 "--explain", str(tmp_path / "explained")]) == 0
+    rows = list(csv.DictReader(open(table)))
+    assert [(r["study"], r["slice"]) for r in rows] == [("1", "1"), ("1", "2"), ("1", "3"), ("", "")]
+    assert "damaged" in rows[3]["error"] and "Doe" not in open(table).read()
+    assert [r["explanation"] for r in rows] == ["00001_00001_f0", "00001_00002_f0", "00001_00003_f0", ""]
+    said = capsys.readouterr().err
+    assert "study 1: 3 slices" in said and "1 file(s) or frame(s) not analysed" in said and "--names" in said
+    assert main(["predict", str(tmp_path / "Doe_Jane.zip"), "--model", str(small_model_path), "--csv", str(table),
+                 "--names"]) == 0
+    assert [r["file"] for r in csv.DictReader(open(table))] == [
+        str(tmp_path / f"Doe_Jane.zip/Doe_Jane/IM{i}") for i in range(3)]
