@@ -96,18 +96,18 @@ def _margin_labels(pdf: FPDF, x: float, labels: list[tuple[float, str]], spacing
         pdf.text(x, below + 1, text)
 
 
-def _row(pdf: FPDF, pictures: list[tuple[int, np.ndarray, str]]) -> None:
-    """Up to three slice pictures side by side, each captioned with its slice number and its numbers
-    (one per line: a 60 mm column holds one short phrase at 8 pt)."""
+def _row(pdf: FPDF, pictures: list[tuple[int, np.ndarray, str]], size: float = 60) -> None:
+    """Up to three slice pictures side by side, ``size`` mm square, each captioned with its slice number and its
+    numbers (one per line: a 60 mm column holds one short phrase at 8 pt)."""
     top = pdf.get_y() + 1
     lines = 1
     for column, (number, picture, note) in enumerate(pictures):
-        pdf.image(Image.fromarray(np.asarray(picture, np.uint8)), x=10 + column * 64, y=top, w=60, h=60)
+        pdf.image(Image.fromarray(np.asarray(picture, np.uint8)), x=10 + column * 64, y=top, w=size, h=size)
         pdf.set_font("Helvetica", size=8)
         for line, text in enumerate(f"slice {number}: {note}".split("\n")):
-            pdf.text(10 + column * 64, top + 64 + 3.5 * line, text)
+            pdf.text(10 + column * 64, top + size + 4 + 3.5 * line, text)
             lines = max(lines, line + 1)
-    pdf.set_y(top + 66.5 + 3.5 * lines)
+    pdf.set_y(top + size + 6.5 + 3.5 * lines)
 
 
 def _metrics_lines(metrics: dict | None) -> list[str]:
@@ -165,26 +165,27 @@ def _page(pdf: FPDF, study: Study, model_version: str, metrics: dict | None, pro
     pdf.set_font("Helvetica", size=8)
     for note in _notes(study):
         pdf.multi_cell(0, 4, _latin1(note), new_x="LMARGIN", new_y="NEXT")
-    pdf.set_font("Helvetica", size=9)
-    if provenance:
-        pdf.multi_cell(0, 4.5, "Operating points: " + "; ".join(f"{k.replace('_', ' ')}: {v}"
-                                                                 for k, v in provenance.items()),
-                       new_x="LMARGIN", new_y="NEXT")
-    _curve(pdf, study, 22, pdf.get_y() + 4, 140, 45)
-    pdf.set_y(pdf.get_y() + 58)
+    _curve(pdf, study, 22, pdf.get_y() + 4, 140, 40)
+    pdf.set_y(pdf.get_y() + 53)
     pdf.set_font("Helvetica", "B", 10)
     pdf.cell(0, 6, "Key slices (highest probability): Grad-CAM x probability, fixed scale blue 0 to red 1",
              new_x="LMARGIN", new_y="NEXT")
     keys = key_slices(study)
-    _row(pdf, [(number, result.overlay(opacity), _caption(study, number, result)) for number, result in keys])
-    if any(result.bleed is not None for _, result in keys):
+    mapped = any(result.bleed is not None for _, result in keys)
+    size = 46 if mapped else 60  # two rows of pictures leave the page room for its numbers
+    _row(pdf, [(number, result.overlay(opacity), _caption(study, number, result)) for number, result in keys], size)
+    if mapped:
         pdf.set_font("Helvetica", "B", 10)
         pdf.cell(0, 6, "The same slices: bleed map (decoder trained on bleed masks), probability of blood per cell, "
                        "same scale", new_x="LMARGIN", new_y="NEXT")
         _row(pdf, [(number, result.bleed_overlay(opacity), f"map peak {float(result.bleed.max()):.3f}")
-                   for number, result in keys if result.bleed is not None])
+                   for number, result in keys if result.bleed is not None], size)
     pdf.set_font("Helvetica", size=8)
     for line in _metrics_lines(metrics):
         pdf.multi_cell(0, 4.5, line, new_x="LMARGIN", new_y="NEXT")
     pdf.multi_cell(0, 4.5, "Grad-CAM is an 8x8 map of where the EfficientNet stage found evidence, upsampled: a "
                            "region, not an outline of blood.", new_x="LMARGIN", new_y="NEXT")
+    if provenance:
+        pdf.set_font("Helvetica", size=7)
+        pdf.multi_cell(0, 3.5, _latin1("How the operating points were chosen: " + "; ".join(
+            f"{k.replace('_', ' ')}: {v}" for k, v in provenance.items())), new_x="LMARGIN", new_y="NEXT")

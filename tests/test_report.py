@@ -66,9 +66,13 @@ def test_the_pdf_says_once_what_every_slice_of_the_study_carries_and_still_fits_
     slices = [replace(r, warnings=r.warnings + (tilted,), bleed=np.full((32, 32), 0.7, np.float16))
               for r in study.slices]
     slices[0] = replace(slices[0], warnings=slices[0].warnings + ("only this slice",))
+    # as long as the shipped model's account of its operating points (seven steps, 791 characters)
+    provenance = {f"step {i}": "how this step was chosen out of fold, said at the length the shipped model says it, "
+                  "in so many words, and then some" for i in range(7)}
     data = studies_pdf([replace(study, slices=slices)], "m.keras", {"auc": 0.9, "sensitivity": 0.9,
-                                                                    "specificity": 0.8, "study_auc": 0.9})
+                                                                    "specificity": 0.8, "study_auc": 0.9}, provenance)
     text = pdf_text(data)
+    assert "study AUC 0.900" in text and "region, not an outline" in text and "step 6: how" in text
     assert text.count("Every slice: Slices tilted 18.5") == 1 and "only this slice" not in text
     assert "Slices tilted" not in pdf_text(studies_pdf([study], "m.keras"))
     alone = replace(study, slices=slices[:1])  # a study of one slice: its own notes, which no slice row shows
