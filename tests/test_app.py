@@ -228,6 +228,9 @@ def test_model_card_shows_metrics(app):
     assert "ROC AUC (slice level)" in list(table["metric"])
     evaluation = json.loads((ROOT / "models" / "evaluation.json").read_text())
     assert f"{evaluation['auc']:.3f}" in " ".join(table["value"])
+    if "study_auc" in evaluation:  # two patient-level AUCs: each says which rule it measures
+        assert f"Study AUC ({evaluation['study_method']})" in list(table["metric"])
+        assert "Patient AUC of each patient's highest slice" in list(table["metric"])
     if "context_auc" in evaluation:  # slices read with their neighbours have their own numbers
         row = list(table["metric"]).index("ROC AUC of the slices of a series read with their neighbours")
         assert table["value"].iloc[row] == f"{evaluation['context_auc']:.3f}"

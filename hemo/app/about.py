@@ -15,14 +15,17 @@ if metrics:
     ci = metrics.get("auc_ci") or [None, None]
     st.subheader(metrics.get("title", "Measured on the validation patients"))
     rows = [
-        {"metric": "ROC AUC (slice level)", "value": f"{number(metrics.get('auc'))} (95% CI {number(ci[0])}–{number(ci[1])})"},
-        {"metric": "Sensitivity at threshold", "value": number(metrics.get("sensitivity"))},
-        {"metric": "Specificity at threshold", "value": number(metrics.get("specificity"))},
-        {"metric": "Operating threshold", "value": number(metrics.get("threshold"))},
-        {"metric": "Patient-level AUC", "value": number(metrics.get("patient_auc"))},
+        {"metric": "ROC AUC (slice level)",
+         "value": f"{number(metrics.get('auc'))} (95% CI {number(ci[0])}–{number(ci[1])})"},
+        {"metric": "Slice sensitivity at the slice threshold", "value": number(metrics.get("sensitivity"))},
+        {"metric": "Slice specificity at the slice threshold", "value": number(metrics.get("specificity"))},
+        {"metric": "Slice operating threshold", "value": number(metrics.get("threshold"))},
+        {"metric": "Patient AUC of each patient's highest slice", "value": number(metrics.get("patient_auc"))},
         {"metric": "Slices / with haemorrhage", "value": f"{metrics.get('n')} / {metrics.get('positives')}"},
     ]
-    for key, label in (("auc_fold_mean", "ROC AUC (slice level), mean over the CV folds"), ("study_auc", "Study AUC"),
+    study_rule = metrics.get("study_method", "the study rule")
+    for key, label in (("auc_fold_mean", "ROC AUC (slice level), mean over the CV folds"),
+                       ("study_auc", f"Study AUC ({study_rule})"),
                        ("study_sensitivity", "Study sensitivity at study threshold"),
                        ("study_specificity", "Study specificity at study threshold"),
                        ("study_threshold", "Study operating threshold"), ("brier", "Brier score"),
