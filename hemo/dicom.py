@@ -153,6 +153,33 @@ def tilt(ds: pydicom.Dataset, frame: int = 0) -> float | None:
     return max(angles) if angles else None
 
 
+def plane(ds: pydicom.Dataset, frame: int = 0) -> str | None:
+    """"axial", "coronal" or "sagittal": the plane the slice normal lies closest to; None when the header does
+    not say. A head CT tilted up to 45° is still axial."""
+    orientation = _group(ds, frame, "PlaneOrientationSequence") or ds
+    try:
+        iop = _vector(orientation.get("ImageOrientationPatient"), 6, "ImageOrientationPatient", "")
+    except HemoInputError:
+        return None
+    normal = None if iop is None else np.abs(np.cross(iop[:3], iop[3:]))
+    if normal is None or not normal.any():
+        return None
+    return ("sagittal", "coronal", "axial")[int(np.argmax(normal))]
+
+
+def _not_a_slice(ds: pydicom.Dataset, name: str) -> None:
+    """Refuse what an export holds beside the axial series: localizers (scouts) and sagittal or coronal
+    reformats. The model learnt axial slices only; its score on these would mean nothing."""
+    image_type = {str(v).upper() for v in (ds.get("ImageType") or [])}
+    if "LOCALIZER" in image_type:
+        raise HemoInputError(f"{name}: a localizer (scout) image, not an axial slice; the model reads axial "
+                             "head-CT slices only.")
+    seen = plane(ds)
+    if seen not in (None, "axial"):
+        raise HemoInputError(f"{name}: a {seen} reformat, not an axial slice; the model reads axial head-CT "
+                             "slices only.")
+
+
 def tilt_note(angle: float | None) -> str | None:
     """What a tilted axial series means for this model's alarms; None below TILT_NOTE_DEGREES or beyond 45°
     (a sagittal or coronal plane is not a tilted axial one)."""
@@ -224,6 +251,7 @@ def _check_header(ds: pydicom.Dataset, name: str) -> tuple[int, int, int]:
     modality = str(ds.get("Modality", "")).upper()
     if modality and modality not in _ACCEPTED_MODALITIES | _SECONDARY_CAPTURE:
         raise HemoInputError(f"{name}: this is a {modality} image; the model reads CT slices only.")
+    _not_a_slice(ds, name)
     rows, cols = _integer(ds, "Rows", name, 0), _integer(ds, "Columns", name, 0)
     frames = _integer(ds, "NumberOfFrames", name, 1) or 1
     if min(rows, cols) < 32:

@@ -144,18 +144,26 @@ def test_two_studies_get_two_verdicts(app):
     assert {s.value for s in app.subheader} >= {"Study 1: 2 slices", "Study 2: 2 slices"}
 
 
-def test_a_zipped_study_is_one_study_and_a_damaged_zip_one_plain_error(app):
+def test_a_zipped_export_is_one_study_with_what_is_not_an_axial_slice_said_once_per_reason(app):
+    import corpus
     from test_archive import slice_at, zipped
 
-    study = zipped({f"Doe_Jane/IM{i}": slice_at(5.0 * i) for i in range(3)})
+    beside = {"Doe_Jane/scout": corpus.edit(slice_at(0.0), ImageType=["ORIGINAL", "PRIMARY", "LOCALIZER"])}
+    beside |= {f"Doe_Jane/SAG{i}": corpus.edit(slice_at(i), ImageOrientationPatient=[0, 1, 0, 0, 0, -1])
+               for i in range(2)}
+    study = zipped({f"Doe_Jane/IM{i}": slice_at(5.0 * i) for i in range(3)} | beside)
     app.file_uploader[0].upload("Doe_Jane.zip", study, "application/zip")
     app.file_uploader[0].upload("Roe_Richard.zip", study[:100], "application/zip")
     app.file_uploader[1].upload("DICOMDIR", b"a media index, not a slice", "application/dicom")  # in a folder
     app.run()
     assert not app.exception
     assert [s.value for s in app.subheader if s.value.startswith("Study")] == ["Study 1: 3 slices"]
-    assert [e.value for e in app.error] == ["**unreadable file** — this zip archive is damaged and cannot be read."]
+    said = {e.value.split(" — ")[1].split(",")[0]: e.value.split(" — ")[0] for e in app.error}
+    assert said == {"a sagittal reformat": "**2 files**", "a localizer (scout) image": "**unreadable file**",
+                    "this zip archive is damaged and cannot be read.": "**unreadable file**"}
     assert "Doe" not in texts(app) and "Roe" not in texts(app)
+    app.sidebar.toggle[0].set_value(True).run()
+    assert "**Doe_Jane.zip/Doe_Jane/SAG0, Doe_Jane.zip/Doe_Jane/SAG1** — a sagittal" in texts(app)
 
 
 def test_hostile_corpus_in_the_app(app):
@@ -168,7 +176,9 @@ def test_hostile_corpus_in_the_app(app):
         app.file_uploader[0].upload(name, data, "application/octet-stream")
     app.run()
     assert not app.exception
-    assert len(app.error) >= sum(1 for *_, e in cases if e == "error")
+    boxes = [e.value.split("**")[1].split() for e in app.error]  # one box per reason: "N files", else one file
+    assert sum(int(who[0]) if who[1:2] == ["files"] else 1 for who in boxes) >= sum(1 for *_, e in cases if e == "error")
+    assert len(boxes) < sum(1 for *_, e in cases if e == "error")  # files that fail alike share their box
     frame = app.dataframe[0].value
     assert frame["probability"].notna().sum() >= 2 + sum(1 for *_, e in cases if e != "error")
 

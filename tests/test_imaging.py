@@ -1,4 +1,5 @@
 import io
+import re
 import zlib
 
 import cv2
@@ -195,7 +196,6 @@ def test_real_ge_series_sorted(shared_data):
     ({"ImageOrientationPatient": [1, 0, 0, 0, 0.9483, -0.3173]}, "18.5"),  # an oblique plane, as the GE series
     ({"GantryDetectorTilt": -12}, "12.0"),  # a tilt-corrected reconstruction: axial plane, tilt in the header
     ({"GantryDetectorTilt": 3}, None),  # too little to matter
-    ({"ImageOrientationPatient": [0, 1, 0, 0, 0, -1]}, None),  # sagittal: not a tilted axial series
     ({"GantryDetectorTilt": "12"}, "n/a"),  # written as text by a buggy scanner: not required, no error
 ])
 def test_a_tilted_series_says_so_on_every_slice(tags, said):
@@ -205,6 +205,22 @@ def test_a_tilted_series_says_so_on_every_slice(tags, said):
     [s] = read_slices(data, "tilted.dcm")
     notes = [w for w in s.warnings if w.startswith("Slices tilted")]
     assert notes == ([] if said is None else [notes[0]]) and (said is None or f"tilted {said}°" in notes[0])
+
+
+@pytest.mark.parametrize("tags, refused", [
+    ({"ImageType": ["ORIGINAL", "PRIMARY", "LOCALIZER"]}, "a localizer (scout) image"),
+    ({"ImageOrientationPatient": [0, 1, 0, 0, 0, -1]}, "a sagittal reformat"),
+    ({"ImageOrientationPatient": [1, 0, 0, 0, 0, -1]}, "a coronal reformat"),
+    ({"ImageOrientationPatient": [1, 0, 0, 0, 0.7660, -0.6428]}, None),  # axial, tilted 40°: read, with its note
+    ({"ImageType": ["ORIGINAL", "PRIMARY", "AXIAL"]}, None),
+])
+def test_what_an_export_holds_beside_the_axial_series_is_refused_by_name(tags, refused):
+    data = corpus.edit(dicom_bytes(head_phantom(64) + 1024, position=(0, 0, 5)), **tags)
+    if refused is None:
+        assert len(read_slices(data, "Doe_Jane.dcm")) == 1
+        return
+    with pytest.raises(HemoInputError, match=re.escape(f"Doe_Jane.dcm: {refused}, not an axial slice")):
+        read_slices(data, "Doe_Jane.dcm")
 
 
 def test_each_frame_of_an_enhanced_ct_says_its_own_tilt():

@@ -211,6 +211,22 @@ def _study_section(study: Study, labels: Labels, opacity: float, analyzer) -> No
         _details(f"{study.number}-{number}", result, opacity, True, labels, shared)
 
 
+def _errors(failed: list[SliceResult], labels: Labels, listed: int = 5) -> None:
+    """One box per reason, not per file: an export's 40 reformats or 3 reports are three lines, not 43 boxes.
+    The file names, when shown, head the box (the first few of them)."""
+    reasons: dict[str, list[SliceResult]] = {}
+    for result in failed:
+        reasons.setdefault(without_name(result.error, result.source), []).append(result)
+    for reason, members in reasons.items():
+        files = len({r.source for r in members})
+        if len(members) == 1 or labels.show_names:
+            who = ", ".join(labels.of(r) for r in members[:listed])
+            who += f" and {len(members) - listed} more" if len(members) > listed else ""
+        else:
+            who = f"{files} files" + (f" ({len(members)} frames)" if len(members) > files else "")
+        st.error(f"**{who}** — {reason}")
+
+
 def _files(uploads) -> tuple[list[Entry], list[SliceResult]]:
     """(name, folder, bytes) of each upload, or of each file in an uploaded zip; an unreadable zip is an error
     result. DICOMDIR and hidden files are never slices."""
@@ -279,15 +295,14 @@ def page() -> None:
         st.caption(f"{len(MASKS)} slice(s) came with a bleed annotation: its outline and overlap are shown with them.")
     found = studies(results, analyzer)
     labels = Labels(found, show_names)
-    for result in results:
-        if result.error:
-            shown = result.error if show_names else without_name(result.error, result.source)
-            st.error(f"**{labels.of(result)}** — {shown}")
+    _errors([r for r in results if r.error], labels)
     for study in found:
         _study_section(study, labels, opacity, analyzer)
     table = pd.DataFrame([row(r, *labels.study_slice(r), r.source if show_names else "") for r in results])
     if not show_names:
         table = table.drop(columns=["file"])
+    for column, kind in (("study", "Int64"), ("slice", "Int64"), ("probability", float), ("threshold", float)):
+        table[column] = pd.to_numeric(table[column], errors="coerce").astype(kind)  # blank for an unreadable file
     st.dataframe(table, hide_index=True)
     st.download_button("Download results (CSV)", table.to_csv(index=False), "hemo-results.csv", "text/csv")
 
