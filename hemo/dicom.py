@@ -191,6 +191,19 @@ def tilt_note(angle: float | None) -> str | None:
             "skull against the image.")
 
 
+#: Slices thinner than this are a thin-slice series (the CT-ICH heads the model learnt from hold 24-57 slices).
+THIN_SLICE_MM = 2.5
+
+
+def thin_note(thickness) -> str | None:
+    """What a thin-slice series means for this model; None for thicker slices or when the header does not say."""
+    if not isinstance(thickness, float) or not 0 < thickness < THIN_SLICE_MM:
+        return None
+    return (f"Slices {thickness:g} mm thick: the model learnt from CT-ICH heads of 24-57 slices each, and a "
+            "series' study rule and its reading of each slice with its neighbours count slices; on a thin-slice "
+            "series neither is tested. Where the export also holds a thicker (about 5 mm) series, read that one.")
+
+
 def _technical_info(ds: pydicom.Dataset, frame: int) -> dict:
     """Only technical tags, never identifiers: safe to display."""
     info: dict = {"format": "DICOM"}
@@ -296,9 +309,10 @@ def read_frames(data: bytes, name: str) -> list[Frame]:
                 if not any("ImagePosition" in n for n in notes):
                     notes.append(f"{str(error).split(': ', 1)[-1]} The slice position is unknown; slices are "
                                  "ordered by file name.")
-            tilted = tilt_note(tilt(ds, index))  # per frame: an Enhanced CT may hold planes of more than one tilt
-            result.append(Frame(hu, index, position, _frame_window(ds, index, name), _technical_info(ds, index),
-                                (*notes, tilted) if tilted else tuple(notes), study, series))
+            info = _technical_info(ds, index)
+            said = (tilt_note(tilt(ds, index)), thin_note(info.get("SliceThickness")))  # per frame, as Enhanced CT
+            result.append(Frame(hu, index, position, _frame_window(ds, index, name), info,
+                                (*notes, *(note for note in said if note)), study, series))
     except HemoInputError:
         raise
     except (NotImplementedError, RuntimeError) as error:

@@ -223,6 +223,18 @@ def test_what_an_export_holds_beside_the_axial_series_is_refused_by_name(tags, r
         read_slices(data, "Doe_Jane.dcm")
 
 
+@pytest.mark.parametrize("thickness, said", [(0.625, "0.625"), (1.25, "1.25"), (5.0, None), (None, None), ("n/a", None)])
+def test_a_thin_slice_series_says_its_study_rule_is_untested_there(thickness, said):
+    data = dicom_bytes(head_phantom(64) + 1024, position=(0, 0, 5))
+    if thickness == "n/a":
+        data = corpus.raw_tag(corpus.edit(data, SliceThickness=1.0), "SliceThickness", "n/a")  # a buggy scanner
+    elif thickness is not None:
+        data = corpus.edit(data, SliceThickness=thickness)
+    [s] = read_slices(data, "thin.dcm")
+    notes = [w for w in s.warnings if w.startswith("Slices") and "mm thick" in w]
+    assert len(notes) == (said is not None) and (said is None or notes[0].startswith(f"Slices {said} mm thick"))
+
+
 def test_each_frame_of_an_enhanced_ct_says_its_own_tilt():
     from pydicom import dcmread
     from pydicom.dataset import Dataset
