@@ -191,7 +191,7 @@ def tilt_note(angle: float | None) -> str | None:
             "skull against the image.")
 
 
-#: Slices thinner than this are a thin-slice series (the CT-ICH heads the model learnt from hold 24-57 slices).
+#: Slices thinner than this are a thin-slice series (the CT-ICH heads the model learnt from hold 19-39 slices).
 THIN_SLICE_MM = 2.5
 
 
@@ -199,7 +199,7 @@ def thin_note(thickness) -> str | None:
     """What a thin-slice series means for this model; None for thicker slices or when the header does not say."""
     if not isinstance(thickness, float) or not 0 < thickness < THIN_SLICE_MM:
         return None
-    return (f"Slices {thickness:g} mm thick: the model learnt from CT-ICH heads of 24-57 slices each, and a "
+    return (f"Slices {thickness:g} mm thick: the model learnt from CT-ICH heads of 19-39 slices each, and a "
             "series' study rule and its reading of each slice with its neighbours count slices; on a thin-slice "
             "series neither is tested. Where the export also holds a thicker (about 5 mm) series, read that one.")
 

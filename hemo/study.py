@@ -22,7 +22,7 @@ from hemo.context import neighbour_mean
 from hemo.imaging import scan_key
 from hemo.model import ModelInfo, platt
 
-#: Fewer slices than this are not a series the study rules were chosen on (CT-ICH: 24-57 per study).
+#: Fewer slices than this are not a series the study rules were chosen on (CT-ICH: 19-39 per study).
 MIN_SERIES = 8
 HIGHEST, STUDY_MODEL = "highest slice", "study model"
 
