@@ -763,3 +763,19 @@ def test_cv_on_the_command_line_trains_the_decoder_on_the_target_and_map_size_as
         ("share", 32, False, False), ("any", 64, True, True)]
     with pytest.raises(SystemExit, match="only --mask-weight trains"):  # without a decoder they would do nothing
         cli.main(["cv", str(tmp_path), "--map-size", "64"])
+
+
+def test_score_weight_finds_the_part_that_ranks_and_chooses_each_folds_weight_on_the_others(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    labels = np.tile([0, 1], 20)
+    for fold in range(2):  # the decoder ranks every slice right, the paper model at random
+        (tmp_path / f"fold{fold}").mkdir()
+        np.savez(tmp_path / f"fold{fold}" / "oof.npz", scores=rng.uniform(0.01, 0.99, 40), labels=labels,
+                 bleed_top4=np.where(labels == 1, 0.55, 0.45))  # faint beside the noise: only w = 1 ranks all
+    tool = load_tool("score_weight")
+    pooled, nested, chosen = tool.by_weight(*tool.load(tmp_path))
+    assert pooled[1.0] == 1.0 and pooled[0.0] < 0.8 and chosen == [1.0, 1.0] and nested == 1.0
+    tool.main([str(tmp_path)])
+    assert "nested 1.000 (weights [1.0, 1.0])" in capsys.readouterr().out
+    with pytest.raises(SystemExit, match="no fold"):
+        tool.load(tmp_path / "nothing")
