@@ -48,7 +48,8 @@ def _config(args):
                        robust=args.robust, thick=args.thick, mask_target=args.mask_target, map_size=args.map_size,
                        shoulder=args.shoulder, transplant=args.transplant,
                        freeze_below=args.freeze_below, train_bn=args.train_bn, schedule=args.schedule,
-                       distribute=args.distribute, ema=args.ema, size_weight=args.size_weight)
+                       distribute=args.distribute, ema=args.ema, size_weight=args.size_weight,
+                       label_smoothing=args.label_smoothing)
 
 
 def cmd_train(args) -> int:
@@ -357,6 +358,8 @@ def _training_options(parser: argparse.ArgumentParser) -> None:
                         help="> 0: weigh each bleed slice of the paper's head by (median bleed area / its bleed "
                              "area) ** this, within 1/3..3, mean 1 over the bleed slices (needs the masks): small "
                              "bleeds, the ones missed, count more")
+    parser.add_argument("--label-smoothing", type=float, default=0.1,
+                        help="of the paper head's two-class targets (0.1: 0.95 / 0.05); 0 trains on hard labels")
     parser.add_argument("--distribute", choices=DISTRIBUTE,
                         help="data-parallel training: 'mirrored' over this host's GPUs (or --cpu-devices); "
                              "--batch-size is the global batch, split across replicas")

@@ -90,3 +90,14 @@ def test_explain_check_measures_grad_cam_against_the_annotations(small_model_pat
         rows = list(csv.DictReader(f))
     assert len(rows) == 3  # the annotated slices of the one patient with a bleed
     assert all(0 <= float(r["energy_inside"]) <= 1 and 0 < float(r["mask_fraction"]) < 1 for r in rows)
+
+
+def test_label_smoothing_reaches_the_training_config():
+    import argparse
+
+    from hemo.cli import _config, _training_options
+
+    parser = argparse.ArgumentParser()
+    _training_options(parser)
+    assert _config(parser.parse_args(["data"])).label_smoothing == 0.1  # the shipped recipe's
+    assert _config(parser.parse_args(["data", "--label-smoothing", "0"])).label_smoothing == 0.0
