@@ -259,6 +259,9 @@ def _open(data: bytes, name: str) -> pydicom.Dataset:
 
 
 def _check_header(ds: pydicom.Dataset, name: str) -> tuple[int, int, int]:
+    if "PixelData" not in ds and "DirectoryRecordSequence" in ds:
+        raise HemoInputError(f"{name}: the index of a CD or export (its directory records), not an image; give "
+                             "its folder instead.")
     if "PixelData" not in ds:
         raise HemoInputError(f"{name}: this DICOM file holds no image (no pixel data); it may be a report or a truncated file.")
     modality = str(ds.get("Modality", "")).upper()

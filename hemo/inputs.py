@@ -3,7 +3,7 @@ the files inside a zipped study."""
 
 from __future__ import annotations
 
-from pathlib import Path, PurePath, PurePosixPath
+from pathlib import Path, PurePosixPath
 
 from hemo.archive import Entry, expand
 from hemo.datasets import ignored, is_annotation
@@ -11,15 +11,15 @@ from hemo.errors import HemoInputError
 
 
 def find_files(paths: list[str]) -> list[Path]:
-    """Every file under the given folders (sorted), and the given files; hidden files, DICOMDIR and bleed masks
-    skipped."""
+    """Every file under the given folders (sorted), and the given files; hidden files and bleed masks skipped,
+    and in folders DICOMDIR and macOS forks too."""
     files = []
     for path in map(Path, paths):
         if path.is_dir():
             found = sorted(p for p in path.rglob("*") if p.is_file() and not ignored(p.relative_to(path)))
         else:
             found = [path]
-        files += [f for f in found if not ignored(PurePath(f.name)) and not is_annotation(f)]
+        files += [f for f in found if not f.name.startswith(".") and not is_annotation(f)]  # named ones are kept
     return files
 
 

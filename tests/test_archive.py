@@ -50,6 +50,24 @@ def test_a_folder_export_leaves_out_dicomdir_and_hidden_folders(tmp_path):
     assert find_files([str(tmp_path)]) == [tmp_path / "SERIES" / "IM1"]
 
 
+def test_a_media_export_is_read_through_its_folder_and_its_dicomdir_named_alone_says_so(small_model_path, tmp_path):
+    import pydicom
+    from pydicom.fileset import FileSet
+
+    export = FileSet()
+    for z in range(2):
+        ds = pydicom.dcmread(io.BytesIO(slice_at(5.0 * z)))
+        ds.InstanceNumber, ds.StudyDate, ds.StudyTime, ds.StudyID, ds.SeriesNumber = z + 1, "20200101", "1200", "1", 1
+        export.add(ds)
+    export.write(tmp_path / "CD")  # DICOMDIR beside PT000000/ST000000/SE000000/IM00000k, as on a CD
+    assert [f.name for f in find_files([str(tmp_path / "CD")])] == ["IM000000", "IM000001"]
+    table = tmp_path / "out.csv"
+    assert main(["predict", str(tmp_path / "CD" / "DICOMDIR"), "--model", str(small_model_path), "--csv",
+                 str(table)]) == 0
+    [row] = csv.DictReader(open(table))
+    assert row["error"] == "the index of a CD or export (its directory records), not an image; give its folder instead."
+
+
 def encrypted(data: bytes) -> bytes:
     """The archive with its one member marked encrypted (bit 0 of the flags), as a password-protected zip is."""
     local, central = data.index(b"PK\x03\x04"), data.index(b"PK\x01\x02")
