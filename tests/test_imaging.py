@@ -223,7 +223,8 @@ def test_what_an_export_holds_beside_the_axial_series_is_refused_by_name(tags, r
         read_slices(data, "Doe_Jane.dcm")
 
 
-@pytest.mark.parametrize("thickness, said", [(0.625, "0.625"), (1.25, "1.25"), (5.0, None), (None, None), ("n/a", None)])
+@pytest.mark.parametrize("thickness, said",
+                         [(0.625, "0.625"), (1.25, "1.25"), (5.0, None), (None, None), ("n/a", None)])
 def test_a_thin_slice_series_says_its_study_rule_is_untested_there(thickness, said):
     data = dicom_bytes(head_phantom(64) + 1024, position=(0, 0, 5))
     if thickness == "n/a":
