@@ -771,7 +771,9 @@ def test_score_weight_finds_the_part_that_ranks_and_chooses_each_folds_weight_on
     for fold in range(2):  # the decoder ranks every slice right, the paper model at random
         (tmp_path / f"fold{fold}").mkdir()
         np.savez(tmp_path / f"fold{fold}" / "oof.npz", scores=rng.uniform(0.01, 0.99, 40), labels=labels,
-                 bleed_top4=np.where(labels == 1, 0.55, 0.45))  # faint beside the noise: only w = 1 ranks all
+                 bleed_top4=np.where(labels == 1, 0.55, 0.45),  # faint beside the noise: only w = 1 ranks all
+                 embeddings=np.zeros((40, 2)), patients=np.repeat([f"{fold}a", f"{fold}b"], 20),
+                 names=np.array([f"{i + 1}.jpg" for i in range(40)]))
     tool = load_tool("score_weight")
     pooled, nested, chosen = tool.by_weight(*tool.load(tmp_path))
     assert pooled[1.0] == 1.0 and pooled[0.0] < 0.8 and chosen == [1.0, 1.0] and nested == 1.0
@@ -779,3 +781,9 @@ def test_score_weight_finds_the_part_that_ranks_and_chooses_each_folds_weight_on
     assert "nested 1.000 (weights [1.0, 1.0])" in capsys.readouterr().out
     with pytest.raises(SystemExit, match="no fold"):
         tool.load(tmp_path / "nothing")
+    for fold in range(2):  # a run without the decoder's reading: a usage message, not a KeyError
+        data = dict(np.load(tmp_path / f"fold{fold}" / "oof.npz"))
+        del data["bleed_top4"]
+        np.savez(tmp_path / f"fold{fold}" / "oof.npz", **data)
+    with pytest.raises(SystemExit, match="no bleed_top4"):
+        tool.load(tmp_path)

@@ -18,21 +18,21 @@ import numpy as np
 from sklearn.metrics import roc_auc_score
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from hemo.model import logit as _logit  # noqa: E402  (the clip the shipped slice score uses)
+from hemo.calibrate import read_oof  # noqa: E402
+from hemo.model import logit  # noqa: E402  (the clip the shipped slice score uses)
 
 WEIGHTS = (0.0, 0.25, 0.375, 0.5, 0.625, 0.75, 1.0)
 
 
 def load(run: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(head logit, decoder logit, label, fold) of every out-of-fold slice of a `hemo cv --out` run."""
-    parts = []
-    for fold, path in enumerate(sorted(run.glob("fold*/oof.npz"))):
-        data = np.load(path)
-        parts.append((_logit(data["scores"]), _logit(data["bleed_top4"]), data["labels"],
-                      np.full(len(data["labels"]), fold)))
-    if not parts:
-        raise SystemExit(f"{run}: no fold*/oof.npz with bleed_top4 (a `hemo cv --out` run with --mask-weight)")
-    return tuple(np.concatenate(column) for column in zip(*parts))
+    try:
+        oof = read_oof(run)
+    except FileNotFoundError as error:
+        raise SystemExit(str(error)) from None
+    if "bleed_top4" not in oof:
+        raise SystemExit(f"{run}: no bleed_top4 in its folds (a `hemo cv --out` run with --mask-weight)")
+    return logit(oof["scores"]), logit(oof["bleed_top4"]), oof["labels"], oof["fold"]
 
 
 def by_weight(head: np.ndarray, bleed: np.ndarray, labels: np.ndarray, folds: np.ndarray,
