@@ -40,6 +40,9 @@ def _config(args):
 
     if args.mask_weight <= 0 and (args.mask_target != "share" or args.map_size != MAP_SIZE):
         raise SystemExit("--mask-target and --map-size shape the bleed decoder, which only --mask-weight trains")
+    if args.focal > 0 and args.label_smoothing > 0:  # smoothed targets make focal loss punish confident slices
+        raise SystemExit("--focal needs hard labels: add --label-smoothing 0 (focal loss already keeps the head "
+                         "from overconfidence, and on smoothed targets it penalises every sure slice)")
     if args.cpu_devices:
         distribution.split_cpu(args.cpu_devices)
     return TrainConfig(backbone=args.backbone, pretrained=args.pretrained, epochs=args.epochs,
@@ -49,7 +52,7 @@ def _config(args):
                        shoulder=args.shoulder, transplant=args.transplant,
                        freeze_below=args.freeze_below, train_bn=args.train_bn, schedule=args.schedule,
                        distribute=args.distribute, ema=args.ema, size_weight=args.size_weight,
-                       label_smoothing=args.label_smoothing)
+                       label_smoothing=args.label_smoothing, focal=args.focal)
 
 
 def cmd_train(args) -> int:
@@ -360,6 +363,9 @@ def _training_options(parser: argparse.ArgumentParser) -> None:
                              "bleeds, the ones missed, count more")
     parser.add_argument("--label-smoothing", type=float, default=0.1,
                         help="of the paper head's two-class targets (0.1: 0.95 / 0.05); 0 trains on hard labels")
+    parser.add_argument("--focal", type=float, default=0.0,
+                        help="> 0: the paper head's loss is focal with this gamma (e.g. 2): confident, easy slices "
+                             "count less than the hard ones (a skull rim, a bleed of a few pixels)")
     parser.add_argument("--distribute", choices=DISTRIBUTE,
                         help="data-parallel training: 'mirrored' over this host's GPUs (or --cpu-devices); "
                              "--batch-size is the global batch, split across replicas")

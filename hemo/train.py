@@ -51,6 +51,7 @@ class TrainConfig:
     distribute: str | None = None  # "mirrored": data-parallel over this host's GPUs (hemo.distribution)
     ema: float = 0.0  # > 0: fine-tuning ends on the moving average of its weights, with this momentum per step
     size_weight: float = 0.0  # > 0: the paper head weighs a bleed slice up as its bleed is smaller (size_weights)
+    focal: float = 0.0  # > 0: the paper head's loss is focal with this gamma (easy slices count less)
 
 
 def size_weights(labels: np.ndarray, masks: np.ndarray | None, power: float, limit: float = 3.0) -> np.ndarray:
@@ -257,8 +258,20 @@ def _optimizer(config: TrainConfig, steps: int, average: bool) -> keras.optimize
     return keras.optimizers.Adam(rate)
 
 
+def _classification(config: TrainConfig) -> keras.losses.Loss:
+    """The paper head's loss: cross-entropy, or focal (``config.focal`` > 0).
+
+    Why focal: most normal slices are easy and their many small losses outweigh the few hard ones, a skull rim
+    on a normal slice or a bleed of a few pixels. alpha 1: the class weights of ``Batches`` already balance.
+    """
+    if config.focal > 0:
+        return keras.losses.CategoricalFocalCrossentropy(alpha=1.0, gamma=config.focal,
+                                                         label_smoothing=config.label_smoothing)
+    return keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing)
+
+
 def _compile(model: keras.Model, config: TrainConfig, steps: int, average: bool = False) -> None:
-    classification = keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing)
+    classification = _classification(config)
     if isinstance(model.output, dict):
         model.compile(optimizer=_optimizer(config, steps, average),
                       loss={"probabilities": classification, "bleed": bleed.bleed_loss},

@@ -101,3 +101,23 @@ def test_label_smoothing_reaches_the_training_config():
     _training_options(parser)
     assert _config(parser.parse_args(["data"])).label_smoothing == 0.1  # the shipped recipe's
     assert _config(parser.parse_args(["data", "--label-smoothing", "0"])).label_smoothing == 0.0
+
+
+def test_focal_flag_makes_the_head_loss_focal():
+    import argparse
+
+    import numpy as np
+
+    from hemo.cli import _config, _training_options
+    from hemo.train import _classification
+
+    parser = argparse.ArgumentParser()
+    _training_options(parser)
+    plain = _classification(_config(parser.parse_args(["data"])))
+    focal = _classification(_config(parser.parse_args(["data", "--focal", "2", "--label-smoothing", "0"])))
+    target = np.array([[0.0, 1.0], [0.0, 1.0]], dtype="float32")
+    easy, hard = np.array([[0.05, 0.95]], dtype="float32"), np.array([[0.6, 0.4]], dtype="float32")
+    ratio = lambda loss: float(loss(target[:1], hard)) / float(loss(target[:1], easy))  # noqa: E731
+    assert ratio(focal) > 3 * ratio(plain)  # the hard slice weighs far more against the easy one
+    with pytest.raises(SystemExit, match="label-smoothing 0"):
+        _config(parser.parse_args(["data", "--focal", "2"]))
