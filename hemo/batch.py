@@ -72,7 +72,9 @@ def done_files(out: Path) -> set[str]:
 
 
 def studies(out: Path, info: ModelInfo) -> pd.DataFrame:
-    """One row per study (StudyInstanceUID, else folder): slices, highest probability, the study verdict.
+    """One row per series (StudyInstanceUID and SeriesInstanceUID, else folder): slices, highest probability,
+    the study verdict. A study's thick, thin and bone series are judged apart, as the app judges them:
+    read as one, their slices would interleave along the scan axis.
 
     Judged as the app judges a study (``hemo.study.series_score``, slices in scan order, read with their
     neighbours when the model carries a context), except that the study model needs
@@ -85,7 +87,7 @@ def studies(out: Path, info: ModelInfo) -> pd.DataFrame:
     table = pd.read_parquet(out)
     scored = table[table["probability"].notna()]
     rows = []
-    for uid, members in scored.groupby("study_uid"):
+    for (study, series), members in scored.groupby(["study_uid", "series_uid"], sort=False):
         if "position" in members:  # scan order, as the app orders a series (older outputs have no positions)
             where = [None if pd.isna(p) else float(p) for p in members["position"]]
             members = members.iloc[sorted(range(len(members)), key=lambda i: scan_key(
@@ -93,7 +95,7 @@ def studies(out: Path, info: ModelInfo) -> pd.DataFrame:
         shown = members["probability"].to_numpy(dtype=np.float64)
         probability, threshold, method, _ = series_score(shown, members["score"].to_numpy(dtype=np.float64), None,
                                                          info)
-        rows.append({"study_uid": uid, "slices": len(members), "highest": float(shown.max()),
+        rows.append({"study_uid": study, "series_uid": series, "slices": len(members), "highest": float(shown.max()),
                      "probability": probability, "threshold": threshold, "method": method,
                      "verdict": "indicative of haemorrhage" if probability >= threshold else "likely normal"})
     return pd.DataFrame(rows)

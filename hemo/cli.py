@@ -152,7 +152,7 @@ def cmd_calibrate(args) -> int:
 
 def cmd_predict(args) -> int:
     from hemo.analysis import Analyzer
-    from hemo.study import studies
+    from hemo.study import Numbers, studies
     from hemo.table import FIELDS, row
 
     analyzer = Analyzer.load(args.model)
@@ -165,18 +165,17 @@ def cmd_predict(args) -> int:
     stream = open(args.csv, "w", newline="") if args.csv else sys.stdout
     writer = csv.DictWriter(stream, fieldnames=[*FIELDS, "explanation"])
     writer.writeheader()
-    numbers: dict[tuple[str, str], int] = {}
-    counts: dict[int, int] = {}
+    numbers = Numbers()  # the app's and the reports' study and series numbers, as rows stream
+    counts: dict[tuple[int, int] | None, int] = {}
     kept = []
     try:
         for index, path in enumerate(files, 1):
             print(f"[{index}/{len(files)}]", file=sys.stderr, flush=True)
             for member, result in _results_of(path, analyzer, args):
-                study = numbers.setdefault((result.slice.study, result.slice.series), len(numbers) + 1) \
-                    if result.analysed else None
-                counts[study] = counts.get(study, 0) + 1
+                place = numbers((result.slice.study, result.slice.series)) if result.analysed else None
+                counts[place] = counts.get(place, 0) + 1
                 where = str(path.parent / result.source) if args.names else ""  # a zip's member: zip/member
-                line = row(result, study, counts[study] if study else None, where)
+                line = row(result, *(place or (None, None)), counts[place] if place else None, where)
                 line["explanation"] = ""
                 if out and result.analysed:
                     stem = f"{index:05d}{f'_{member:05d}' if member else ''}_f{result.frame}"
@@ -190,7 +189,7 @@ def cmd_predict(args) -> int:
             stream.close()
     found = studies(kept, analyzer)
     for study in found:
-        print(f"study {numbers[study.key]}: {len(study.slices)} slices, {study.method}: {study.verdict} "
+        print(f"{study.label.lower()}: {len(study.slices)} slices, {study.method}: {study.verdict} "
               f"(probability {study.probability:.3f}, threshold {study.threshold:.3f})", file=sys.stderr)
         if study.refined_threshold is not None:  # the slice rows above are each slice alone
             above = sum(p >= study.refined_threshold for p in study.refined)

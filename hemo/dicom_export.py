@@ -113,11 +113,11 @@ def export(study: Study, model_version: str) -> dict[str, bytes]:
     images, maps = secondary_captures(study), bleed_captures(study)
     files = {}
     for index, image in enumerate(images, start=1):
-        files[f"hemo-study{study.number}-key{index}.dcm"] = _bytes(image)
+        files[f"hemo-{study.slug}-key{index}.dcm"] = _bytes(image)
     for index, image in enumerate(maps, start=1):
-        files[f"hemo-study{study.number}-bleed{index}.dcm"] = _bytes(image)
+        files[f"hemo-{study.slug}-bleed{index}.dcm"] = _bytes(image)
     images = images + maps
-    files[f"hemo-study{study.number}-report.dcm"] = _bytes(structured_report(study, images, model_version))
+    files[f"hemo-{study.slug}-report.dcm"] = _bytes(structured_report(study, images, model_version))
     return files
 
 

@@ -39,6 +39,7 @@ class Study:
     method: str  # HIGHEST, STUDY_MODEL or "mean of the top k slices"
     refined: list[float] | None = None  # per-slice probabilities in the series' context, in scan order
     refined_threshold: float | None = None  # the operating point of ``refined``, when it has one
+    series: int | None = None  # 1, 2, ... within its study when the study holds several series (thick, thin, bone)
 
     @property
     def verdict(self) -> str:
@@ -50,7 +51,13 @@ class Study:
 
     @property
     def label(self) -> str:
-        return f"Study {self.number}"
+        """How it is shown: "Study 2", or "Study 2 · series 3" when its study came with several series."""
+        return f"Study {self.number}" + (f" · series {self.series}" if self.series else "")
+
+    @property
+    def slug(self) -> str:
+        """The label for file names and widget keys: "study2" or "study2-series3"."""
+        return f"study{self.number}" + (f"-series{self.series}" if self.series else "")
 
     @property
     def notes(self) -> frozenset[str]:
@@ -146,11 +153,36 @@ def refined_threshold(method: str, info: ModelInfo) -> float | None:
     return float(info.context["threshold"]) if info.context and method not in (HIGHEST, STUDY_MODEL) else None
 
 
+class Numbers:
+    """Study and series numbers in order of first appearance: what the app, the CLI and the reports show.
+
+    Why: an export of one patient often holds a thick, a thin and a bone series; numbered as three studies
+    they would read as three patients. Calling it with a (study, series) key gives (study number, series
+    number within that study); it can number rows as they stream, before the whole upload is known.
+    """
+
+    def __init__(self) -> None:
+        self._studies: dict[str, int] = {}
+        self._series: dict[str, dict[str, int]] = {}
+
+    def __call__(self, key: tuple[str, str]) -> tuple[int, int]:
+        study = self._studies.setdefault(key[0], len(self._studies) + 1)
+        within = self._series.setdefault(key[0], {})
+        return study, within.setdefault(key[1], len(within) + 1)
+
+    def several(self, study: str) -> bool:
+        """Whether this study identifier came with more than one series."""
+        return len(self._series.get(study, {})) > 1
+
+
 def studies(results: list[SliceResult], analyzer: Analyzer) -> list[Study]:
-    """One Study per (study, series) of the analysed results."""
+    """One Study per (study, series) of the analysed results, numbered by study and series."""
     found = []
-    for number, (key, slices) in enumerate(group(results).items(), start=1):
+    groups, numbered = group(results), Numbers()
+    places = [numbered(key) for key in groups]
+    for (number, series), (key, slices) in zip(places, groups.items()):
+        series = series if numbered.several(key[0]) else None
         probability, threshold, method, refined = verdict(slices, analyzer)
         found.append(Study(key, number, slices, probability, threshold, method, refined,
-                           refined_threshold(method, analyzer.info) if refined else None))
+                           refined_threshold(method, analyzer.info) if refined else None, series))
     return found

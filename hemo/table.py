@@ -11,7 +11,7 @@ import math
 
 from hemo.analysis import SliceResult
 
-FIELDS = ["study", "slice", "file", "frame", "probability", "verdict", "threshold", "error", "note"]
+FIELDS = ["study", "series", "slice", "file", "frame", "probability", "verdict", "threshold", "error", "note"]
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
@@ -27,14 +27,16 @@ def without_name(message: str, source: str) -> str:
     return message.replace(f"{source}: ", "").replace(source, "this file") if source else message
 
 
-def row(result: SliceResult, study: int | None, number: int | None, name: str) -> dict:
-    """One slice's row; ``name`` is what identifies the file (its name, or "" to hide it everywhere)."""
+def row(result: SliceResult, study: int | None, series: int | None, number: int | None, name: str) -> dict:
+    """One slice's row; ``series`` counts within its study (1 when it came alone); ``name`` is what identifies
+    the file (its name, or "" to hide it everywhere)."""
     analysed = result.analysed
     error = result.error or ""
     if not name:
         error = without_name(error, result.source)
     return {key: safe_cell(value) for key, value in {
         "study": "" if study is None else study,
+        "series": "" if series is None else series,
         "slice": "" if number is None else number,
         "file": name,
         "frame": result.frame,

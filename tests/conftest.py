@@ -22,7 +22,8 @@ SHARED = Path(os.environ.get("HEMO_DATA_DIR", ROOT.parent / "shared" / "data"))
 def dicom_bytes(stored: np.ndarray, modality: str = "CT", slope: float | None = 1.0, intercept: float | None = -1024.0,
                 photometric: str = "MONOCHROME2", position: tuple[float, float, float] | None = None,
                 instance: int | None = None, window: tuple[float, float] | None = None,
-                transfer_syntax=ExplicitVRLittleEndian, pixels: bool = True, study: str = "1.2.826.0.1.3680043.10.1") -> bytes:
+                transfer_syntax=ExplicitVRLittleEndian, pixels: bool = True, study: str = "1.2.826.0.1.3680043.10.1",
+                series: str | None = None) -> bytes:
     """A minimal but valid DICOM file written by pydicom; frames first when ``stored`` is 3-D."""
     meta = FileMetaDataset()
     meta.MediaStorageSOPClassUID = CTImageStorage if modality == "CT" else SecondaryCaptureImageStorage
@@ -31,7 +32,7 @@ def dicom_bytes(stored: np.ndarray, modality: str = "CT", slope: float | None = 
     ds = FileDataset("test.dcm", {}, file_meta=meta, preamble=b"\0" * 128)
     ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
     ds.Modality = modality
-    ds.StudyInstanceUID, ds.SeriesInstanceUID = study, study + ".1"
+    ds.StudyInstanceUID, ds.SeriesInstanceUID = study, series or study + ".1"
     ds.PatientName, ds.PatientID, ds.PatientBirthDate, ds.AccessionNumber = "Doe^Jane", "PID-SECRET-42", "19700101", "ACC-SECRET-7"
     frames = stored.ndim == 3
     ds.Rows, ds.Columns = stored.shape[-2:]

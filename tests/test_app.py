@@ -117,7 +117,7 @@ def test_series_viewer_moves_through_slices_without_recomputing(app, monkeypatch
     assert trust == [f"How far to trust it: on {measured['studies']} patients kept out of the training that scored "
                      f"them, this rule found {measured['study_sensitivity']:.0%} of the studies with haemorrhage and "
                      f"cleared {measured['study_specificity']:.0%} of the normal ones (model card)."]
-    slider = app.slider(key="viewer-1")
+    slider = app.slider(key="viewer-study1")
     calls = []
     original = Analyzer.explain
     monkeypatch.setattr(Analyzer, "explain", lambda self, *a, **k: calls.append(1) or original(self, *a, **k))
@@ -127,7 +127,7 @@ def test_series_viewer_moves_through_slices_without_recomputing(app, monkeypatch
         assert not app.exception
         captions.append([e.label for e in app.expander])
     assert captions == [["Study 1 · slice 1"], ["Study 1 · slice 4"], ["Study 1 · slice 6"]]
-    app.button(key=next(b.key for b in app.button if b.key and b.key.startswith("viewer-1-key"))).click().run()
+    app.button(key=next(b.key for b in app.button if b.key and b.key.startswith("viewer-study1-key"))).click().run()
     assert not app.exception
     app.sidebar.slider[0].set_value(0.8).run()  # opacity: a display control
     assert calls == []  # nothing was analysed again
@@ -142,6 +142,19 @@ def test_two_studies_get_two_verdicts(app):
     assert not app.exception
     assert sum("Study verdict" in m.value for m in app.markdown) == 2
     assert {s.value for s in app.subheader} >= {"Study 1: 2 slices", "Study 2: 2 slices"}
+
+
+def test_two_series_of_one_study_are_one_study_numbered_by_series(app):
+    for series in ("1.2.3.1.5", "1.2.3.1.6"):  # e.g. a thick and a thin reconstruction of one head
+        for z in (0.0, 5.0):
+            app.file_uploader[0].upload(f"{series}-{z}.dcm", dicom_bytes(
+                (head_phantom(256) + 1024).astype(np.int16), position=(0, 0, z), study="1.2.3.1", series=series),
+                "application/dicom")
+    app.run()
+    assert not app.exception
+    assert {s.value for s in app.subheader} >= {"Study 1 · series 1: 2 slices", "Study 1 · series 2: 2 slices"}
+    table = app.dataframe[0].value
+    assert table["study"].tolist() == [1] * 4 and sorted(table["series"].tolist()) == [1, 1, 2, 2]
 
 
 def test_a_zipped_export_is_one_study_with_what_is_not_an_axial_slice_said_once_per_reason(app):

@@ -46,3 +46,16 @@ def test_batch_matches_predict_writes_errors_and_resumes(small_model_path, tmp_p
     assert main(["batch", str(folder), "--out", str(out), "--model", str(small_model_path)]) == 0
     again = pd.read_parquet(out)
     assert len(again) == 11 and not again.duplicated(["file", "frame"]).any()  # the zip too was not read again
+
+
+def test_batch_judges_each_series_of_a_study_apart(small_model_path, tmp_path):
+    from hemo.batch import COLUMNS, _row, studies
+    from hemo.model import load
+
+    rows = [_row(f"s{series}/IM{z}", 0, "1.2.9.7", f"1.2.9.7.{series}", position=z * 5.0 + series, score=0.2,
+                 probability=0.2, verdict="likely normal", threshold=0.5) for series in (1, 2) for z in range(3)]
+    out = tmp_path / "results.parquet"
+    out.mkdir()
+    pd.DataFrame(rows, columns=COLUMNS).to_parquet(out / "part.parquet")
+    found = studies(out, load(small_model_path)[1])
+    assert found["series_uid"].tolist() == ["1.2.9.7.1", "1.2.9.7.2"] and found["slices"].tolist() == [3, 3]

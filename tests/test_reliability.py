@@ -173,7 +173,7 @@ def test_a_file_named_like_a_formula_stays_text_in_the_table():
 
     name = "=HYPERLINK(evil).png"
     broken = SliceResult(name, error=f"{name}: cannot be opened (Permission denied).")
-    shown, hidden = row(broken, None, None, name), row(broken, None, None, "")
+    shown, hidden = row(broken, None, None, None, name), row(broken, None, None, None, "")
     assert shown["file"] == "'" + name and shown["error"].startswith("'=")
     assert hidden["file"] == "" and "HYPERLINK" not in hidden["error"]
 
@@ -186,6 +186,21 @@ def test_cli_prints_one_verdict_per_study(small_model_path, tmp_path, capsys):
     assert main(["predict", str(tmp_path), "--model", str(small_model_path)]) == 0
     err = capsys.readouterr().err
     assert err.count("3 slices") == 2 and "study 1:" in err and "study 2:" in err
+
+
+def test_cli_numbers_the_series_of_one_study_within_it(small_model_path, tmp_path, capsys):
+    for name, study, series in (("a", "1.2.3.0", "1.2.3.0.1"), ("b", "1.2.3.0", "1.2.3.0.2"), ("c", "1.2.3.9", None)):
+        for z in range(3):  # a thick and a thin series of one patient, then another patient
+            (tmp_path / f"{name}_{z}").write_bytes(dicom_bytes(corpus.stored_head(128), position=(0, 0, z),
+                                                               study=study, series=series))
+    table = tmp_path / "out.csv"
+    assert main(["predict", str(tmp_path), "--model", str(small_model_path), "--csv", str(table)]) == 0
+    err = capsys.readouterr().err
+    assert "study 1 · series 1: 3 slices" in err and "study 1 · series 2: 3 slices" in err
+    assert "study 2: 3 slices" in err  # a study of one series is not numbered by series
+    with open(table) as f:
+        rows = [(r["study"], r["series"], r["slice"]) for r in csv.DictReader(f)]
+    assert rows == [(s, r, str(k)) for s, r in (("1", "1"), ("1", "2"), ("2", "1")) for k in (1, 2, 3)]
 
 
 def test_missing_metadata_is_refused(small_model_path, tmp_path):

@@ -53,16 +53,18 @@ class Labels:
 
     def __init__(self, found: list[Study], show_names: bool) -> None:
         self.show_names = show_names
-        self._where = {id(r): (s.number, i) for s in found for i, r in enumerate(s.slices, start=1)}
+        self._where = {id(r): (s, i) for s in found for i, r in enumerate(s.slices, start=1)}
 
     def of(self, result: SliceResult) -> str:
         if self.show_names:
             return result.source if result.frame == 0 else f"{result.source} [frame {result.frame + 1}]"
         study, number = self._where.get(id(result), (None, None))
-        return f"Study {study} · slice {number}" if study else "unreadable file"
+        return f"{study.label} · slice {number}" if study else "unreadable file"
 
-    def study_slice(self, result: SliceResult) -> tuple[int | None, int | None]:
-        return self._where.get(id(result), (None, None))
+    def place(self, result: SliceResult) -> tuple[int | None, int | None, int | None]:
+        """(study, series within it, slice in scan order) for the table; all None for an unreadable file."""
+        study, number = self._where.get(id(result), (None, None))
+        return (study.number, study.series or 1, number) if study else (None, None, None)
 
 
 def _details(key: str, result: SliceResult, opacity: float, expanded: bool, labels: Labels,
@@ -133,10 +135,10 @@ def _take_away(study: Study, analyzer) -> None:
         return archive.getvalue()
 
     left, right = st.columns(2)  # made on click, not on every rerun (a slider move in the viewer)
-    left.download_button("Study report (PDF)", pdf, f"hemo-study{study.number}.pdf", "application/pdf",
-                         key=f"pdf-{study.number}")
-    right.download_button("Results for PACS (DICOM SC + SR, zip)", dicom_zip, f"hemo-study{study.number}-dicom.zip",
-                          "application/zip", key=f"dicom-{study.number}")
+    left.download_button("Study report (PDF)", pdf, f"hemo-{study.slug}.pdf", "application/pdf",
+                         key=f"pdf-{study.slug}")
+    right.download_button("Results for PACS (DICOM SC + SR, zip)", dicom_zip, f"hemo-{study.slug}-dicom.zip",
+                          "application/zip", key=f"dicom-{study.slug}")
 
 
 def _viewer(study: Study, labels: Labels, opacity: float, said: frozenset[str]) -> None:
@@ -145,7 +147,7 @@ def _viewer(study: Study, labels: Labels, opacity: float, said: frozenset[str]) 
     Everything shown is already computed (cached per file): moving through a 300-slice series
     redraws, it never re-analyses.
     """
-    key = f"viewer-{study.number}"
+    key = f"viewer-{study.slug}"
     count = len(study.slices)
     if key not in st.session_state or st.session_state[key] > count:
         st.session_state[key] = max(range(count), key=lambda i: study.slices[i].probability) + 1
@@ -154,7 +156,7 @@ def _viewer(study: Study, labels: Labels, opacity: float, said: frozenset[str]) 
         st.session_state[key] = number
 
     def clicked() -> None:
-        number = plots.clicked_slice(st.session_state[f"curve-{study.number}"].selection.points)
+        number = plots.clicked_slice(st.session_state[f"curve-{study.slug}"].selection.points)
         if number is not None:
             go_to(number)
 
@@ -181,12 +183,12 @@ def _viewer(study: Study, labels: Labels, opacity: float, said: frozenset[str]) 
                                      with_positions=all(r.position is not None for r in study.slices),
                                      current=number - 1, refined=study.refined if in_context else None,
                                      refined_threshold=study.refined_threshold),
-                        key=f"curve-{study.number}", on_select=clicked, selection_mode="points")
+                        key=f"curve-{study.slug}", on_select=clicked, selection_mode="points")
         st.caption("Click a point to open that slice." + (f" {CONTEXT_HELP}" if in_context else ""))
         if in_context:
             read = study.refined[number - 1]
             st.markdown(f"With its neighbours: probability {read:.3f} (threshold {study.refined_threshold:.3f})")
-    _details(f"{study.number}-{number}", result, opacity, True, labels, said)
+    _details(f"{study.slug}-{number}", result, opacity, True, labels, said)
 
 
 def _study_section(study: Study, labels: Labels, opacity: float, analyzer) -> None:
@@ -207,8 +209,8 @@ def _study_section(study: Study, labels: Labels, opacity: float, analyzer) -> No
         _viewer(study, labels, opacity, shared)
         return
     for result in study.slices:
-        number = labels.study_slice(result)[1]
-        _details(f"{study.number}-{number}", result, opacity, True, labels, shared)
+        number = labels.place(result)[2]
+        _details(f"{study.slug}-{number}", result, opacity, True, labels, shared)
 
 
 def _errors(failed: list[SliceResult], labels: Labels, listed: int = 5) -> None:
@@ -298,10 +300,11 @@ def page() -> None:
     _errors([r for r in results if r.error], labels)
     for study in found:
         _study_section(study, labels, opacity, analyzer)
-    table = pd.DataFrame([row(r, *labels.study_slice(r), r.source if show_names else "") for r in results])
+    table = pd.DataFrame([row(r, *labels.place(r), r.source if show_names else "") for r in results])
     if not show_names:
         table = table.drop(columns=["file"])
-    for column, kind in (("study", "Int64"), ("slice", "Int64"), ("probability", float), ("threshold", float)):
+    typed = {"study": "Int64", "series": "Int64", "slice": "Int64", "probability": float, "threshold": float}
+    for column, kind in typed.items():
         table[column] = pd.to_numeric(table[column], errors="coerce").astype(kind)  # blank for an unreadable file
     st.dataframe(table, hide_index=True)
     st.download_button("Download results (CSV)", table.to_csv(index=False), "hemo-results.csv", "text/csv")
