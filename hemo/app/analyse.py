@@ -10,7 +10,7 @@ from hemo import plots
 from hemo.analysis import SliceResult
 from hemo.annotation import aligned_mask, outline, overlap
 from hemo.app import resources
-from hemo.archive import Entry, expand
+from hemo.archive import MAX_BYTES, Entry, expand, is_zip
 from hemo.datasets import ignored, is_annotation
 from hemo.errors import HemoInputError
 from hemo.explain import colour_bar
@@ -231,15 +231,35 @@ def _errors(failed: list[SliceResult], labels: Labels, listed: int = 5) -> None:
 
 def _files(uploads) -> tuple[list[Entry], list[SliceResult]]:
     """(name, folder, bytes) of each upload, or of each file in an uploaded zip; an unreadable zip is an error
-    result. DICOMDIR and hidden files are never slices."""
-    entries, errors = [], []
+    result. DICOMDIR and hidden files are never slices.
+
+    A zip is unpacked once per session, not on every rerun (a slider move), and all the zips of one session
+    share one budget, ``MAX_BYTES`` unpacked: several users each unpacking a few large studies could
+    otherwise hold many GiB of one server's memory. An unpacked zip is kept under (upload id, budget left
+    before it), so removing an upload frees its share for the ones after it.
+    """
+    unzipped, kept = st.session_state.setdefault("unzipped", {}), {}
+    entries, errors, left = [], [], MAX_BYTES
     for upload in uploads:
         if ignored(_path(upload.name)):
             continue
-        try:
-            entries += expand(upload.name, upload.getvalue())
-        except HemoInputError as error:
-            errors.append(SliceResult(upload.name, error=str(error)))
+        data = upload.getvalue()
+        if not is_zip(data):
+            entries.append((upload.name, "", data))
+            continue
+        key = (upload.file_id, left)
+        if key not in unzipped:
+            try:
+                unzipped[key] = expand(upload.name, data, max_bytes=left)
+            except HemoInputError as error:
+                unzipped[key] = str(error)
+        kept[key] = found = unzipped[key]
+        if isinstance(found, str):
+            errors.append(SliceResult(upload.name, error=found))
+            continue
+        entries += found
+        left -= sum(len(content) for _, _, content in found)
+    st.session_state["unzipped"] = kept  # what was removed from the uploader is let go
     return entries, errors
 
 
