@@ -33,24 +33,17 @@ class SliceWorker:
         self.window = window
 
     def __call__(self, batch: dict[str, np.ndarray]) -> pd.DataFrame:
-        from hemo.errors import HemoInputError
-        from hemo.inputs import entries
+        from hemo.inputs import results
 
         rows = []
         for path in map(Path, batch["file"]):
-            try:
-                found = entries(path)
-            except HemoInputError as error:  # unreadable, or a zip that cannot be read whole
-                rows.append(_row(str(path), 0, "", "", error=str(error)))
-                continue
-            for name, folder, data in found:  # a zip's files are rows of their own: <zip>/<member>
-                for result in self.analyzer.analyse(data, name, self.window, folder=folder):
-                    slice_, done = result.slice, result.analysed
-                    rows.append(_row(str(path.parent / name), result.frame, slice_.study if slice_ else "",
-                                     slice_.series if slice_ else "", result.position,
-                                     result.score if done else None, result.probability if done else None,
-                                     result.verdict if done else "error", result.threshold,
-                                     result.error or "", " ".join(result.warnings)))
+            for _, result in results(path, self.analyzer, self.window):  # a zip's files: rows <zip>/<member>
+                slice_, done = result.slice, result.analysed
+                rows.append(_row(str(path.parent / result.source), result.frame, slice_.study if slice_ else "",
+                                 slice_.series if slice_ else "", result.position,
+                                 result.score if done else None, result.probability if done else None,
+                                 result.verdict if done else "error", result.threshold if done else None,
+                                 result.error or "", " ".join(result.warnings)))
         return pd.DataFrame(rows, columns=COLUMNS)
 
 

@@ -159,7 +159,7 @@ def cmd_predict(args) -> int:
     out = Path(args.explain) if args.explain else None
     if out is not None and out.exists() and any(out.iterdir()):
         raise ValueError(f"--explain folder {out} is not empty; hemo never overwrites explanation files")
-    from hemo.inputs import find_files
+    from hemo.inputs import find_files, results
 
     files = find_files(args.paths)
     stream = open(args.csv, "w", newline="") if args.csv else sys.stdout
@@ -171,7 +171,7 @@ def cmd_predict(args) -> int:
     try:
         for index, path in enumerate(files, 1):
             print(f"[{index}/{len(files)}]", file=sys.stderr, flush=True)
-            for member, result in _results_of(path, analyzer, args):
+            for member, result in results(path, analyzer, args.window, args.method):
                 place = numbers((result.slice.study, result.slice.series)) if result.analysed else None
                 counts[place] = counts.get(place, 0) + 1
                 where = str(path.parent / result.source) if args.names else ""  # a zip's member: zip/member
@@ -202,22 +202,6 @@ def cmd_predict(args) -> int:
         print(f"{failed} file(s) or frame(s) not analysed (verdict 'error'); --names shows which", file=sys.stderr)
     _take_away(args, found, analyzer)
     return 0
-
-
-def _results_of(path: Path, analyzer, args):
-    """(member number or None, result) for each slice of a file, or of each file in a zipped study."""
-    from hemo.analysis import SliceResult
-    from hemo.errors import HemoInputError
-    from hemo.inputs import entries
-
-    try:
-        found = entries(path)
-    except HemoInputError as error:
-        yield None, SliceResult(path.name, error=str(error))
-        return
-    for number, (name, folder, data) in enumerate(found, 1):
-        for result in analyzer.analyse(data, name, args.window, args.method, folder=folder):
-            yield (None if name == path.name else number), result
 
 
 def _take_away(args, found, analyzer) -> None:

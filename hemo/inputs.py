@@ -3,11 +3,16 @@ the files inside a zipped study."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING
 
 from hemo.archive import Entry, expand
 from hemo.datasets import ignored, is_annotation
 from hemo.errors import HemoInputError
+
+if TYPE_CHECKING:
+    from hemo.analysis import Analyzer, SliceResult
 
 
 def find_files(paths: list[str]) -> list[Path]:
@@ -31,3 +36,20 @@ def entries(path: Path) -> list[Entry]:
     except OSError as error:
         raise HemoInputError(f"{path.name}: cannot be opened ({error.strerror}).") from None
     return [e for e in expand(path.name, data, str(path.parent)) if not is_annotation(PurePosixPath(e[0]))]
+
+
+def results(path: Path, analyzer: Analyzer, window_name: str | None = None,
+            method: str = "gradcam") -> Iterator[tuple[int | None, SliceResult]]:
+    """(member number, result) of each slice of a file, or of each file in a zipped study (the member's number
+    in it; None for the file itself). A file or zip that cannot be read is one error result, so one bad file
+    never stops a folder or an archive. ``predict`` and ``hemo batch`` both read their files through this."""
+    from hemo.analysis import SliceResult
+
+    try:
+        found = entries(path)
+    except HemoInputError as error:
+        yield None, SliceResult(path.name, error=str(error))
+        return
+    for number, (name, folder, data) in enumerate(found, 1):
+        for result in analyzer.analyse(data, name, window_name, method, folder=folder):
+            yield (None if name == path.name else number), result
