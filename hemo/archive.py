@@ -51,7 +51,8 @@ def expand(name: str, data: bytes, folder: str = "", max_bytes: int = MAX_BYTES,
     for member in members:
         content = _read(archive, member, name, left)
         if content is None:
-            shared = f" (what is left of the {MAX_BYTES / 2**30:.0f} GiB one session may unpack)" if max_bytes < MAX_BYTES else ""
+            shared = (f" (what is left of the {MAX_BYTES / 2**30:.0f} GiB one session may unpack)"
+                      if max_bytes < MAX_BYTES else "")
             raise HemoInputError(f"{name}: this zip archive unpacks to more than {max_bytes / 2**20:,.0f} MiB"
                                  f"{shared}; unzip it and upload the series folder, or fewer zips at once.")
         left -= len(content)
