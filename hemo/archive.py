@@ -17,6 +17,7 @@ from hemo.errors import HemoInputError
 
 MAX_BYTES = 1 << 30  # 1 GiB unpacked: several thin-slice series, well under this machine's memory
 MAX_FILES = 10_000
+MAX_DEPTH = 2  # a zip of zipped studies is opened; a zip inside that is not
 _CHUNK = 1 << 20
 
 Entry = tuple[str, str, bytes]  # name (the zip's name / the member's path), folder (groups a study), bytes
@@ -28,11 +29,12 @@ def is_zip(data: bytes) -> bool:
 
 
 def expand(name: str, data: bytes, folder: str = "", max_bytes: int = MAX_BYTES,
-           max_files: int = MAX_FILES) -> list[Entry]:
+           max_files: int = MAX_FILES, depth: int = 1) -> list[Entry]:
     """The file itself, or every file in it when it is a zip (hidden files, macOS forks and DICOMDIR left out).
 
     A member's folder is the zip's name and the member's folder inside it, so the slices of one folder
-    of one archive form a study when they carry no DICOM study identifiers. Raises
+    of one archive form a study when they carry no DICOM study identifiers. A zip inside the zip (several
+    studies, each exported as a zip, sent as one) is opened too, within the same limits. Raises
     :class:`HemoInputError` for a zip that cannot be read whole within the limits.
     """
     if not is_zip(data):
@@ -56,9 +58,17 @@ def expand(name: str, data: bytes, folder: str = "", max_bytes: int = MAX_BYTES,
             raise HemoInputError(f"{name}: this zip archive unpacks to more than {max_bytes / 2**20:,.0f} MiB"
                                  f"{shared}; unzip it and upload the series folder, or fewer zips at once.")
         left -= len(content)
-        inside = str(PurePosixPath(member.filename).parent)
-        entries.append((f"{name}/{member.filename}", "/".join(p for p in (folder, name, inside) if p not in ("", ".")),
-                        content))
+        if depth < MAX_DEPTH and is_zip(content):
+            found = expand(f"{name}/{member.filename}", content, folder, left, max_files, depth + 1)
+            left -= sum(len(inner) for _, _, inner in found)
+        else:
+            inside = str(PurePosixPath(member.filename).parent)
+            found = [(f"{name}/{member.filename}", "/".join(p for p in (folder, name, inside) if p not in ("", ".")),
+                      content)]
+        entries += found
+        if len(entries) > max_files:  # the zips inside it hold too many, together
+            raise HemoInputError(f"{name}: the zip archives in this one hold more than the {max_files:,} files "
+                                 "read at once; upload its studies one by one.")
     return entries
 
 

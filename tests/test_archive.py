@@ -94,6 +94,22 @@ def test_too_many_files_are_refused_before_any_is_read():
         expand("big.zip", zipped({f"IM{i}": b"x" for i in range(3)}), max_files=2)
 
 
+def test_a_zip_of_zipped_studies_is_opened_within_the_same_limits():
+    studies = {f"{who}.zip": zipped({f"IM{z}": slice_at(5.0 * z, study=f"1.2.3.{n}") for z in range(2)})
+               for n, who in enumerate(("Doe_Jane", "Roe_Richard"))}
+    found = expand("send.zip", zipped(studies), "inbox")
+    assert [(name, folder) for name, folder, _ in found] == [
+        (f"send.zip/{who}.zip/IM{z}", f"inbox/send.zip/{who}.zip") for who in ("Doe_Jane", "Roe_Richard")
+        for z in range(2)]
+    assert all(data[128:132] == b"DICM" for _, _, data in found)  # the slices themselves
+    deeper = zipped({"inner.zip": zipped({"deepest.zip": zipped({"IM0": b"x"})})})
+    assert [name for name, _, _ in expand("outer.zip", deeper)] == ["outer.zip/inner.zip/deepest.zip"]  # not opened
+    with pytest.raises(HemoInputError, match="send.zip/bomb.zip: this zip archive unpacks to more than"):
+        expand("send.zip", zipped({"bomb.zip": zipped({"IM1": bytes(4 << 20)})}), max_bytes=1 << 20)
+    with pytest.raises(HemoInputError, match="send.zip: the zip archives in this one hold more than the 3 files"):
+        expand("send.zip", zipped(studies), max_files=3)
+
+
 def test_predict_reads_a_zipped_study_as_one_study_and_hides_its_names(small_model_path, tmp_path, capsys):
     study = zipped({f"Doe_Jane/IM{i}": slice_at(5.0 * i) for i in range(3)})
     (tmp_path / "Doe_Jane.zip").write_bytes(study)
