@@ -189,7 +189,8 @@ def cmd_predict(args) -> int:
             stream.close()
     found = studies(kept, analyzer)
     for study in found:
-        print(f"{study.label.lower()}: {len(study.slices)} slices, {study.method}: {study.verdict} "
+        count = len(study.slices)
+        print(f"{study.label.lower()}: {count} slice{'s' if count != 1 else ''}, {study.method}: {study.verdict} "
               f"(probability {study.probability:.3f}, threshold {study.threshold:.3f})", file=sys.stderr)
         if study.refined_threshold is not None:  # the slice rows above are each slice alone
             above = sum(p >= study.refined_threshold for p in study.refined)
