@@ -175,3 +175,12 @@ def test_cli_writes_report_and_dicom(small_model_path, tmp_path, capsys):
     assert written == ["hemo-study1-key1.dcm", "hemo-study1-key2.dcm", "hemo-study1-key3.dcm",
                        "hemo-study1-report.dcm"]
     assert main(["predict", str(tmp_path / "in"), "--model", str(small_model_path), "--dicom-out", str(out)]) == 2
+
+
+def test_a_series_of_a_study_with_several_is_named_by_study_and_series_in_its_reports(study):
+    from dataclasses import replace
+
+    second = replace(study, series=2)  # e.g. the thin reconstruction beside a thick one
+    assert "hemo study report - Study 1 · series 2" in pdf_text(studies_pdf([second], "m.keras"))
+    assert sorted(export(second, "m.keras")) == [f"hemo-study1-series2-{part}.dcm"
+                                                  for part in ("key1", "key2", "key3", "report")]
