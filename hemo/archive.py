@@ -41,7 +41,8 @@ def expand(name: str, data: bytes, folder: str = "", max_bytes: int = MAX_BYTES,
         return [(name, folder, data)]
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
-        members = [m for m in archive.infolist() if not m.is_dir() and not ignored(PurePosixPath(m.filename))]
+        members = [m for m in archive.infolist()
+                   if not m.is_dir() and not ignored(PurePosixPath(m.filename.replace("\\", "/")))]
     except (zipfile.BadZipFile, ValueError, EOFError):
         raise HemoInputError(f"{name}: this zip archive is damaged and cannot be read.") from None
     if not members:
@@ -58,13 +59,13 @@ def expand(name: str, data: bytes, folder: str = "", max_bytes: int = MAX_BYTES,
             raise HemoInputError(f"{name}: this zip archive unpacks to more than {max_bytes / 2**20:,.0f} MiB"
                                  f"{shared}; unzip it and upload the series folder, or fewer zips at once.")
         left -= len(content)
+        path = member.filename.replace("\\", "/")  # some Windows tools write backslashes; folders must still part
         if depth < MAX_DEPTH and is_zip(content):
-            found = expand(f"{name}/{member.filename}", content, folder, left, max_files, depth + 1)
+            found = expand(f"{name}/{path}", content, folder, left, max_files, depth + 1)
             left -= sum(len(inner) for _, _, inner in found)
         else:
-            inside = str(PurePosixPath(member.filename).parent)
-            found = [(f"{name}/{member.filename}", "/".join(p for p in (folder, name, inside) if p not in ("", ".")),
-                      content)]
+            inside = str(PurePosixPath(path).parent)
+            found = [(f"{name}/{path}", "/".join(p for p in (folder, name, inside) if p not in ("", ".")), content)]
         entries += found
         if len(entries) > max_files:  # the zips inside it hold too many, together
             raise HemoInputError(f"{name}: the zip archives in this one hold more than the {max_files:,} files "
