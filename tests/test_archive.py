@@ -97,8 +97,9 @@ def test_too_many_files_are_refused_before_any_is_read():
 def test_folders_written_with_backslashes_stay_apart():
     found = expand("export.zip", zipped({"Doe_Jane\\IM0.png": b"a", "Roe_Richard\\IM0.png": b"b",
                                          "Roe_Richard\\.DS_Store": b"junk"}))
-    assert [(name, folder) for name, folder, _ in found] == [("export.zip/Doe_Jane/IM0.png", "export.zip/Doe_Jane"),
-                                                             ("export.zip/Roe_Richard/IM0.png", "export.zip/Roe_Richard")]
+    assert [(name, folder) for name, folder, _ in found] == [
+        ("export.zip/Doe_Jane/IM0.png", "export.zip/Doe_Jane"),
+        ("export.zip/Roe_Richard/IM0.png", "export.zip/Roe_Richard")]
 
 
 def test_a_zip_of_zipped_studies_is_opened_within_the_same_limits():
