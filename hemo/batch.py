@@ -114,7 +114,8 @@ def run(inputs: list[str], out: str | Path, model: str, workers: int = 1, addres
                  if address is None else None)
     try:
         if todo:
-            dataset = ray.data.from_items([{"file": f} for f in todo], override_num_blocks=max(1, len(todo) // batch_size))
+            dataset = ray.data.from_items([{"file": f} for f in todo],
+                                          override_num_blocks=max(1, len(todo) // batch_size))
             dataset = dataset.map_batches(SliceWorker, fn_constructor_args=(str(Path(model).resolve()), window),
                                           batch_size=batch_size, concurrency=workers, num_cpus=1, batch_format="numpy")
             dataset.write_parquet(str(out))

@@ -34,7 +34,8 @@ def run(model_path: str | None = None, repeats: int = 10) -> str:
         ("predict, 1 slice", _best_of(lambda: explainer.predict(one), repeats), 1, 0.050),
         ("predict + Grad-CAM + attention, 1 slice", _best_of(lambda: explainer.explain(one), repeats), 1, 0.250),
         ("same with Grad-CAM++, 1 slice", _best_of(lambda: explainer.explain(one, "gradcam++"), repeats), 1, 0.250),
-        ("predict + Grad-CAM + attention, 30 slices", _best_of(lambda: explainer.explain(thirty), max(3, repeats // 3)), 30, 6.0),
+        ("predict + Grad-CAM + attention, 30 slices",
+         _best_of(lambda: explainer.explain(thirty), max(3, repeats // 3)), 30, 6.0),
     ]
     lines = [f"hemo bench: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
              f"median of {repeats} after warm-up", f"{'':<44}{'total s':>9}{'per slice ms':>14}{'target':>10}"]

@@ -122,10 +122,12 @@ def cmd_calibrate(args) -> int:
         low, high = score["top4_difference_ci"]
         print(f"  head+bleed-top4 (the map's 4 highest cells in place of its peak) "
               f"{score['auc']['head+bleed-top4']:.3f}, difference from head+bleed 95% CI {low:+.3f} to {high:+.3f}")
-    print(f"slices: out-of-fold AUC {report['slice_raw']['auc']:.3f} (fold mean {report['slice_raw']['fold_auc_mean']:.3f}"
-          f" sd {report['slice_raw']['fold_auc_sd']:.3f}); threshold {slices['threshold']:.3f}: sensitivity "
-          f"{slices['sensitivity']:.3f}, specificity {slices['specificity']:.3f} (nested {slices['nested']['sensitivity']:.3f}"
-          f" / {slices['nested']['specificity']:.3f}); Brier {report['slice_raw']['brier']:.3f} raw, "
+    raw = report["slice_raw"]
+    print(f"slices: out-of-fold AUC {raw['auc']:.3f} (fold mean {raw['fold_auc_mean']:.3f}"
+          f" sd {raw['fold_auc_sd']:.3f}); threshold {slices['threshold']:.3f}: sensitivity "
+          f"{slices['sensitivity']:.3f}, specificity {slices['specificity']:.3f} "
+          f"(nested {slices['nested']['sensitivity']:.3f} / {slices['nested']['specificity']:.3f}); "
+          f"Brier {raw['brier']:.3f} raw, "
           f"{slices['brier_nested']:.3f} calibrated (nested)")
     context = report["context"]
     widths = ", ".join(f"{w}: {auc:.3f}" for w, auc in context["auc"].items())
@@ -138,7 +140,8 @@ def cmd_calibrate(args) -> int:
               f"{context['nested']['specificity']:.3f}); Brier {context['brier_nested']:.3f} calibrated (nested)")
     print(f"studies: highest slice AUC {report['study_highest_slice']['auc']:.3f}; study model AUC {studies['auc']:.3f}"
           f"; threshold {studies['threshold']:.3f}: sensitivity {studies['sensitivity']:.3f}, specificity "
-          f"{studies['specificity']:.3f} (nested {studies['nested']['sensitivity']:.3f} / {studies['nested']['specificity']:.3f})")
+          f"{studies['specificity']:.3f} (nested {studies['nested']['sensitivity']:.3f} / "
+          f"{studies['nested']['specificity']:.3f})")
     top = report["study_top_k_mean"]
     print(f"studies: mean of the top k slices (k, neighbour width and calibration chosen on the other folds; k: "
           f"{top['k_per_fold']}) AUC {top['auc']:.3f}; "
@@ -264,10 +267,12 @@ def cmd_explain_check(args) -> int:
         writer.writeheader()
         writer.writerows(rows)
     column = {key: np.array([r[key] for r in rows], float) for key in rows[0] if key not in ("slice", "patient")}
-    print(f"{len(rows)} annotated slices: Grad-CAM energy inside the bleed median {np.median(column['energy_inside']):.3f}"
+    print(f"{len(rows)} annotated slices: Grad-CAM energy inside the bleed median "
+          f"{np.median(column['energy_inside']):.3f}"
           f" (the bleed is a median {np.median(column['mask_fraction']):.3f} of the slice); peak inside on "
           f"{int(column['peak_inside'].sum())} of {len(rows)}")
-    print(f"faithfulness: hiding the most salient 5% drops the score by a median {np.median(column['drop_salient']):.3f}"
+    print(f"faithfulness: hiding the most salient 5% drops the score by a median "
+          f"{np.median(column['drop_salient']):.3f}"
           f", hiding a random region of the same shape by {np.median(column['drop_random']):.3f}; salient > random on "
           f"{int((column['drop_salient'] > column['drop_random']).sum())} of {len(rows)}")
     print(f"wrote {args.csv}")
@@ -300,7 +305,8 @@ def cmd_cache(args) -> int:
 
 
 def _training_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("data", help="data folder (CT-ICH, Kaggle head_ct, or class folders) or a .npz from 'hemo cache'")
+    parser.add_argument("data",
+                        help="data folder (CT-ICH, Kaggle head_ct, or class folders) or a .npz from 'hemo cache'")
     parser.add_argument("--backbone", choices=BACKBONES, default="efficientnet_lite0")
     parser.add_argument("--pretrained", choices=PRETRAINED, default="imagenet")
     parser.add_argument("--epochs", type=int, default=15)

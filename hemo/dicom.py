@@ -251,7 +251,8 @@ def _inflated_size_ok(data: bytes) -> bool:
 
 def _open(data: bytes, name: str) -> pydicom.Dataset:
     if not _inflated_size_ok(data):
-        raise HemoInputError(f"{name}: the compressed DICOM would expand to far more than any CT series; it was not opened.")
+        raise HemoInputError(f"{name}: the compressed DICOM would expand to far more than any CT series; "
+                             "it was not opened.")
     try:
         return pydicom.dcmread(io.BytesIO(data), force=True)
     except (InvalidDicomError, EOFError, OSError, ValueError, TypeError, KeyError, AttributeError, zlib.error) as error:
@@ -263,7 +264,8 @@ def _check_header(ds: pydicom.Dataset, name: str) -> tuple[int, int, int]:
         raise HemoInputError(f"{name}: the index of a CD or export (its directory records), not an image; give "
                              "its folder instead.")
     if "PixelData" not in ds:
-        raise HemoInputError(f"{name}: this DICOM file holds no image (no pixel data); it may be a report or a truncated file.")
+        raise HemoInputError(f"{name}: this DICOM file holds no image (no pixel data); it may be a report or a "
+                             "truncated file.")
     modality = str(ds.get("Modality", "")).upper()
     if modality and modality not in _ACCEPTED_MODALITIES | _SECONDARY_CAPTURE:
         raise HemoInputError(f"{name}: this is a {modality} image; the model reads CT slices only.")
@@ -324,7 +326,8 @@ def read_frames(data: bytes, name: str) -> list[Frame]:
         raise HemoInputError(f"{name}: the pixels are compressed ({label}) and could not be decoded "
                              f"({str(error)[:80]}).") from None
     except (ValueError, TypeError, AttributeError, KeyError, EOFError, IndexError) as error:
-        raise HemoInputError(f"{name}: the DICOM pixel data is damaged or incomplete ({type(error).__name__}).") from None
+        raise HemoInputError(f"{name}: the DICOM pixel data is damaged or incomplete "
+                             f"({type(error).__name__}).") from None
     if not result or len(result) != frames:
         raise HemoInputError(f"{name}: the DICOM holds {len(result)} of its {frames} frames; the file is damaged.")
     if modality in _SECONDARY_CAPTURE:

@@ -123,9 +123,11 @@ def measure(gray: np.ndarray, hu: np.ndarray | None = None) -> dict:
 
 def _check_size(rows: int, cols: int, name: str) -> None:
     if min(rows, cols) < MIN_SIDE:
-        raise HemoInputError(f"{name}: the image is only {cols}x{rows} pixels; a CT slice needs at least {MIN_SIDE}x{MIN_SIDE}.")
+        raise HemoInputError(f"{name}: the image is only {cols}x{rows} pixels; a CT slice needs at least "
+                             f"{MIN_SIDE}x{MIN_SIDE}.")
     if rows * cols > MAX_PIXELS:
-        raise HemoInputError(f"{name}: the image is {cols}x{rows} pixels, far larger than any CT slice; it was not opened.")
+        raise HemoInputError(f"{name}: the image is {cols}x{rows} pixels, far larger than any CT slice; "
+                             "it was not opened.")
 
 
 def is_dicom(data: bytes, name: str) -> bool:

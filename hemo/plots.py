@@ -26,7 +26,8 @@ def curves(history: pd.DataFrame) -> go.Figure:
 
 def gap(history: pd.DataFrame) -> go.Figure:
     """Train minus validation accuracy per epoch: a growing bar is overfitting."""
-    figure = go.Figure(go.Bar(x=history["epoch"], y=history["gap"], marker_color=np.where(history["gap"] > 0, TRAIN, VALIDATION)))
+    colours = np.where(history["gap"] > 0, TRAIN, VALIDATION)
+    figure = go.Figure(go.Bar(x=history["epoch"], y=history["gap"], marker_color=colours))
     return figure.update_layout(title="Train - validation accuracy", xaxis_title="epoch", yaxis_title="gap", height=320)
 
 
@@ -45,8 +46,8 @@ def smoothed_accuracy(history: pd.DataFrame, weight: float = 0.6) -> go.Figure:
     for prefix, name in sides(history):
         figure.add_scatter(x=history["epoch"], y=history[prefix + "accuracy"], name=f"{name} (raw)",
                            line={"color": COLOUR[name], "width": 1}, opacity=0.35)
-        figure.add_scatter(x=history["epoch"], y=smooth(history[prefix + "accuracy"], weight), name=f"{name} (smoothed)",
-                           line={"color": COLOUR[name], "width": 3})
+        figure.add_scatter(x=history["epoch"], y=smooth(history[prefix + "accuracy"], weight),
+                           name=f"{name} (smoothed)", line={"color": COLOUR[name], "width": 3})
     return figure.update_layout(title="Smoothed accuracy", xaxis_title="epoch", height=320)
 
 

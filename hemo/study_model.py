@@ -86,7 +86,8 @@ def fit(sequences: list[np.ndarray], slice_labels: list[np.ndarray], epochs: int
     loss = keras.losses.BinaryCrossentropy(from_logits=True)
     model.compile(keras.optimizers.Adam(1e-3), loss={"slices": loss, "study": loss},
                   loss_weights={"slices": 1.0, "study": 0.5})
-    model.fit([x, mask], {"slices": y_slices[..., None], "study": y_study[:, None]}, sample_weight={"slices": mask, "study": np.ones(len(x), np.float32)},
+    model.fit([x, mask], {"slices": y_slices[..., None], "study": y_study[:, None]},
+              sample_weight={"slices": mask, "study": np.ones(len(x), np.float32)},
               batch_size=8, epochs=epochs, verbose=0, shuffle=True)
     return model
 

@@ -117,7 +117,7 @@ def test_calibrate_can_store_the_top_k_mean_and_every_layer_uses_it(cv_run, smal
     probabilities = [r.probability for r in long.slices] + [r.probability for r in short.slices]
     pd.DataFrame({"file": [f"{i}.dcm" for i in range(len(probabilities))], "probability": probabilities,
                   "score": [r.score for r in long.slices + short.slices],
-                  "study_uid": ["long"] * len(long.slices) + ["short"] * len(short.slices)}
+                  "study_uid": ["long"] * len(long.slices) + ["short"] * len(short.slices), "series_uid": "1"}
                  ).to_parquet(table / "part.parquet")
     rows = batch.studies(table, analyzer.info).set_index("study_uid")
     assert rows.loc["long", "method"] == long.method
@@ -229,7 +229,7 @@ def test_calibrate_can_read_a_series_slices_with_their_neighbours_and_every_laye
     table = tmp_path / "archive"  # 'hemo batch' rows arrive in any order: the study is read in scan order
     table.mkdir()
     shuffled = np.random.default_rng(0).permutation(len(long.slices))
-    pd.DataFrame({"file": [f"{i}.dcm" for i in shuffled], "frame": 0, "study_uid": "long",
+    pd.DataFrame({"file": [f"{i}.dcm" for i in shuffled], "frame": 0, "study_uid": "long", "series_uid": "1",
                   "position": [long.slices[i].position for i in shuffled],
                   "score": scores[shuffled], "probability": [long.slices[i].probability for i in shuffled]}
                  ).to_parquet(table / "part.parquet")

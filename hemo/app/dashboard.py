@@ -55,7 +55,8 @@ def _evaluation_section() -> None:
         st.subheader(metrics["title"])
     ci = metrics.get("auc_ci") or [None, None]
     columns = st.columns(4)
-    columns[0].metric("ROC AUC", number(metrics.get("auc")), help=f"95% bootstrap interval {number(ci[0])}-{number(ci[1])}")
+    columns[0].metric("ROC AUC", number(metrics.get("auc")),
+                      help=f"95% bootstrap interval {number(ci[0])}-{number(ci[1])}")
     columns[0].caption(f"95% CI {number(ci[0])}–{number(ci[1])}")
     columns[1].metric("Sensitivity", number(metrics.get("sensitivity")))
     columns[2].metric("Specificity", number(metrics.get("specificity")))
