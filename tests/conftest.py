@@ -33,7 +33,8 @@ def dicom_bytes(stored: np.ndarray, modality: str = "CT", slope: float | None = 
     ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
     ds.Modality = modality
     ds.StudyInstanceUID, ds.SeriesInstanceUID = study, series or study + ".1"
-    ds.PatientName, ds.PatientID, ds.PatientBirthDate, ds.AccessionNumber = "Doe^Jane", "PID-SECRET-42", "19700101", "ACC-SECRET-7"
+    ds.PatientName, ds.PatientID = "Doe^Jane", "PID-SECRET-42"
+    ds.PatientBirthDate, ds.AccessionNumber = "19700101", "ACC-SECRET-7"
     frames = stored.ndim == 3
     ds.Rows, ds.Columns = stored.shape[-2:]
     if frames:

@@ -123,7 +123,8 @@ def deflate_bomb() -> bytes:
     return prefix.getvalue() + stream
 
 
-def enhanced_ct(frames: list[np.ndarray], positions: list[float], slope: float = 1.0, intercept: float = -1024.0) -> bytes:
+def enhanced_ct(frames: list[np.ndarray], positions: list[float], slope: float = 1.0,
+                intercept: float = -1024.0) -> bytes:
     """An Enhanced CT whose rescale lives only in the shared functional groups (as converters write it)."""
     meta = FileMetaDataset()
     meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID = EnhancedCTImageStorage, generate_uid()
@@ -179,7 +180,8 @@ def hostile() -> list[tuple[str, bytes, str]]:
         ("notes.png", b"patient notes, not an image\n" * 20, "error"),
         ("dot.png", png(np.zeros((1, 1), np.uint8)), "error"),
         ("cut.dcm", plain[: len(plain) // 2], "error"),
-        ("cut.jpg", cv2.imencode(".jpg", np.clip(head_phantom(128) / 4 + 60, 0, 255).astype(np.uint8))[1].tobytes()[:900], "error"),
+        ("cut.jpg", cv2.imencode(".jpg", np.clip(head_phantom(128) / 4 + 60, 0, 255).astype(np.uint8))[1]
+         .tobytes()[:900], "error"),
         ("mr.dcm", dicom_bytes(stored_head(), modality="MR"), "error"),
         ("report.dcm", dicom_bytes(stored_head(), pixels=False), "error"),
         ("fake-j2k.dcm", dicom_bytes(stored_head(), transfer_syntax=JPEG2000Lossless), "error"),
@@ -201,13 +203,15 @@ def hostile() -> list[tuple[str, bytes, str]]:
         ("bomb.dcm", deflate_bomb(), "error"),
         ("huge-rle.dcm", huge_rle(), "error"),
         ("huge.png", png(np.zeros((8000, 8000, 4), np.uint8)), "error"),
-        ("position-text.dcm", raw_tag(dicom_bytes(stored_head(), position=(0, 0, 5)), "ImagePositionPatient", "a\\b\\c"), "ok"),
+        ("position-text.dcm", raw_tag(dicom_bytes(stored_head(), position=(0, 0, 5)), "ImagePositionPatient",
+                                      "a\\b\\c"), "ok"),
         ("spacing-text.dcm", raw_tag(plain, "PixelSpacing", "x\\y"), "ok"),
         ("window-text.dcm", raw_tag(dicom_bytes(stored_head(), window=(40, 80)), "WindowCenter", "level"), "ok"),
         ("unrescaled.dcm", dicom_bytes(stored_head(), slope=None), "warn"),
         ("bone-only.dcm", dicom_bytes((np.full((128, 128), 900) + rng.normal(0, 30, (128, 128)) + 1024).astype(np.int16)
                                       * (head_phantom(128) > -500)), "warn"),
-        ("secondary-hu.dcm", dicom_bytes((head_phantom(128, (50, 70))).astype(np.int16), modality="OT", slope=None), "warn"),
+        ("secondary-hu.dcm", dicom_bytes((head_phantom(128, (50, 70))).astype(np.int16), modality="OT",
+                                         slope=None), "warn"),
         ("monochrome1.dcm", dicom_bytes(stored_head(), photometric="MONOCHROME1"), "warn"),
     ]
     return cases

@@ -225,7 +225,8 @@ def test_same_file_twice_is_shown_twice(app):
 
 
 def test_window_change_reruns_dicom(app):
-    app.file_uploader[0].upload("scan.dcm", dicom_bytes((head_phantom(256) + 1024).astype(np.int16)), "application/dicom")
+    app.file_uploader[0].upload("scan.dcm", dicom_bytes((head_phantom(256) + 1024).astype(np.int16)),
+                                "application/dicom")
     app.run()
     before = slice_verdicts(app)
     app.sidebar.selectbox[0].select("bone")

@@ -34,7 +34,8 @@ def test_batch_matches_predict_writes_errors_and_resumes(small_model_path, tmp_p
     assert errors["error"].iloc[0].startswith("broken.dcm: ") and errors["probability"].isna().all()
     assert main(["predict", str(folder), "--model", str(small_model_path), "--csv", str(tmp_path / "p.csv"),
                  "--names"]) == 0
-    expected = {r["file"]: float(r["probability"]) for r in csv.DictReader(open(tmp_path / "p.csv")) if r["probability"]}
+    with open(tmp_path / "p.csv") as f:
+        expected = {r["file"]: float(r["probability"]) for r in csv.DictReader(f) if r["probability"]}
     got = dict(zip(table["file"], table["probability"]))
     assert set(expected) <= set(got)
     assert all(abs(got[f] - p) < 1e-4 for f, p in expected.items())

@@ -83,7 +83,8 @@ def series_files() -> list[dict]:
         return [{"name": f"ge-{i:02d}.dcm", "mimeType": "application/dicom", "buffer": path.read_bytes()}
                 for i, path in enumerate(sorted(folder.glob("*.dcm")))]
     return [{"name": f"p{z}.dcm", "mimeType": "application/dicom",
-             "buffer": dicom_bytes((head_phantom(256, (90 + 6 * z, 120)) + 1024).astype(np.int16), position=(0, 0, 4.0 * z))}
+             "buffer": dicom_bytes((head_phantom(256, (90 + 6 * z, 120)) + 1024).astype(np.int16),
+                                   position=(0, 0, 4.0 * z))}
             for z in range(8)]
 
 

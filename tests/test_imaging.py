@@ -15,7 +15,7 @@ from conftest import dicom_bytes, head_phantom
 
 def png_bytes(array: np.ndarray, mode: str | None = None) -> bytes:
     buffer = io.BytesIO()
-    Image.fromarray(array, mode).save(buffer, format="PNG") if mode else Image.fromarray(array).save(buffer, format="PNG")
+    (Image.fromarray(array, mode) if mode else Image.fromarray(array)).save(buffer, format="PNG")
     return buffer.getvalue()
 
 
@@ -85,7 +85,8 @@ def test_series_sorted_by_position_not_file_name():
     slices = [s for name, zz in zip(names, z)
               for s in read_slices(dicom_bytes(np.zeros((64, 64), np.int16), position=(0, 0, zz)), name)]
     assert [s.source for s in sort_series(slices)] == ["a.dcm", "b.dcm", "c.dcm"]
-    by_instance = [read_slices(dicom_bytes(np.zeros((64, 64), np.int16), instance=i), f"{9 - i}.dcm")[0] for i in (3, 1, 2)]
+    by_instance = [read_slices(dicom_bytes(np.zeros((64, 64), np.int16), instance=i), f"{9 - i}.dcm")[0]
+                   for i in (3, 1, 2)]
     assert [s.position for s in sort_series(by_instance)] == [1.0, 2.0, 3.0]
 
 

@@ -27,7 +27,7 @@ def test_layer_graph_follows_the_paper(model):
     assert model.get_layer("dense").units == 256 and model.get_layer("dense").activation.__name__ == "relu"
     assert model.get_layer("dropout").rate == 0.4
     assert model.get_layer("probabilities").activation.__name__ == "softmax"
-    assert len([l for l in model.layers if isinstance(l, keras.layers.Conv2D)]) > 30  # backbone is flat
+    assert len([layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]) > 30  # backbone is flat
 
 
 def test_split_matches_whole_model(model):

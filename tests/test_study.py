@@ -224,7 +224,8 @@ def test_calibrate_can_read_a_series_slices_with_their_neighbours_and_every_laye
     metrics = json.loads(evaluated.read_text())
     assert metrics["context_width"] == 2 and metrics["context_threshold"] == info.context["threshold"]
     assert metrics["context_slices"] == metrics["n"] and metrics["context_auc"] is not None
-    assert {k for k in metrics if k.startswith("context")} == {k for k in report["evaluation"] if k.startswith("context")}
+    context = {k for k in report["evaluation"] if k.startswith("context")}
+    assert {k for k in metrics if k.startswith("context")} == context
 
     table = tmp_path / "archive"  # 'hemo batch' rows arrive in any order: the study is read in scan order
     table.mkdir()

@@ -102,7 +102,8 @@ def concurrent(model: str, users: int) -> str:
         thread.start()
     for thread in threads:
         thread.join()
-    return f"{users} threads on a fresh Analyzer: {users - len(failures)} of {users} analysed in {time.time() - started:.1f} s"
+    seconds = time.time() - started
+    return f"{users} threads on a fresh Analyzer: {users - len(failures)} of {users} analysed in {seconds:.1f} s"
 
 
 def first_upload(model: str) -> str:
