@@ -314,7 +314,10 @@ def _training_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--lr", type=float, default=1e-4)
     parser.add_argument("--patience", type=int, default=4)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0,
+                        help="training's randomness (weights, augmentation, batch order), and for cv and "
+                             "'train --split patient' also how patients are dealt into folds or the split: runs "
+                             "with other seeds pair by patient, not fold by fold")
     parser.add_argument("--init", help="start from this saved model's weights (no warm-up)")
     parser.add_argument("--mask-weight", type=float, default=0.0,
                         help="> 0: learn the bleed masks too (auxiliary decoder), with this loss weight")
