@@ -363,3 +363,12 @@ def test_a_series_shorter_than_k_keeps_the_highest_slice():
     assert series_score(scores[:11], scores[:11], None, info)[1:3] == (0.2, HIGHEST)  # 11 slices: no mean of 12
     probability, threshold, method, _ = series_score(scores, scores, None, info)
     assert method == "mean of the top 12 slices" and threshold == 0.3 and probability == pytest.approx(scores.mean())
+
+
+def test_series_are_numbered_within_their_study_in_order_of_first_appearance():
+    from hemo.study import Numbers
+
+    numbered = Numbers()
+    keys = [("A", "thick"), ("B", "only"), ("A", "thin"), ("A", "thick"), ("A", "bone")]
+    assert [numbered(key) for key in keys] == [(1, 1), (2, 1), (1, 2), (1, 1), (1, 3)]
+    assert numbered.several("A") and not numbered.several("B") and not numbered.several("C")
