@@ -181,20 +181,26 @@ def test_a_zipped_export_is_one_study_with_what_is_not_an_axial_slice_said_once_
 
 def test_a_zip_is_unpacked_once_a_session_and_the_zips_of_a_session_share_one_budget(app, monkeypatch):
     import hemo.archive
+    from hemo.app import resources
     from test_archive import slice_at, zipped
 
     members = {f"A/IM{i}": slice_at(5.0 * i) for i in range(3)}
     monkeypatch.setattr(hemo.archive, "MAX_BYTES", int(1.5 * sum(map(len, members.values()))))  # room for one
     calls, original = [], hemo.archive.expand
     monkeypatch.setattr(hemo.archive, "expand", lambda name, *a, **k: calls.append(name) or original(name, *a, **k))
+    hashed, digest = [], resources.digest
+    monkeypatch.setattr(resources, "digest", lambda data: hashed.append(len(data)) or digest(data))
     for name in ("one.zip", "two.zip"):
         app.file_uploader[0].upload(name, zipped(members), "application/zip")
+    app.file_uploader[0].upload("alone.dcm", slice_at(20.0), "application/dicom")
     app.run()
     assert not app.exception
-    assert [s.value for s in app.subheader if s.value.startswith("Study")] == ["Study 1: 3 slices"]
+    assert [s.value for s in app.subheader if s.value.startswith("Study")] == ["Study 1: 4 slices"]
     assert len(app.error) == 1 and "what is left of the" in app.error[0].value
+    assert len(hashed) == 4  # the first zip's 3 slices and the lone file; the refused zip holds none
     app.sidebar.slider[0].set_value(0.8).run()  # a display control: the page reruns, nothing is unpacked again
     assert not app.exception and calls == ["one.zip", "two.zip"]
+    assert len(hashed) == 4  # nor hashed again: the analysis cache is keyed by each file's digest
 
 
 def test_hostile_corpus_in_the_app(app):

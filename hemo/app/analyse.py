@@ -10,7 +10,7 @@ from hemo import plots
 from hemo.analysis import SliceResult
 from hemo.annotation import aligned_mask, outline, overlap
 from hemo.app import resources
-from hemo.archive import MAX_BYTES, Entry, expand, is_zip
+from hemo.archive import MAX_BYTES, expand, is_zip
 from hemo.datasets import ignored, is_annotation
 from hemo.errors import HemoInputError
 from hemo.explain import colour_bar
@@ -229,28 +229,36 @@ def _errors(failed: list[SliceResult], labels: Labels, listed: int = 5) -> None:
         st.error(f"**{who}** — {reason}")
 
 
-def _files(uploads) -> tuple[list[Entry], list[SliceResult]]:
-    """(name, folder, bytes) of each upload, or of each file in an uploaded zip; an unreadable zip is an error
-    result. DICOMDIR and hidden files are never slices.
+#: One file to analyse: name, folder (groups a study), bytes, and the digest its results are cached under.
+Upload = tuple[str, str, bytes, str]
 
-    A zip is unpacked once per session, not on every rerun (a slider move), and all the zips of one session
-    share one budget, ``MAX_BYTES`` unpacked: several users each unpacking a few large studies could
-    otherwise hold many GiB of one server's memory. An unpacked zip is kept under (upload id, budget left
-    before it), so removing an upload frees its share for the ones after it.
+
+def _files(uploads) -> tuple[list[Upload], list[SliceResult]]:
+    """Each upload, or each file in an uploaded zip, with its digest; an unreadable zip is an error result.
+    DICOMDIR and hidden files are never slices.
+
+    Work done per upload is done once per session, not on every rerun (a slider move): a zip is unpacked
+    and a file's digest worked out once (hashing a 300-slice series took 0.2 s a rerun). All the zips of one
+    session share one budget, ``MAX_BYTES`` unpacked: several users each unpacking a few large studies
+    could otherwise hold many GiB of one server's memory. An unpacked zip is kept under (upload id, budget
+    left before it), so removing an upload frees its share for the ones after it.
     """
     unzipped, kept = st.session_state.setdefault("unzipped", {}), {}
+    digests, known = st.session_state.setdefault("digests", {}), {}
     entries, errors, left = [], [], MAX_BYTES
     for upload in uploads:
         if ignored(_path(upload.name)):
             continue
         data = upload.getvalue()
         if not is_zip(data):
-            entries.append((upload.name, "", data))
+            known[upload.file_id] = digests.get(upload.file_id) or resources.digest(data)
+            entries.append((upload.name, "", data, known[upload.file_id]))
             continue
         key = (upload.file_id, left)
         if key not in unzipped:
             try:
-                unzipped[key] = expand(upload.name, data, max_bytes=left)
+                unzipped[key] = [(*entry, resources.digest(entry[2])) for entry in expand(upload.name, data,
+                                                                                            max_bytes=left)]
             except HemoInputError as error:
                 unzipped[key] = str(error)
         kept[key] = found = unzipped[key]
@@ -258,8 +266,8 @@ def _files(uploads) -> tuple[list[Entry], list[SliceResult]]:
             errors.append(SliceResult(upload.name, error=found))
             continue
         entries += found
-        left -= sum(len(content) for _, _, content in found)
-    st.session_state["unzipped"] = kept  # what was removed from the uploader is let go
+        left -= sum(len(content) for _, _, content, _ in found)
+    st.session_state["unzipped"], st.session_state["digests"] = kept, known  # removed uploads are let go
     return entries, errors
 
 
@@ -294,7 +302,7 @@ def page() -> None:
     folder = st.file_uploader("…or a whole series folder (DICOM files without an extension too)", type=None,
                               accept_multiple_files="directory")
     entries, results = _files([*(files or []), *(folder or [])])
-    annotations = {name.rsplit("_", 2)[0]: data for name, _, data in entries if is_annotation(_path(name))}
+    annotations = {name.rsplit("_", 2)[0]: data for name, _, data, _ in entries if is_annotation(_path(name))}
     entries = [entry for entry in entries if not is_annotation(_path(entry[0]))]
     if not entries and not results:
         st.info("Drop one or more head-CT slices, a series folder or a zipped study above. Files stay in memory "
@@ -303,8 +311,8 @@ def page() -> None:
     analyzer = resources.analyzer(str(path))
     progress = st.progress(0.0, text="Analysing…")
     MASKS.clear()
-    for number, (name, group, data) in enumerate(entries, 1):
-        found = resources.analyse(data, name, window, method, analyzer, str(path), group)
+    for number, (name, group, data, digest) in enumerate(entries, 1):
+        found = resources.analyse(digest, data, name, window, method, analyzer, str(path), group)
         annotation = annotations.get(name.rsplit(".", 1)[0])
         if annotation is not None and len(found) == 1 and found[0].analysed:
             mask = aligned_mask(data, annotation)

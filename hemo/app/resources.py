@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import hashlib
 import inspect
 import json
 import os
@@ -75,15 +76,22 @@ def analyzer(path: str) -> Analyzer | None:
 
 
 @st.cache_data(max_entries=1024, ttl=3600, show_spinner=False)
-def analyse(data: bytes, name: str, window: str, method: str, _analyzer: Analyzer, model: str,
+def analyse(digest: str, _data: bytes, name: str, window: str, method: str, _analyzer: Analyzer, model: str,
             folder: str = "") -> list[SliceResult]:
     """One file's results, kept in memory for reruns (sliders, page switches); never written to disk.
 
-    Room for several 300-slice series at once, so moving a slider never recomputes a series.
-    ``model`` (the model's path) is part of the cache key; the unhashed ``_analyzer`` is not.
+    Room for several 300-slice series at once, so moving a slider never recomputes a series. The file is
+    known by ``digest`` (:func:`digest`), not by its bytes: Streamlit would hash every file's bytes again on
+    every rerun. ``model`` (the model's path) is part of the key; the unhashed ``_analyzer`` is not.
     ``folder`` groups files without DICOM study identifiers (a zip's folder) into one study.
     """
-    return _analyzer.analyse(data, name, window, method, folder=folder)
+    return _analyzer.analyse(_data, name, window, method, folder=folder)
+
+
+def digest(data: bytes) -> str:
+    """The key a file's results are cached under: SHA-256 of its bytes, so a demo series that a class
+    uploads is analysed once for all of them. Pages work it out once per upload, not on every rerun."""
+    return hashlib.sha256(data).hexdigest()
 
 
 @functools.lru_cache(maxsize=4)
