@@ -20,7 +20,7 @@ import numpy as np
 from keras import layers, ops
 
 from hemo.backbones import FEATURE_LAYER
-from hemo.model import mean_logit
+from hemo.model import logit, mean_logit
 
 MAP_SIZE = 32  # the decoder's default output resolution (stride 8 at a 256x256 input)
 #: The EfficientNet stages the decoder joins on its way up, coarse to fine (16x16, 32x32, 64x64), and its
@@ -156,15 +156,25 @@ def oof_key(cells: int) -> str:
     return "bleed_peak" if cells == 1 else f"bleed_top{cells}"
 
 
-def combined(head: np.ndarray, peak: np.ndarray) -> np.ndarray:
+#: The decoder's weights in a joined slice score that ``hemo calibrate`` chooses from (0.5: the plain mean).
+DECODER_WEIGHTS = (0.25, 0.375, 0.5, 0.625, 0.75)
+
+
+def combined(head: np.ndarray, peak: np.ndarray, weight: float = 0.5) -> np.ndarray:
     """The slice score "head+bleed": the mean of the head's and the decoder peak's logits, as a probability
-    ("head+bleed-top4": the mean of the map's top 4 cells in place of its peak).
+    ("head+bleed-top4": the mean of the map's top 4 cells in place of its peak), the decoder's logit weighed
+    ``weight`` and the head's ``1 - weight``.
 
     The head reads the whole slice through the paper's sequence model, the decoder looks for blood
-    cell by cell; a slice both call bloody scores high, one that only one of them likes less. A fixed
-    mean, nothing fitted: calibration and the operating point are fitted on it afterwards, out of fold.
+    cell by cell; a slice both call bloody scores high, one that only one of them likes less. The weight
+    is chosen out of fold (``ModelInfo.decoder_weight``): a head trained to be surer (focal loss) needs less
+    of the decoder. Nothing else is fitted: calibration and the operating point come afterwards, out of fold.
     """
-    return mean_logit(head, peak)
+    if not 0.0 <= weight <= 1.0:
+        raise ValueError(f"the decoder's weight must lie in 0..1, not {weight}")
+    if weight == 0.5:
+        return mean_logit(head, peak)
+    return 1.0 / (1.0 + np.exp(-((1.0 - weight) * logit(head) + weight * logit(peak))))
 
 
 def bleed_loss(y_true, logits):

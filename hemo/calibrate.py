@@ -30,7 +30,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import brier_score_loss, roc_curve
 
 from hemo import study_model
-from hemo.bleed import SLICE_SCORES, cells_of, combined, oof_key
+from hemo.bleed import DECODER_WEIGHTS, SLICE_SCORES, cells_of, combined, oof_key
 from hemo.context import WIDTHS, in_series
 from hemo.evaluate import bootstrap_auc, bootstrap_auc_difference, rank_auc
 from hemo.imaging import natural_key
@@ -60,32 +60,70 @@ def read_oof(folder: str | Path) -> dict[str, np.ndarray]:
     return {key: np.concatenate(values) for key, values in complete.items()}
 
 
-def slice_score(oof: dict[str, np.ndarray], wanted: str = "auto") -> tuple[str, np.ndarray, dict]:
+def slice_score(oof: dict[str, np.ndarray], wanted: str = "auto",
+                weight: str = "0.5") -> tuple[str, np.ndarray, dict]:
     """(name, scores, report) of the slice score to calibrate, one of ``hemo.bleed.SLICE_SCORES``.
 
     ``auto`` takes the one with the highest pooled out-of-fold AUC (the simpler one on a tie: the head
-    before the decoder's peak before its top-4 mean). The report holds every AUC and the patient-paired
-    95 % intervals of head+bleed's difference from the head ("difference_ci") and of the top-4 mean's
-    from the peak ("top4_difference_ci").
+    before the decoder's peak before its top-4 mean), each joined score at the decoder's ``weight``: 0.5,
+    the plain mean of the two logits, or "auto", the weight that ranks best (:func:`decoder_weight`). The
+    report holds every AUC, the weight with the AUCs by weight (and, for "auto", its nested estimate), and
+    the patient-paired 95 % intervals of head+bleed's difference from the head ("difference_ci") and of the
+    top-4 mean's from the peak ("top4_difference_ci"), both at the plain mean.
     """
     labels, head = oof["labels"].astype(int), oof["scores"].astype(float)
     if wanted not in ("auto", *SLICE_SCORES):
         raise ValueError(f"unknown slice score '{wanted}': use auto, {', '.join(SLICE_SCORES)}")
-    scores = {name: combined(head, oof[oof_key(cells_of(name))]) if cells_of(name) else head
-              for name in SLICE_SCORES if not cells_of(name) or oof_key(cells_of(name)) in oof}
-    if wanted not in ("auto", *scores):
+    readings = {name: oof[oof_key(cells_of(name))] for name in SLICE_SCORES
+                if cells_of(name) and oof_key(cells_of(name)) in oof}
+    if wanted not in ("auto", "head", *readings):
         raise ValueError(f"'{wanted}' needs the decoder's {oof_key(cells_of(wanted))} in every fold's oof.npz: run "
                          "'hemo cv' with --mask-weight (runs of older versions recorded the peak only)")
+    weights = {name: decoder_weight(labels, head, reading, oof["fold"], weight) for name, reading in readings.items()}
+    scores = {"head": head} | {name: combined(head, readings[name], weights[name]["weight"]) for name in readings}
     aucs = {name: auc_or_none(labels, values) for name, values in scores.items()}
     chosen = wanted if wanted != "auto" else max(scores, key=lambda name: (aucs[name], -cells_of(name)))
-    report = {"chosen": chosen, "auc": aucs}
+    report = {"chosen": chosen, "auc": aucs, "decoder_weight": weights[chosen]["weight"] if cells_of(chosen) else None}
+    if cells_of(chosen):
+        report["weights"] = weights[chosen]
     if "head+bleed" in scores:
-        report["difference_ci"] = list(bootstrap_auc_difference(labels, head, scores["head+bleed"], oof["patients"]))
+        report["difference_ci"] = list(bootstrap_auc_difference(labels, head, combined(head, readings["head+bleed"]),
+                                                                oof["patients"]))
         report["bleed_peak_auc"] = auc_or_none(labels, oof["bleed_peak"])
     if "head+bleed-top4" in scores:
-        report["top4_difference_ci"] = list(bootstrap_auc_difference(labels, scores["head+bleed"],
-                                                                     scores["head+bleed-top4"], oof["patients"]))
+        report["top4_difference_ci"] = list(bootstrap_auc_difference(
+            labels, combined(head, readings["head+bleed"]), combined(head, readings["head+bleed-top4"]),
+            oof["patients"]))
     return chosen, scores[chosen], report
+
+
+def decoder_weight(labels: np.ndarray, head: np.ndarray, reading: np.ndarray, folds: np.ndarray,
+                   wanted: str = "auto") -> dict:
+    """The decoder's weight in a joined slice score (``hemo.bleed.combined``): the one of ``DECODER_WEIGHTS``
+    with the highest pooled out-of-fold AUC (nearer 0.5, the plain mean, on a tie), or ``wanted``.
+
+    Also each fold's weight chosen on the other folds and the AUC they give ("auc_nested"): where every
+    fold chose the pooled weight, the numbers calibrated on it downstream are nested too.
+    """
+    if wanted != "auto":
+        try:
+            fixed = float(wanted)
+        except ValueError:
+            fixed = -1.0
+        if not 0.0 <= fixed <= 1.0:
+            raise ValueError(f"the decoder's weight must be auto or a number in 0..1, not '{wanted}'")
+        return {"weight": fixed, "auc": {str(fixed): auc_or_none(labels, combined(head, reading, fixed))}}
+    read = {w: combined(head, reading, w) for w in DECODER_WEIGHTS}
+
+    def best(where: np.ndarray) -> float:
+        return max(DECODER_WEIGHTS, key=lambda w: (auc_or_none(labels[where], read[w][where]) or 0.0, -abs(w - 0.5)))
+
+    nested, per_fold = np.zeros(len(labels)), []
+    for k in np.unique(folds):
+        per_fold.append(best(folds != k))
+        nested[folds == k] = read[per_fold[-1]][folds == k]
+    return {"weight": best(np.ones(len(labels), bool)), "auc": {str(w): auc_or_none(labels, read[w]) for w in read},
+            "weight_per_fold": per_fold, "auc_nested": auc_or_none(labels, nested)}
 
 
 def choose_context(labels: np.ndarray, scores: np.ndarray, folds: np.ndarray, series: list[np.ndarray],
@@ -252,17 +290,18 @@ def nested_study_scores(oof: dict, studies: list[dict], epochs: int) -> tuple[np
 
 
 def run(oof_dir: str | Path, model_path: str | Path | None = None, epochs: int = 80, rule: str = "auto",
-        score: str = "auto", context: str = "auto") -> dict:
+        score: str = "auto", context: str = "auto", weight: str = "0.5") -> dict:
     """Everything above; with ``model_path``, store the operating points and the study rule beside it.
 
     ``rule`` is the study score to store: ``top_k_mean``, ``study_model``, or ``auto`` for the one
     with the higher out-of-fold (nested) study AUC. ``score`` is the slice score (:func:`slice_score`),
-    ``context`` the neighbour width of slices in a series (:func:`choose_context`).
+    ``context`` the neighbour width of slices in a series (:func:`choose_context`), ``weight`` the decoder's
+    weight in a joined slice score (:func:`decoder_weight`).
     """
     if rule not in RULES:
         raise ValueError(f"unknown study rule '{rule}': use one of {', '.join(RULES)}")
     oof = read_oof(oof_dir)
-    chosen_score, oof["scores"], score_report = slice_score(oof, score)
+    chosen_score, oof["scores"], score_report = slice_score(oof, score, weight)
     if model_path is not None:  # refuse before minutes of study-model training, not after
         _check_decoder(Path(model_path), chosen_score)
     labels, raw, folds = oof["labels"].astype(int), oof["scores"].astype(float), oof["fold"]
@@ -404,6 +443,7 @@ def _store(model_path: Path, oof: dict, studies: list[dict], epochs: int, calibr
     info = ModelInfo(**json.loads(meta.read_text()))
     score = report["slice_score"]["chosen"]
     info.threshold, info.calibration, info.slice_score = slice_threshold, calibration, score
+    info.decoder_weight = report["slice_score"]["decoder_weight"] or 0.5
     context = report["context"]
     info.context = ({"width": context["width"], "calibration": context["calibration"],
                      "threshold": context["threshold"]} if context["width"] else None)
@@ -427,7 +467,9 @@ def _store(model_path: Path, oof: dict, studies: list[dict], epochs: int, calibr
                      f"({report['slices']} slices, {len(studies)} patients) in {report['oof_dir']}",
         "slice_score": ("the paper model's probability" if score == "head" else
                         "mean of the logits of the paper model's probability and of its bleed decoder's "
-                        + ("peak" if cells_of(score) == 1 else f"{cells_of(score)} highest map cells (their mean)")),
+                        + ("peak" if cells_of(score) == 1 else f"{cells_of(score)} highest map cells (their mean)")
+                        + ("" if info.decoder_weight == 0.5 else f", the decoder's weighed {info.decoder_weight:g} "
+                           "(by out-of-fold AUC)")),
         "slice_rule": "Youden index on calibrated out-of-fold slice probabilities",
         "context": (f"in an ordered series of at least {min_series(info)} slices, each slice is read with the "
                     f"{context['width']} slices on either side (mean logit; width by out-of-fold AUC), with its own "

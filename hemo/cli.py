@@ -107,7 +107,7 @@ def cmd_calibrate(args) -> int:
     from hemo.calibrate import run
 
     report = run(args.oof, args.model if args.write else None, args.epochs, args.study_score, args.slice_score,
-                 args.context)
+                 args.context, args.decoder_weight)
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=1) + "\n")
     if args.evaluation:
@@ -122,6 +122,13 @@ def cmd_calibrate(args) -> int:
         low, high = score["top4_difference_ci"]
         print(f"  head+bleed-top4 (the map's 4 highest cells in place of its peak) "
               f"{score['auc']['head+bleed-top4']:.3f}, difference from head+bleed 95% CI {low:+.3f} to {high:+.3f}")
+    if score.get("weights"):
+        weights = score["weights"]
+        by_weight = ", ".join(f"{w}: {auc:.3f}" for w, auc in weights["auc"].items())
+        nested = (f"; nested, each fold's weight chosen on the others {weights['weight_per_fold']}: "
+                  f"{weights['auc_nested']:.3f}" if "auc_nested" in weights else "")
+        print(f"  the decoder's weight in {score['chosen']}: {weights['weight']:g} (out-of-fold AUC by weight "
+              f"{by_weight}{nested})")
     raw = report["slice_raw"]
     print(f"slices: out-of-fold AUC {raw['auc']:.3f} (fold mean {raw['fold_auc_mean']:.3f}"
           f" sd {raw['fold_auc_sd']:.3f}); threshold {slices['threshold']:.3f}: sensitivity "
@@ -410,6 +417,10 @@ def main(argv: list[str] | None = None) -> int:
                            help="the slice score to calibrate: the paper model's (head), or joined with its bleed "
                                 "decoder's peak or top-4 mean (needs a CV with --mask-weight); auto: the highest "
                                 "out-of-fold AUC")
+    calibrate.add_argument("--decoder-weight", default="0.5",
+                           help="how much the decoder's logit weighs in a joined slice score (0.5, the default: the "
+                                "mean of the two logits); auto: the weight with the highest out-of-fold slice AUC, "
+                                "of 0.25-0.75 (it may rank studies worse: BENCHMARKS.md)")
     calibrate.add_argument("--context", default="auto",
                            help="slices of an ordered series read with this many neighbours on either side "
                                 "(0: alone; auto: the width with the highest out-of-fold AUC, of 0-4)")

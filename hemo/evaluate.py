@@ -169,7 +169,7 @@ def study_report(model, info, model_path, data) -> dict:
     if bleed.cells_of(info.slice_score):  # the score the operating points were chosen on, as the app computes it
         decoder = bleed.load_decoder(Path(model_path).parent / info.bleed["file"])
         raw = bleed.combined(raw, bleed.decoder_peaks(model, decoder, data.inputs(),
-                                                      cells=bleed.cells_of(info.slice_score)))
+                                                      cells=bleed.cells_of(info.slice_score)), info.decoder_weight)
     shown = info.calibrate(raw)
     metrics = report(data.labels, shown, info.threshold, data.patients)
     metrics["brier"] = float(brier_score_loss(data.labels, shown)) if len(data.labels) else None

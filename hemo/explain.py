@@ -149,7 +149,8 @@ class Explainer:
             maps = self._bleed_maps(stages)
         scores = probabilities
         if bleed.cells_of(self.info.slice_score):
-            scores = bleed.combined(probabilities, bleed.top_cells(maps, bleed.cells_of(self.info.slice_score)))
+            scores = bleed.combined(probabilities, bleed.top_cells(maps, bleed.cells_of(self.info.slice_score)),
+                                    self.info.decoder_weight)
         shown = self.info.calibrate(scores)
         per_slice = maps if maps is not None else [None] * len(probabilities)
         return [Explanation(float(p), int(q >= self.info.threshold), c, a, e, m, float(r))

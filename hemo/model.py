@@ -49,6 +49,9 @@ class ModelInfo:
     #: (hemo.bleed.combined with the decoder's peak) or "head+bleed-top4" (with the mean of its 4 highest
     #: cells), as chosen out of fold by hemo calibrate (hemo.bleed.SLICE_SCORES).
     slice_score: str = "head"
+    #: How much the decoder's logit weighs in a joined slice score (hemo.bleed.combined; 0.5: the plain mean
+    #: of the two logits), chosen out of fold by hemo calibrate.
+    decoder_weight: float = 0.5
     #: Slices of an ordered series read with their neighbours (hemo.context): {"width", "calibration",
     #: "threshold"}, chosen out of fold by hemo calibrate; None: every slice is read alone.
     context: dict | None = None

@@ -129,9 +129,9 @@ def _never(*args, **kwargs):
     raise AssertionError("reached")
 
 
-@pytest.mark.parametrize("score, cells", [("head+bleed", 1), ("head+bleed-top4", 4)])
+@pytest.mark.parametrize("score, cells, weight", [("head+bleed", 1, "0.5"), ("head+bleed-top4", 4, "0.25")])
 def test_calibrate_can_score_slices_with_the_decoder_and_the_app_scores_them_so(cv_run, small_model_path, tmp_path,
-                                                                                monkeypatch, score, cells):
+                                                                                monkeypatch, score, cells, weight):
     import shutil
 
     from hemo.bleed import combined
@@ -151,19 +151,51 @@ def test_calibrate_can_score_slices_with_the_decoder_and_the_app_scores_them_so(
     model = tmp_path / "hemo-hybrid.keras"  # fold 0's model, which kept its decoder
     for name in ("hemo-hybrid.keras", "hemo-hybrid.json", "hemo-hybrid-bleed.keras"):
         shutil.copy(out / "fold0" / name, tmp_path / name)
-    report = calibrate.run(out, model, epochs=5, rule="top_k_mean", score=score)
+    report = calibrate.run(out, model, epochs=5, rule="top_k_mean", score=score, weight=weight)
     info = read_info(model)
     assert info.slice_score == score and "bleed decoder" in info.provenance["slice_score"]
-    assert report["slice_raw"]["auc"] == pytest.approx(auto["auc"][score])
+    assert info.decoder_weight == float(weight)
+    assert ("weighed 0.25" in info.provenance["slice_score"]) == (weight != "0.5")
+    at_weight = calibrate.slice_score(calibrate.read_oof(out), score, weight)[2]["auc"][score]
+    assert report["slice_raw"]["auc"] == pytest.approx(at_weight)
     analyzer = Analyzer.load(model)
     image = cv2.imencode(".png", np.clip(head_phantom(256, (100, 120)) / 4 + 60, 0, 255).astype(np.uint8))[1]
     [result] = analyzer.analyse(image.tobytes(), "slice.png")
     read = np.sort(result.bleed.astype(float).ravel())[::-1][:cells].mean()  # the map's peak, or its top-4 mean
-    assert result.score == pytest.approx(float(combined(result.raw, read)), abs=2e-3)
+    assert result.score == pytest.approx(float(combined(result.raw, read, info.decoder_weight)), abs=2e-3)
+    if weight != "0.5":  # the stored weight is what the app reads with, not the plain mean
+        assert abs(result.score - float(combined(result.raw, read))) > 2e-3
     assert result.probability == pytest.approx(float(platt(result.score, info.calibration)))
     evaluated = tmp_path / "eval.json"
     assert main(["evaluate", str(root), "--model", str(model), "--json", str(evaluated)]) == 0
     assert json.loads(evaluated.read_text())["auc"] is not None
+
+
+def test_the_decoder_weight_moves_the_joined_score_from_the_head_to_the_decoder():
+    from hemo.bleed import combined
+    from hemo.model import mean_logit
+
+    head, decoder = np.array([0.2, 0.9]), np.array([0.7, 0.4])
+    assert combined(head, decoder) == pytest.approx(mean_logit(head, decoder))
+    assert combined(head, decoder, 0.0) == pytest.approx(head)
+    assert combined(head, decoder, 1.0) == pytest.approx(decoder)
+    assert combined(head, decoder, 0.25)[0] < combined(head, decoder)[0] < combined(head, decoder, 0.75)[0]
+    with pytest.raises(ValueError, match="0..1"):
+        combined(head, decoder, 1.5)
+
+
+def test_the_decoder_weight_is_chosen_out_of_fold_and_reported_nested():
+    rng = np.random.default_rng(0)
+    labels = np.tile([0, 1], 200)
+    folds = np.repeat(np.arange(5), 80)
+    head = 1 / (1 + np.exp(-(labels + rng.normal(0, 2.0, 400))))  # a weak head
+    decoder = 1 / (1 + np.exp(-(labels + rng.normal(0, 0.7, 400))))  # a decoder that ranks better
+    found = calibrate.decoder_weight(labels, head, decoder, folds, "auto")
+    assert found["weight"] == 0.75 and max(found["auc"], key=found["auc"].get) == "0.75"
+    assert found["weight_per_fold"] == [0.75] * 5 and found["auc_nested"] == pytest.approx(found["auc"]["0.75"])
+    assert calibrate.decoder_weight(labels, head, decoder, folds, "0.5")["weight"] == 0.5
+    with pytest.raises(ValueError, match="auto or a number"):
+        calibrate.decoder_weight(labels, head, decoder, folds, "heavy")
 
 
 def test_a_run_that_recorded_only_the_peak_offers_only_the_peak(cv_run, tmp_path):
