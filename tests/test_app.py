@@ -353,6 +353,9 @@ def test_a_model_with_a_bleed_decoder_shows_its_map_beside_grad_cam(monkeypatch,
     hybrid = with_decoder(build(pretrained="none"))
     model = keras.Model(hybrid.input, hybrid.output["probabilities"])
     save_trained(Fitted(model, {}, hybrid), tmp_path / "hemo-hybrid.keras", TrainConfig(pretrained="none"), 0.5)
+    info = json.loads((tmp_path / "hemo-hybrid.json").read_text())  # as 'calibrate --decoder-weight' stores it
+    info.update(slice_score="head+bleed-top4", decoder_weight=0.25)
+    (tmp_path / "hemo-hybrid.json").write_text(json.dumps(info))
     monkeypatch.setenv("HEMO_MODEL", str(tmp_path / "hemo-hybrid.keras"))
     at = AppTest.from_file(APP, default_timeout=180)
     at.run()
@@ -364,5 +367,6 @@ def test_a_model_with_a_bleed_decoder_shows_its_map_beside_grad_cam(monkeypatch,
     at.run()
     assert not at.exception
     assert "bleed decoder" in texts(at)
+    assert "a weighted mean (the decoder's weight 0.25) of the logits" in texts(at)  # the weight it scores with
     against = [m.value for m in at.markdown if m.value.startswith("**Against the annotation:**")]
     assert len(against) == 2 and "of the bleed map lies inside" in against[1]

@@ -30,11 +30,15 @@ CAM_HELP = ("Colour = Grad-CAM (0..1 within the slice) × the slice's probabilit
 BLEED_HELP = ("Colour = the bleed decoder's probability of blood in each 8×8-pixel cell, on the same fixed scale. "
               "The decoder was trained on the radiologists' bleed masks beside the paper's model and reads the same "
               "EfficientNet features and shows where it sees blood.")
-SCORE_HELP = {score: ("Slice probabilities here combine the paper's model with its bleed decoder: the mean of the "
-                     f"logits of the model's probability and of {reading}, calibrated out of fold (model card). "
-                     "Grad-CAM explains the paper model's part, the bleed map the decoder's.")
-              for score, reading in (("head+bleed", "the bleed map's highest cell"),
-                                     ("head+bleed-top4", "the mean of the bleed map's 4 highest cells"))}
+READINGS = {"head+bleed": "the bleed map's highest cell",
+            "head+bleed-top4": "the mean of the bleed map's 4 highest cells"}
+
+
+def _score_help(score: str, weight: float) -> str:
+    mean = "the mean" if weight == 0.5 else f"a weighted mean (the decoder's weight {weight:g})"
+    return (f"Slice probabilities here combine the paper's model with its bleed decoder: {mean} of the logits of the "
+            f"model's probability and of {READINGS[score]}, calibrated out of fold (model card). Grad-CAM explains "
+            "the paper model's part, the bleed map the decoder's.")
 CONTEXT_HELP = ("Purple: each slice read with its neighbours above and below (the mean of their logits, "
                 "calibrated out of fold; model card). A bleed spans several slices, noise rarely does; the study "
                 "verdict uses this reading.")
@@ -200,7 +204,7 @@ def _study_section(study: Study, labels: Labels, opacity: float, analyzer) -> No
                    f"them, this rule found {measured['study_sensitivity']:.0%} of the studies with haemorrhage and "
                    f"cleared {measured['study_specificity']:.0%} of the normal ones (model card).")
     if analyzer.info.slice_score != "head":
-        st.caption(SCORE_HELP[analyzer.info.slice_score])
+        st.caption(_score_help(analyzer.info.slice_score, analyzer.info.decoder_weight))
     shared = study.notes
     for note in sorted(shared):
         st.info(f"Every slice of this study: {note}")
