@@ -18,6 +18,13 @@ BLANK_STD = 3.0
 MIN_NEIGHBOUR_CORRELATION = 0.5
 #: Share of the picture that must be more than background for a head to be there.
 MIN_HEAD_FRACTION = 0.05
+#: Above this pixel noise in brain tissue (HU, ``imaging.tissue_noise``) the model misses blood: real soft-kernel
+#: slices measure 0.7-3.1 HU, 8 HU of added noise cost nothing, 15 HU or an emulated sharp kernel at 10-14 HU
+#: cost it a fifth to a half of the bleeds it found (``tools/kernel_probe.py``, BENCHMARKS.md).
+NOISY_HU = 10.0
+NOISY_NOTE = (f"Noisy or sharp image (pixel noise in brain tissue above {NOISY_HU:g} HU): a bone or other sharp "
+              "reconstruction kernel, or a very thin slice. The model misses more blood on such images; read a "
+              "soft-tissue series of 4-5 mm if the study has one.")
 
 
 def check(slice_: Slice) -> tuple[str, ...]:
@@ -38,4 +45,6 @@ def check(slice_: Slice) -> tuple[str, ...]:
         elif q["tissue"] < 0.03:
             warnings.append("Few pixels in the range of brain tissue (-100..100 HU): this may not be a head CT "
                             "slice; the verdict may be meaningless.")
+        elif (q.get("noise_hu") or 0.0) > NOISY_HU:
+            warnings.append(NOISY_NOTE)
     return tuple(warnings)

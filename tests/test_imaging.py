@@ -272,3 +272,34 @@ def test_the_window_measurement_recovers_the_window_an_8_bit_export_was_made_wit
     correlation, level, width = load_tool("measure_window").fit(hu.astype(np.float32), jpeg)
     assert correlation > 0.99
     assert level == pytest.approx(30, abs=1.5) and width == pytest.approx(90, abs=3)
+
+
+@pytest.mark.parametrize("kernel, sharp", [
+    ("STANDARD", False), ("STD+", False), ("SOFT", False), ("BONE", True), ("BONEPLUS", True), ("LUNG", True),
+    ("H31s", False), ("J40s", False), ("H70h", True), (["Hr64", "3"], True), (["Hr38", "3"], False), ("", False),
+])
+def test_a_sharp_reconstruction_kernel_is_said(kernel, sharp):
+    data = corpus.edit(dicom_bytes((head_phantom(128) + 1024).astype(np.int16)), ConvolutionKernel=kernel)
+    [piece] = read_slices(data, "k.dcm")
+    assert any("sharp kernel" in w for w in piece.warnings) == sharp
+
+
+def test_noise_in_brain_tissue_is_measured_and_a_noisy_slice_is_said():
+    from hemo import sanity
+
+    hu = head_phantom(256)
+    clean, noisy = (read_slices(dicom_bytes(np.round(hu + 1024 + extra).astype(np.int16)), "n.dcm")[0]
+                    for extra in (0.0, np.random.default_rng(0).normal(0, 20, hu.shape) * (hu > -500)))
+    assert clean.quality["noise_hu"] == pytest.approx(0.0, abs=0.5)
+    assert noisy.quality["noise_hu"] == pytest.approx(20.0, rel=0.15)  # what was added, read back
+    assert sanity.NOISY_NOTE not in sanity.check(clean) and sanity.NOISY_NOTE in sanity.check(noisy)
+
+
+def test_real_soft_kernel_slices_are_not_called_noisy(shared_data):
+    from hemo import sanity
+
+    files = [*sorted((shared_data / "dicom" / "ge-head-ct").glob("*.dcm")),
+             *sorted((shared_data / "dicom" / "ct-ich-hu" / "images").glob("*.dcm"))]
+    pieces = [piece for path in files for piece in read_file(path)]
+    assert len(pieces) == 50
+    assert not any(sanity.NOISY_NOTE in sanity.check(p) or any("sharp kernel" in w for w in p.warnings) for p in pieces)
