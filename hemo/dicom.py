@@ -212,10 +212,10 @@ _SIEMENS_KERNEL = re.compile(r"^(?:H|J|Br|Hr|Qr)(\d{2})")
 SHARP_SIEMENS = 60
 
 
-def kernel_note(ds: pydicom.Dataset) -> str | None:
+def kernel_note(ds: pydicom.Dataset, frame: int = 0) -> str | None:
     """What a sharp reconstruction kernel means for this model; None for a soft one or one not recognised
     (GE and Siemens names; ``hemo.sanity`` measures the noise of any other)."""
-    value = ds.get("ConvolutionKernel") or ""
+    value = (_group(ds, frame, "CTReconstructionSequence") or ds).get("ConvolutionKernel") or ""
     kernel = (" ".join(map(str, value)) if isinstance(value, pydicom.multival.MultiValue) else str(value)).strip()
     siemens = _SIEMENS_KERNEL.match(kernel)
     if not any(word in kernel.upper() for word in _SHARP_WORDS) and not (siemens and int(siemens[1]) >= SHARP_SIEMENS):
@@ -337,7 +337,7 @@ def read_frames(data: bytes, name: str) -> list[Frame]:
                                  "ordered by file name.")
             info = _technical_info(ds, index)
             said = (tilt_note(tilt(ds, index)), thin_note(info.get("SliceThickness")),  # per frame, as Enhanced CT
-                    kernel_note(ds))
+                    kernel_note(ds, index))
             result.append(Frame(hu, index, position, _frame_window(ds, index, name), info,
                                 (*notes, *(note for note in said if note)), study, series))
     except HemoInputError:

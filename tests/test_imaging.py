@@ -303,3 +303,17 @@ def test_real_soft_kernel_slices_are_not_called_noisy(shared_data):
     pieces = [piece for path in files for piece in read_file(path)]
     assert len(pieces) == 50
     assert not any(sanity.NOISY_NOTE in sanity.check(p) or any("sharp kernel" in w for w in p.warnings) for p in pieces)
+
+
+def test_an_enhanced_ct_names_its_kernel_in_its_functional_groups():
+    import pydicom
+    from pydicom.dataset import Dataset
+
+    ds = pydicom.dcmread(io.BytesIO(corpus.enhanced_ct([corpus.stored_head(128)] * 2, [0.0, 5.0])))
+    reconstruction = Dataset()
+    reconstruction.ConvolutionKernel = "BONEPLUS"
+    ds.SharedFunctionalGroupsSequence[0].CTReconstructionSequence = [reconstruction]
+    buffer = io.BytesIO()
+    ds.save_as(buffer)
+    pieces = read_slices(buffer.getvalue(), "enhanced.dcm")
+    assert len(pieces) == 2 and all(any("sharp kernel (BONEPLUS)" in w for w in p.warnings) for p in pieces)
