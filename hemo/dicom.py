@@ -210,6 +210,8 @@ _SHARP_WORDS = ("BONE", "LUNG", "EDGE", "SHARP")
 #: Siemens names kernels by letter and sharpness: H31s and J40s for the brain, H60s, H70h, Br64 and Hr68 for bone.
 _SIEMENS_KERNEL = re.compile(r"^(?:H|J|Br|Hr|Qr)(\d{2})")
 SHARP_SIEMENS = 60
+#: How the kernel note begins (``hemo.sanity`` then leaves out its own, measured, noise note).
+KERNEL_NOTE = "Reconstructed with a sharp kernel"
 
 
 def kernel_note(ds: pydicom.Dataset, frame: int = 0) -> str | None:
@@ -220,7 +222,7 @@ def kernel_note(ds: pydicom.Dataset, frame: int = 0) -> str | None:
     siemens = _SIEMENS_KERNEL.match(kernel)
     if not any(word in kernel.upper() for word in _SHARP_WORDS) and not (siemens and int(siemens[1]) >= SHARP_SIEMENS):
         return None
-    return (f"Reconstructed with a sharp kernel ({kernel}), made for bone or lung detail: the model learnt "
+    return (f"{KERNEL_NOTE} ({kernel}), made for bone or lung detail: the model learnt "
             "soft-tissue reconstructions, and on real slices made sharper it missed a third of the bleeds it "
             "found before. Read a soft-tissue series of the study if there is one.")
 

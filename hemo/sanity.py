@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from hemo.dicom import KERNEL_NOTE
 from hemo.errors import HemoInputError
 from hemo.imaging import Slice
 
@@ -45,6 +46,6 @@ def check(slice_: Slice) -> tuple[str, ...]:
         elif q["tissue"] < 0.03:
             warnings.append("Few pixels in the range of brain tissue (-100..100 HU): this may not be a head CT "
                             "slice; the verdict may be meaningless.")
-        elif (q.get("noise_hu") or 0.0) > NOISY_HU:
-            warnings.append(NOISY_NOTE)
+        elif (q.get("noise_hu") or 0.0) > NOISY_HU and not any(w.startswith(KERNEL_NOTE) for w in slice_.warnings):
+            warnings.append(NOISY_NOTE)  # the header's kernel, where it is named, has already said why
     return tuple(warnings)

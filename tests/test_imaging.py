@@ -288,11 +288,15 @@ def test_noise_in_brain_tissue_is_measured_and_a_noisy_slice_is_said():
     from hemo import sanity
 
     hu = head_phantom(256)
+    noise = np.random.default_rng(0).normal(0, 20, hu.shape) * (hu > -500)
     clean, noisy = (read_slices(dicom_bytes(np.round(hu + 1024 + extra).astype(np.int16)), "n.dcm")[0]
-                    for extra in (0.0, np.random.default_rng(0).normal(0, 20, hu.shape) * (hu > -500)))
+                    for extra in (0.0, noise))
     assert clean.quality["noise_hu"] == pytest.approx(0.0, abs=0.5)
     assert noisy.quality["noise_hu"] == pytest.approx(20.0, rel=0.15)  # what was added, read back
     assert sanity.NOISY_NOTE not in sanity.check(clean) and sanity.NOISY_NOTE in sanity.check(noisy)
+    bone = corpus.edit(dicom_bytes(np.round(hu + 1024 + noise).astype(np.int16)), ConvolutionKernel="BONE")
+    [named] = read_slices(bone, "b.dcm")
+    assert sanity.NOISY_NOTE not in sanity.check(named)  # the kernel's own note says it, once
 
 
 def test_real_soft_kernel_slices_are_not_called_noisy(shared_data):
