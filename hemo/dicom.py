@@ -207,8 +207,9 @@ def thin_note(thickness) -> str | None:
 
 #: Words in ConvolutionKernel that name a sharp (bone, lung, edge) reconstruction (GE: BONE, BONEPLUS, LUNG, EDGE).
 _SHARP_WORDS = ("BONE", "LUNG", "EDGE", "SHARP")
-#: Siemens names kernels by letter and sharpness: H31s and J40s for the brain, H60s, H70h, Br64 and Hr68 for bone.
-_SIEMENS_KERNEL = re.compile(r"^(?:H|J|Br|Hr|Qr)(\d{2})")
+#: Siemens names kernels by letter and sharpness: H31s, J40s and Hr38 for the brain, B30s for the body; H60s,
+#: H70h, Hr68, B70s, Br64 and U90u for bone (its manuals: B50s and up for "higher sharpness").
+_SIEMENS_KERNEL = re.compile(r"^(?:[BHJSU]|Br|Hr|Qr|Ur)(\d{2})")
 SHARP_SIEMENS = 60
 #: How the kernel note begins (``hemo.sanity`` then leaves out its own, measured, noise note).
 KERNEL_NOTE = "Reconstructed with a sharp kernel"

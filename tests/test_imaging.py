@@ -277,6 +277,7 @@ def test_the_window_measurement_recovers_the_window_an_8_bit_export_was_made_wit
 @pytest.mark.parametrize("kernel, sharp", [
     ("STANDARD", False), ("STD+", False), ("SOFT", False), ("BONE", True), ("BONEPLUS", True), ("LUNG", True),
     ("H31s", False), ("J40s", False), ("H70h", True), (["Hr64", "3"], True), (["Hr38", "3"], False), ("", False),
+    ("B30s", False), ("B70s", True), ("U90u", True), ("FC21", False),
 ])
 def test_a_sharp_reconstruction_kernel_is_said(kernel, sharp):
     data = corpus.edit(dicom_bytes((head_phantom(128) + 1024).astype(np.int16)), ConvolutionKernel=kernel)
