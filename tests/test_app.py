@@ -59,6 +59,7 @@ def test_analyse_png_dicom_and_a_bad_file(app):
     for name in ("slice.png", "scan.dcm", "broken.png"):  # file names may be patient names: hidden by default
         assert name not in shown
     assert "not a medical device" in texts(app) + "\n".join(w.value for w in app.warning)
+    assert sum("noise in brain tissue (HU): 0.0" in c.value for c in app.caption) == 1  # the DICOM's, measured
     app.sidebar.toggle[0].set_value(True).run()
     assert list(app.dataframe[0].value["file"]) == ["slice.png", "scan.dcm", "broken.png"]
     assert "broken.png" in texts(app)

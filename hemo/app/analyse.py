@@ -101,6 +101,8 @@ def _details(key: str, result: SliceResult, opacity: float, expanded: bool, labe
         technical = dict(result.slice.info)
         if result.position is not None:
             technical["slice position (mm)"] = round(result.position, 2)
+        if result.slice.quality.get("noise_hu") is not None:  # what the noisy-image note measures
+            technical["noise in brain tissue (HU)"] = round(result.slice.quality["noise_hu"], 1)
         st.caption(" · ".join(f"{k}: {v}" for k, v in technical.items()))
 
 
