@@ -20,7 +20,7 @@ import numpy as np
 from keras import layers, ops
 
 from hemo.backbones import FEATURE_LAYER
-from hemo.model import logit, mean_logit
+from hemo.model import logit
 
 MAP_SIZE = 32  # the decoder's default output resolution (stride 8 at a 256x256 input)
 #: The EfficientNet stages the decoder joins on its way up, coarse to fine (16x16, 32x32, 64x64), and its
@@ -172,8 +172,6 @@ def combined(head: np.ndarray, peak: np.ndarray, weight: float = 0.5) -> np.ndar
     """
     if not 0.0 <= weight <= 1.0:
         raise ValueError(f"the decoder's weight must lie in 0..1, not {weight}")
-    if weight == 0.5:
-        return mean_logit(head, peak)
     return 1.0 / (1.0 + np.exp(-((1.0 - weight) * logit(head) + weight * logit(peak))))
 
 

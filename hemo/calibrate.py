@@ -86,14 +86,13 @@ def slice_score(oof: dict[str, np.ndarray], wanted: str = "auto",
     report = {"chosen": chosen, "auc": aucs, "decoder_weight": weights[chosen]["weight"] if cells_of(chosen) else None}
     if cells_of(chosen):
         report["weights"] = weights[chosen]
-    if "head+bleed" in scores:
-        report["difference_ci"] = list(bootstrap_auc_difference(labels, head, combined(head, readings["head+bleed"]),
-                                                                oof["patients"]))
+    plain = {name: combined(head, reading) for name, reading in readings.items()}  # the intervals' scores
+    if "head+bleed" in plain:
+        report["difference_ci"] = list(bootstrap_auc_difference(labels, head, plain["head+bleed"], oof["patients"]))
         report["bleed_peak_auc"] = auc_or_none(labels, oof["bleed_peak"])
-    if "head+bleed-top4" in scores:
-        report["top4_difference_ci"] = list(bootstrap_auc_difference(
-            labels, combined(head, readings["head+bleed"]), combined(head, readings["head+bleed-top4"]),
-            oof["patients"]))
+    if "head+bleed-top4" in plain:
+        report["top4_difference_ci"] = list(bootstrap_auc_difference(labels, plain["head+bleed"],
+                                                                     plain["head+bleed-top4"], oof["patients"]))
     return chosen, scores[chosen], report
 
 

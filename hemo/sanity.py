@@ -21,7 +21,7 @@ MIN_NEIGHBOUR_CORRELATION = 0.5
 MIN_HEAD_FRACTION = 0.05
 #: Above this pixel noise in brain tissue (HU, ``imaging.tissue_noise``) the model misses blood: real soft-kernel
 #: slices measure 0.7-3.1 HU, 8 HU of added noise cost nothing, 15 HU or an emulated sharp kernel at 10-14 HU
-#: cost it a fifth to a half of the bleeds it found (``tools/kernel_probe.py``, BENCHMARKS.md).
+#: cost it from a fifth to more than half of the bleeds it found (``tools/kernel_probe.py``, BENCHMARKS.md).
 NOISY_HU = 10.0
 NOISY_NOTE = (f"Noisy or sharp image (pixel noise in brain tissue above {NOISY_HU:g} HU): a bone or other sharp "
               "reconstruction kernel, or a very thin slice. The model misses more blood on such images; read a "
