@@ -32,7 +32,7 @@ MAX_INFLATED_BYTES = 2 * MAX_FILE_PIXELS + 16_000_000
 _ACCEPTED_MODALITIES = {"CT"}
 _SECONDARY_CAPTURE = {"OT", "SC"}
 _DEFLATED = "1.2.840.10008.1.2.1.99"
-_TECHNICAL_TAGS = ("Modality", "PixelSpacing", "SliceThickness", "ConvolutionKernel", "InstanceNumber")
+_TECHNICAL_TAGS = ("Modality", "PixelSpacing", "SliceThickness", "InstanceNumber")
 
 
 @dataclass(frozen=True)
@@ -215,15 +215,22 @@ SHARP_SIEMENS = 60
 KERNEL_NOTE = "Reconstructed with a sharp kernel"
 
 
+def kernel(ds: pydicom.Dataset, frame: int = 0) -> str:
+    """The reconstruction kernel's name ("" when not given): Enhanced CT keeps it in its CT reconstruction
+    group; a multi-valued one (Siemens "Hr38s\\3") is joined with spaces."""
+    value = (_group(ds, frame, "CTReconstructionSequence") or ds).get("ConvolutionKernel") or ""
+    return (" ".join(map(str, value)) if isinstance(value, pydicom.multival.MultiValue) else str(value)).strip()
+
+
 def kernel_note(ds: pydicom.Dataset, frame: int = 0) -> str | None:
     """What a sharp reconstruction kernel means for this model; None for a soft one or one not recognised
     (GE and Siemens names; ``hemo.sanity`` measures the noise of any other)."""
-    value = (_group(ds, frame, "CTReconstructionSequence") or ds).get("ConvolutionKernel") or ""
-    kernel = (" ".join(map(str, value)) if isinstance(value, pydicom.multival.MultiValue) else str(value)).strip()
-    siemens = _SIEMENS_KERNEL.match(kernel)
-    if not any(word in kernel.upper() for word in _SHARP_WORDS) and not (siemens and int(siemens[1]) >= SHARP_SIEMENS):
+    kernel_name = kernel(ds, frame)
+    siemens = _SIEMENS_KERNEL.match(kernel_name)
+    if not any(word in kernel_name.upper() for word in _SHARP_WORDS) and not (
+            siemens and int(siemens[1]) >= SHARP_SIEMENS):
         return None
-    return (f"{KERNEL_NOTE} ({kernel}), made for bone or lung detail: the model learnt "
+    return (f"{KERNEL_NOTE} ({kernel_name}), made for bone or lung detail: the model learnt "
             "soft-tissue reconstructions, and on real slices made sharper it missed a third of the bleeds it "
             "found before. Read a soft-tissue series of the study if there is one.")
 
@@ -243,6 +250,8 @@ def _technical_info(ds: pydicom.Dataset, frame: int) -> dict:
                 info[tag] = str(value)[:32]
         except (TypeError, ValueError):
             continue
+    if kernel(ds, frame):
+        info["ConvolutionKernel"] = kernel(ds, frame)[:32]
     return info
 
 

@@ -283,6 +283,8 @@ def test_a_sharp_reconstruction_kernel_is_said(kernel, sharp):
     data = corpus.edit(dicom_bytes((head_phantom(128) + 1024).astype(np.int16)), ConvolutionKernel=kernel)
     [piece] = read_slices(data, "k.dcm")
     assert any("sharp kernel" in w for w in piece.warnings) == sharp
+    shown = " ".join(kernel) if isinstance(kernel, list) else kernel  # the technical line names it, multi-valued too
+    assert piece.info.get("ConvolutionKernel") == (shown or None)
 
 
 def test_noise_in_brain_tissue_is_measured_and_a_noisy_slice_is_said():
@@ -322,3 +324,4 @@ def test_an_enhanced_ct_names_its_kernel_in_its_functional_groups():
     ds.save_as(buffer)
     pieces = read_slices(buffer.getvalue(), "enhanced.dcm")
     assert len(pieces) == 2 and all(any("sharp kernel (BONEPLUS)" in w for w in p.warnings) for p in pieces)
+    assert all(p.info["ConvolutionKernel"] == "BONEPLUS" for p in pieces)
