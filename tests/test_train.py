@@ -787,3 +787,35 @@ def test_score_weight_finds_the_part_that_ranks_and_chooses_each_folds_weight_on
         np.savez(tmp_path / f"fold{fold}" / "oof.npz", **data)
     with pytest.raises(SystemExit, match="no bleed_top4"):
         tool.load(tmp_path)
+
+
+def test_decoder_scale_reads_a_fold_at_a_larger_size_and_at_256_as_the_run_did(tmp_path):
+    import cv2
+    import keras
+
+    from conftest import head_phantom
+    from hemo import imaging
+    from hemo import model as paper
+    from hemo.bleed import decoder_peaks, load_decoder, with_decoder
+    from hemo.imaging import read_file, window
+    from hemo.model import build, load
+    from hemo.train import Fitted, TrainConfig, save_trained
+
+    data, fold = tmp_path / "data", tmp_path / "run" / "fold0"
+    names = [f"Patients_CT/00{k}/brain/1.png" for k in range(3)]
+    for k, name in enumerate(names):  # heads of three sizes in the frame: the crop makes them one size
+        (data / name).parent.mkdir(parents=True)
+        cv2.imwrite(str(data / name), np.round(window(head_phantom(200 + 100 * k), 40, 120)).astype(np.uint8))
+    hybrid = with_decoder(build(pretrained="none"))
+    save_trained(Fitted(keras.Model(hybrid.input, hybrid.output["probabilities"]), {}, hybrid),
+                 fold / "hemo-hybrid.keras", TrainConfig(pretrained="none"), 0.5)
+    np.savez(fold / "oof.npz", names=np.array(names))
+    tool = load_tool("decoder_scale")
+    images = np.stack([read_file(data / name)[0].pixels for name in names])[..., np.newaxis]
+    as_run = decoder_peaks(load(fold / "hemo-hybrid.keras")[0], load_decoder(fold / "hemo-hybrid-bleed.keras"),
+                           images, cells=4)
+    assert np.allclose(tool.read_at(256, data, fold)["top4"], as_run, atol=1e-5)
+    larger = tool.read_at(384, data, fold)
+    assert sorted(larger) == ["top1", "top16", "top4", "top9"] and all(len(v) == 3 for v in larger.values())
+    assert not np.allclose(larger["top4"], as_run, atol=1e-3)  # another reading, not the 256 one again
+    assert imaging.SIZE == paper.SIZE == 256  # the app's size is back for whatever runs next

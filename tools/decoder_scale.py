@@ -1,0 +1,127 @@
+"""Would the bleed decoder find small bleeds better on a larger input? Measured on a CV run's fold models.
+
+    python tools/decoder_scale.py DATA RUN CACHE.npz [--sizes 384 512]
+
+The paper's model reads 256 x 256 and stays so; its decoder is fully convolutional, so the same fold model can
+read the same head crop at 384 or 512 pixels, where a bleed of 0.2 % of the crop covers 2.25 or 4 times as many
+map cells. For each finished fold of ``hemo cv --out RUN`` (run on ``hemo cache DATA CACHE.npz``) this reads its
+held-out slices again from DATA at each size (the crop as the app makes it, resized larger), runs the fold
+model's decoder, and prints, for the decoder's top 1/4/9/16 cells at that size alone and joined with the 256
+reading (the mean of the two logits): the decoder's own slice AUC, the shipped slice score head+bleed-top4
+with the decoder reading in its place (alone / with neighbours, width as ``hemo calibrate --context auto``;
+its AUC, and sensitivity-specificity at each fold's Youden point chosen on the other folds),
+its AUC on the smallest third of the bleeds against every normal slice, and the top-k study score with its
+nested calls at sensitivity >= 0.95 (``tools/error_anatomy.py``). It first checks that the 256 reading
+reproduces the run's ``bleed_top4``. A larger read costs 2.25 (384) or 4 (512) times the backbone's time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from sklearn.metrics import roc_auc_score  # noqa: E402
+
+from hemo.bleed import combined  # noqa: E402
+from hemo.calibrate import nested_predicted, read_oof, youden  # noqa: E402
+from hemo.evaluate import bootstrap_auc_difference  # noqa: E402
+from hemo.model import mean_logit  # noqa: E402
+from error_anatomy import bleed_area, slice_readings, study_calls  # noqa: E402
+
+CELLS = (1, 4, 9, 16)
+
+
+def read_at(size: int, data: Path, fold: Path) -> dict[str, np.ndarray]:
+    """The fold's held-out slices read from ``data`` at ``size`` pixels, and its decoder's top cells there.
+
+    ``hemo.imaging.SIZE`` is the size the app crops and resizes to, and the size the model is built for:
+    set to ``size`` while the slices are read and the model built, and set back afterwards.
+    """
+    import keras
+
+    from hemo import bleed, imaging
+    from hemo import model as paper
+
+    shipped = imaging.SIZE
+    imaging.SIZE = paper.SIZE = size
+    try:
+        with np.load(fold / "oof.npz") as oof:
+            names = oof["names"]
+        images = np.stack([imaging.read_file(data / name)[0].pixels for name in names])[..., np.newaxis]
+        larger = paper.build("efficientnet_lite0", "none")
+    finally:
+        imaging.SIZE = paper.SIZE = shipped
+    paper.copy_weights(keras.models.load_model(fold / "hemo-hybrid.keras", compile=False), larger)
+    hybrid = bleed.attach(larger, bleed.load_decoder(fold / "hemo-hybrid-bleed.keras"))
+    maps = bleed.probabilities(hybrid.predict(images, batch_size=16, verbose=0)["bleed"])
+    return {f"top{cells}": bleed.top_cells(maps, cells) for cells in CELLS}
+
+
+def readings(data: Path, run: Path, size: int) -> dict[str, np.ndarray]:
+    """Every fold's readings at ``size``, concatenated in ``read_oof``'s order (kept in ``fold<k>/scale<size>.npz``)."""
+    parts = []
+    for fold in sorted(run.glob("fold*/oof.npz")):
+        kept = fold.parent / f"scale{size}.npz"
+        if not kept.exists():
+            np.savez(kept, **read_at(size, data, fold.parent))
+        with np.load(kept) as part:
+            parts.append(dict(part))
+    return {key: np.concatenate([part[key] for part in parts]) for key in parts[0]}
+
+
+def summary(oof: dict, top4: np.ndarray, small: np.ndarray) -> str:
+    """The shipped slice and study readings with ``top4`` as the decoder's."""
+    labels = oof["labels"].astype(int)
+    _, width, scores, widths = slice_readings({**oof, "bleed_top4": top4}, "head+bleed-top4")
+    studies, study_scores, flagged = study_calls({**oof, "bleed_top4": top4}, scores["alone"], widths)
+    truth, normal = np.array([s["label"] for s in studies]), labels == 0
+    against = np.r_[np.ones(small.sum()), np.zeros(normal.sum())]
+    called = [nested_predicted(labels, scores[how], oof["fold"], youden) for how in ("alone", "with neighbours")]
+    rates = " / ".join(f"{c[labels == 1].mean():.3f}-{(~c[normal]).mean():.3f}" for c in called)
+    return (f"decoder {roc_auc_score(labels, top4):.3f}; slices {roc_auc_score(labels, scores['alone']):.3f} / "
+            f"{roc_auc_score(labels, scores['with neighbours']):.3f} (width {width}), sensitivity-specificity "
+            f"{rates}, smallest third "
+            f"{roc_auc_score(against, np.r_[scores['alone'][small], scores['alone'][normal]]):.3f}; studies "
+            f"{roc_auc_score(truth, study_scores):.3f}, {flagged[truth == 1].sum()} of {(truth == 1).sum()} called, "
+            f"{flagged[truth == 0].sum()} of {(truth == 0).sum()} flagged; missed "
+            + (", ".join(s["patient"] for s, call in zip(studies, flagged) if s["label"] == 1 and not call) or "none"))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("data", type=Path, help="the data folder the cache was made from (CT-ICH)")
+    parser.add_argument("run", type=Path, help="the folder of 'hemo cv --out'")
+    parser.add_argument("cache", type=Path, help="the .npz of 'hemo cache' the CV was run on (its masks)")
+    parser.add_argument("--sizes", type=int, nargs="+", default=[384, 512])
+    args = parser.parse_args(argv)
+    oof = read_oof(args.run)
+    labels, base = oof["labels"].astype(int), oof["bleed_top4"]
+    area, edges = bleed_area(args.cache, oof)
+    small = (labels == 1) & (area <= edges[0])
+    again = readings(args.data, args.run, 256)["top4"]
+    if np.abs(again - base).max() > 0.1:
+        raise SystemExit(f"{args.run}: the 256 reading does not reproduce bleed_top4 (another data folder?)")
+    print(f"{args.run}: {len(labels)} slices of {len(set(oof['patients']))} patients; alone / with neighbours")
+    print(f"  256, top 4 (the run's): {summary(oof, base, small)}")
+    for size in args.sizes:
+        read = readings(args.data, args.run, size)
+        for cells in CELLS:
+            top = read[f"top{cells}"]
+            print(f"  {size}, top {cells}: {summary(oof, top, small)}")
+            print(f"  256 top 4 + {size} top {cells}: {summary(oof, mean_logit(base, top), small)}")
+        shipped, joined = (combined(oof["scores"], top4) for top4 in (base, mean_logit(base, read["top4"])))
+        low, high = bootstrap_auc_difference(labels, shipped, joined, oof["patients"])
+        print(f"  slices alone, 256 top 4 -> joined with {size} top 4: {roc_auc_score(labels, shipped):.3f} -> "
+              f"{roc_auc_score(labels, joined):.3f} (95 % CI of the difference {low:+.3f} to {high:+.3f}, "
+              "patients resampled)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
