@@ -789,7 +789,7 @@ def test_score_weight_finds_the_part_that_ranks_and_chooses_each_folds_weight_on
         tool.load(tmp_path)
 
 
-def test_decoder_scale_reads_a_fold_at_a_larger_size_and_at_256_as_the_run_did(tmp_path):
+def test_decoder_scale_reads_a_fold_at_a_larger_size_and_at_256_as_the_run_did(tmp_path, monkeypatch):
     import cv2
     import keras
 
@@ -815,7 +815,12 @@ def test_decoder_scale_reads_a_fold_at_a_larger_size_and_at_256_as_the_run_did(t
     as_run = decoder_peaks(load(fold / "hemo-hybrid.keras")[0], load_decoder(fold / "hemo-hybrid-bleed.keras"),
                            images, cells=4)
     assert np.allclose(tool.read_at(256, data, fold)["top4"], as_run, atol=1e-5)
+    shapes = []
+    monkeypatch.setattr(imaging, "read_file", lambda *a: shapes.append(read_file(*a)[0].pixels.shape) or read_file(*a))
     larger = tool.read_at(384, data, fold)
     assert sorted(larger) == ["top1", "top16", "top4", "top9"] and all(len(v) == 3 for v in larger.values())
-    assert not np.allclose(larger["top4"], as_run, atol=1e-3)  # another reading, not the 256 one again
+    assert shapes == [(384, 384)] * 3  # each slice cropped and resized to the larger size
     assert imaging.SIZE == paper.SIZE == 256  # the app's size is back for whatever runs next
+    # the best balanced point on the slices themselves: 0.35 splits them 1 of 2 / 1 of 2, no threshold does better
+    assert tool.balanced_ceiling(np.array([0, 0, 1, 1]), np.array([0.1, 0.4, 0.35, 0.8])) == pytest.approx(0.5)
+    assert tool.balanced_ceiling(np.array([0, 0, 1, 1]), np.array([0.1, 0.2, 0.35, 0.8])) == pytest.approx(1.0)
