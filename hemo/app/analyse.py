@@ -32,6 +32,9 @@ BLEED_HELP = ("Colour = the bleed decoder's probability of blood in each 8×8-pi
               "EfficientNet features and shows where it sees blood.")
 READINGS = {"head+bleed": "the bleed map's highest cell",
             "head+bleed-top4": "the mean of the bleed map's 4 highest cells"}
+CONTEXT_HELP = ("Purple: each slice read with its neighbours above and below (the mean of their logits, "
+                "calibrated out of fold; model card). A bleed spans several slices, noise rarely does; the study "
+                "verdict uses this reading.")
 
 
 def _score_help(score: str, weight: float) -> str:
@@ -39,9 +42,7 @@ def _score_help(score: str, weight: float) -> str:
     return (f"Slice probabilities here combine the paper's model with its bleed decoder: {mean} of the logits of the "
             f"model's probability and of {READINGS[score]}, calibrated out of fold (model card). Grad-CAM explains "
             "the paper model's part, the bleed map the decoder's.")
-CONTEXT_HELP = ("Purple: each slice read with its neighbours above and below (the mean of their logits, "
-                "calibrated out of fold; model card). A bleed spans several slices, noise rarely does; the study "
-                "verdict uses this reading.")
+
 
 #: Annotations that came with this run's uploads, by id() of the slice result (rebuilt on every run).
 MASKS: dict[int, np.ndarray] = {}
