@@ -250,8 +250,9 @@ def _technical_info(ds: pydicom.Dataset, frame: int) -> dict:
                 info[tag] = str(value)[:32]
         except (TypeError, ValueError):
             continue
-    if kernel(ds, frame):
-        info["ConvolutionKernel"] = kernel(ds, frame)[:32]
+    named = kernel(ds, frame)
+    if named:
+        info["ConvolutionKernel"] = named[:32]
     return info
 
 

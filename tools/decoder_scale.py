@@ -13,7 +13,8 @@ its AUC, its sensitivity-specificity at each fold's Youden point chosen on the o
 the best min(sensitivity, specificity) of any threshold chosen on the slices themselves; its AUC on the
 smallest third of the bleeds against every normal slice; and the top-k study score with its nested calls at
 sensitivity >= 0.95 (``tools/error_anatomy.py``). It first checks that the 256 reading
-reproduces the run's ``bleed_top4``. A larger read costs 2.25 (384) or 4 (512) times the backbone's time.
+reproduces the run's ``bleed_top4``. A larger read puts 2.25 (384) or 4 (512) times the pixels through the
+backbone.
 """
 
 from __future__ import annotations
