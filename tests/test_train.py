@@ -816,7 +816,13 @@ def test_decoder_scale_reads_a_fold_at_a_larger_size_and_at_256_as_the_run_did(t
                            images, cells=4)
     assert np.allclose(tool.read_at(256, data, fold)["top4"], as_run, atol=1e-5)
     shapes = []
-    monkeypatch.setattr(imaging, "read_file", lambda *a: shapes.append(read_file(*a)[0].pixels.shape) or read_file(*a))
+
+    def recorded(*args):
+        found = read_file(*args)
+        shapes.append(found[0].pixels.shape)
+        return found
+
+    monkeypatch.setattr(imaging, "read_file", recorded)
     larger = tool.read_at(384, data, fold)
     assert sorted(larger) == ["top1", "top16", "top4", "top9"] and all(len(v) == 3 for v in larger.values())
     assert shapes == [(384, 384)] * 3  # each slice cropped and resized to the larger size
