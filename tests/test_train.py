@@ -789,11 +789,11 @@ def test_score_weight_finds_the_part_that_ranks_and_chooses_each_folds_weight_on
         tool.load(tmp_path)
 
 
-def test_decoder_scale_reads_a_fold_at_a_larger_size_and_at_256_as_the_run_did(tmp_path, monkeypatch):
+def test_decoder_scale_reads_a_fold_at_a_larger_size_and_at_256_as_the_run_did(tmp_path, monkeypatch, capsys):
     import cv2
     import keras
 
-    from conftest import head_phantom
+    from conftest import dicom_bytes, head_phantom
     from hemo import imaging
     from hemo import model as paper
     from hemo.bleed import decoder_peaks, load_decoder, with_decoder
@@ -814,19 +814,37 @@ def test_decoder_scale_reads_a_fold_at_a_larger_size_and_at_256_as_the_run_did(t
     images = np.stack([read_file(data / name)[0].pixels for name in names])[..., np.newaxis]
     as_run = decoder_peaks(load(fold / "hemo-hybrid.keras")[0], load_decoder(fold / "hemo-hybrid-bleed.keras"),
                            images, cells=4)
-    assert np.allclose(tool.read_at(256, data, fold)["top4"], as_run, atol=1e-5)
+    files = [data / name for name in names]
+    assert np.allclose(tool.read_at(256, files, fold / "hemo-hybrid.keras")["top4"], as_run, atol=1e-5)
     shapes = []
 
-    def recorded(*args):
-        found = read_file(*args)
+    def recorded(*args, **kwargs):
+        found = read_file(*args, **kwargs)
         shapes.append(found[0].pixels.shape)
         return found
 
     monkeypatch.setattr(imaging, "read_file", recorded)
-    larger = tool.read_at(384, data, fold)
-    assert sorted(larger) == ["top1", "top16", "top4", "top9"] and all(len(v) == 3 for v in larger.values())
+    larger = tool.read_at(384, files, fold / "hemo-hybrid.keras")
+    assert sorted(larger) == ["head", "seconds", "top1", "top16", "top4", "top9"]
+    assert all(len(larger[key]) == 3 for key in ("head", "top1", "top4")) and larger["seconds"] > 0
     assert shapes == [(384, 384)] * 3  # each slice cropped and resized to the larger size
     assert imaging.SIZE == paper.SIZE == 256  # the app's size is back for whatever runs next
+    # --external: another scanner's DICOM series, read through the model's input window; a licence file skipped
+    series = tmp_path / "series"
+    series.mkdir()
+    (series / "LICENSE").write_text("BSD")
+    (series / "1.dcm").write_bytes(dicom_bytes(np.round(head_phantom(256) + 1024).astype(np.int16), window=(600, 2000)))
+    windows = []
+
+    def windowed(*args, **kwargs):
+        windows.append(kwargs.get("model_window"))
+        return read_file(*args, **kwargs)
+
+    monkeypatch.setattr(imaging, "read_file", windowed)
+    assert tool.main(["--external", str(series), "--model", str(fold / "hemo-hybrid.keras"), "--sizes", "384"]) == 0
+    printed = capsys.readouterr().out
+    assert "1 slices read alone" in printed and "\n  384 (" in printed and "joined with 256" in printed
+    assert set(windows) == {(40.0, 120.0)}  # the model's input window, not the file's bone-like 600 / 2000
     # the best balanced point on the slices themselves: 0.35 splits them 1 of 2 / 1 of 2, no threshold does better
     assert tool.balanced_ceiling(np.array([0, 0, 1, 1]), np.array([0.1, 0.4, 0.35, 0.8])) == pytest.approx(0.5)
     assert tool.balanced_ceiling(np.array([0, 0, 1, 1]), np.array([0.1, 0.2, 0.35, 0.8])) == pytest.approx(1.0)

@@ -15,12 +15,19 @@ smallest third of the bleeds against every normal slice; and the top-k study sco
 sensitivity >= 0.95 (``tools/error_anatomy.py``). It first checks that the 256 reading
 reproduces the run's ``bleed_top4``. A larger read puts 2.25 (384) or 4 (512) times the pixels through the
 backbone.
+
+    python tools/decoder_scale.py --external FOLDER [--model models/hemo-hybrid.keras] [--sizes 512]
+
+reads a folder of slices without labels (another scanner's series) with one model instead, and prints how many
+slices it calls at its slice operating point with the decoder reading 256 pixels, the larger size, and both, and
+what a slice costs through the model at each size.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -39,8 +46,10 @@ from error_anatomy import bleed_area, slice_readings, study_calls  # noqa: E402
 CELLS = (1, 4, 9, 16)
 
 
-def read_at(size: int, data: Path, fold: Path) -> dict[str, np.ndarray]:
-    """The fold's held-out slices read from ``data`` at ``size`` pixels, and its decoder's top cells there.
+def read_at(size: int, files: list[Path], model_path: Path) -> dict[str, np.ndarray]:
+    """``files`` read at ``size`` pixels through the model at ``model_path`` (its decoder beside it; DICOM through
+    its input window): the head's probability ("head"), the decoder's top cells ("top<n>"), and the seconds a
+    slice took through the model, best of three reads ("seconds"; batches of 16, the head and the decoder together).
 
     ``hemo.imaging.SIZE`` is the size the app crops and resizes to, and the size the model is built for:
     set to ``size`` while the slices are read and the model built, and set back afterwards.
@@ -50,19 +59,27 @@ def read_at(size: int, data: Path, fold: Path) -> dict[str, np.ndarray]:
     from hemo import bleed, imaging
     from hemo import model as paper
 
+    window = paper.read_info(model_path).input_window
     shipped = imaging.SIZE
     imaging.SIZE = paper.SIZE = size
     try:
-        with np.load(fold / "oof.npz") as oof:
-            names = oof["names"]
-        images = np.stack([imaging.read_file(data / name)[0].pixels for name in names])[..., np.newaxis]
+        images = np.stack([imaging.read_file(path, model_window=window and tuple(window))[0].pixels
+                           for path in files])[..., np.newaxis]
         larger = paper.build("efficientnet_lite0", "none")
     finally:
         imaging.SIZE = paper.SIZE = shipped
-    paper.copy_weights(keras.models.load_model(fold / "hemo-hybrid.keras", compile=False), larger)
-    hybrid = bleed.attach(larger, bleed.load_decoder(fold / "hemo-hybrid-bleed.keras"))
-    maps = bleed.probabilities(hybrid.predict(images, batch_size=16, verbose=0)["bleed"])
-    return {f"top{cells}": bleed.top_cells(maps, cells) for cells in CELLS}
+    paper.copy_weights(keras.models.load_model(model_path, compile=False), larger)
+    decoder = bleed.load_decoder(model_path.with_name(model_path.stem + "-bleed.keras"))
+    hybrid = bleed.attach(larger, decoder)
+    times = []
+    for _ in range(3):  # the first call traces the graph: the best of three is the cost of a slice
+        started = time.perf_counter()
+        read = hybrid.predict(images, batch_size=16, verbose=0)
+        times.append(time.perf_counter() - started)
+    seconds = min(times) / len(images)
+    maps = bleed.probabilities(read["bleed"])
+    return {"head": read["probabilities"][:, 1], "seconds": np.array(seconds),
+            **{f"top{cells}": bleed.top_cells(maps, cells) for cells in CELLS}}
 
 
 def readings(data: Path, run: Path, size: int) -> dict[str, np.ndarray]:
@@ -71,10 +88,12 @@ def readings(data: Path, run: Path, size: int) -> dict[str, np.ndarray]:
     for fold in sorted(run.glob("fold*/oof.npz")):
         kept = fold.parent / f"scale{size}.npz"
         if not kept.exists():
-            np.savez(kept, **read_at(size, data, fold.parent))
+            with np.load(fold) as oof:
+                files = [data / name for name in oof["names"]]
+            np.savez(kept, **read_at(size, files, fold.parent / "hemo-hybrid.keras"))
         with np.load(kept) as part:
             parts.append(dict(part))
-    return {key: np.concatenate([part[key] for part in parts]) for key in parts[0]}
+    return {f"top{cells}": np.concatenate([part[f"top{cells}"] for part in parts]) for cells in CELLS}
 
 
 def balanced_ceiling(labels: np.ndarray, scores: np.ndarray) -> float:
@@ -103,13 +122,55 @@ def summary(oof: dict, top4: np.ndarray, small: np.ndarray) -> str:
             + (", ".join(s["patient"] for s, call in zip(studies, flagged) if s["label"] == 1 and not call) or "none"))
 
 
+def external(folder: Path, model_path: Path, sizes: list[int]) -> None:
+    """How many of ``folder``'s slices (read alone) the model at ``model_path`` calls at its slice operating point
+    with the decoder reading 256 pixels, reading ``size``, and the two joined: data without labels (another
+    scanner) shows whether a larger read raises the alarms."""
+    from hemo import imaging
+    from hemo.errors import HemoInputError
+    from hemo.model import platt, read_info
+
+    info = read_info(model_path)
+    files = []
+    for path in sorted(p for p in folder.iterdir() if p.is_file()):
+        try:
+            imaging.read_file(path, model_window=info.input_window and tuple(info.input_window))
+            files.append(path)
+        except HemoInputError:
+            pass
+    base = read_at(256, files, model_path)
+
+    def called(top4: np.ndarray) -> str:
+        probability = platt(combined(base["head"], top4, info.decoder_weight), info.calibration)
+        return f"{(probability >= info.threshold).sum()} of {len(files)} (highest {probability.max():.3f})"
+
+    print(f"{folder}: {len(files)} slices read alone, {model_path}, slice threshold {info.threshold:.3f}")
+    def line(size: int, read: dict) -> str:
+        return (f"  {size} ({1000 * read['seconds']:.0f} ms a slice): decoder top 4 >= 0.5 on "
+                f"{(read['top4'] >= 0.5).sum()}; slices called {called(read['top4'])}")
+
+    print(line(256, base))
+    for size in sizes:
+        read = read_at(size, files, model_path)
+        print(f"{line(size, read)}; joined with 256: {called(mean_logit(base['top4'], read['top4']))}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("data", type=Path, help="the data folder the cache was made from (CT-ICH)")
-    parser.add_argument("run", type=Path, help="the folder of 'hemo cv --out'")
-    parser.add_argument("cache", type=Path, help="the .npz of 'hemo cache' the CV was run on (its masks)")
+    parser.add_argument("data", type=Path, nargs="?", help="the data folder the cache was made from (CT-ICH)")
+    parser.add_argument("run", type=Path, nargs="?", help="the folder of 'hemo cv --out'")
+    parser.add_argument("cache", type=Path, nargs="?", help="the .npz of 'hemo cache' the CV was run on (its masks)")
     parser.add_argument("--sizes", type=int, nargs="+", default=[384, 512])
+    parser.add_argument("--external", type=Path, metavar="FOLDER",
+                        help="instead: a folder of slices without labels (one series), read by --model")
+    parser.add_argument("--model", type=Path, default=Path(__file__).resolve().parents[1] / "models/hemo-hybrid.keras",
+                        help="the model --external reads with (default: the shipped one)")
     args = parser.parse_args(argv)
+    if args.external:
+        external(args.external, args.model, args.sizes)
+        return 0
+    if args.cache is None:
+        parser.error("DATA, RUN and CACHE are needed (or --external FOLDER)")
     oof = read_oof(args.run)
     labels, base = oof["labels"].astype(int), oof["bleed_top4"]
     area, edges = bleed_area(args.cache, oof)
