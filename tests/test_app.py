@@ -106,8 +106,10 @@ def test_a_note_every_slice_shares_is_said_once_per_study(app):
 
 def test_series_viewer_moves_through_slices_without_recomputing(app, monkeypatch):
     from hemo.analysis import Analyzer
+    from hemo.app import resources
 
-    for z in range(min_series(read_info(ROOT / "models" / "hemo-hybrid.keras"))):  # long enough for its study rule
+    files = min_series(read_info(ROOT / "models" / "hemo-hybrid.keras"))  # long enough for its study rule
+    for z in range(files):
         app.file_uploader[0].upload(f"v{z}.dcm", dicom_bytes((head_phantom(256, (90 + 8 * z, 120)) + 1024)
                                                              .astype(np.int16), position=(0, 0, 5.0 * z)),
                                     "application/dicom")
@@ -119,9 +121,10 @@ def test_series_viewer_moves_through_slices_without_recomputing(app, monkeypatch
                      f"them, this rule found {measured['study_sensitivity']:.0%} of the studies with haemorrhage and "
                      f"cleared {measured['study_specificity']:.0%} of the normal ones (model card)."]
     slider = app.slider(key="viewer-study1")
-    calls = []
-    original = Analyzer.explain
+    calls, positional = [], []
+    original, cached = Analyzer.explain, resources.analyse
     monkeypatch.setattr(Analyzer, "explain", lambda self, *a, **k: calls.append(1) or original(self, *a, **k))
+    monkeypatch.setattr(resources, "analyse", lambda *a, **k: positional.append(len(a)) or cached(*a, **k))
     captions = []
     for number in (1, 4, 6):
         slider.set_value(number).run()
@@ -132,6 +135,8 @@ def test_series_viewer_moves_through_slices_without_recomputing(app, monkeypatch
     assert not app.exception
     app.sidebar.slider[0].set_value(0.8).run()  # opacity: a display control
     assert calls == []  # nothing was analysed again
+    # each file's results looked up by keyword: Streamlit reads the signature for each positional argument
+    assert len(positional) == 5 * files and set(positional) == {0}  # 5 reruns above
 
 
 def test_two_studies_get_two_verdicts(app):
