@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import json
 import sys
@@ -160,49 +161,80 @@ def cmd_calibrate(args) -> int:
     return 0
 
 
+def _ordered_rows(found, kept: list, written: dict) -> list[dict]:
+    """The results table once every file is read: each study's slices in scan order, numbered as the app, the
+    PDF and the SR number them, each with its reading alone and with its neighbours; then what could not be
+    read, in the order it came. ``written``: each result's file column and explanation stem, by ``id``."""
+    from hemo.study import places
+    from hemo.table import row
+
+    where = places(found)
+    rows = []
+    for result in [r for study in found for r in study.slices] + [r for r in kept if id(r) not in where]:
+        study, number = where.get(id(result), (None, None))
+        place = (study.number, study.series or 1, number) if study else (None, None, None)
+        name, stem = written[id(result)]
+        rows.append({**row(result, *place, name, study.with_neighbours(number) if study else None),
+                     "explanation": stem})
+    return rows
+
+
+def _read_all(args, analyzer, files: list[Path], out: Path | None, partial) -> tuple[list, dict]:
+    """Every result of ``files`` (light, unless a report needs the maps) and, by ``id``, its file column and
+    explanation stem. ``partial`` (a text file or None) gets each row as its file is done, numbered by study and
+    series but not yet by slice, so that an interruption keeps what was read."""
+    from hemo.inputs import results
+    from hemo.study import Numbers
+    from hemo.table import FIELDS, row
+
+    writer = csv.DictWriter(partial, fieldnames=[*FIELDS, "explanation"]) if partial else None
+    if writer:
+        writer.writeheader()
+    kept, written, numbers = [], {}, Numbers()
+    for index, path in enumerate(files, 1):
+        print(f"[{index}/{len(files)}]", file=sys.stderr, flush=True)
+        for member, result in results(path, analyzer, args.window, args.method):
+            stem = ""
+            if out and result.analysed:
+                stem = f"{index:05d}{f'_{member:05d}' if member else ''}_f{result.frame}"
+                result.write(out, stem)
+            kept.append(result if args.report or args.dicom_out else result.light())
+            written[id(kept[-1])] = (str(path.parent / result.source) if args.names else "", stem)  # zip/member
+            if writer:
+                place = (*numbers((result.slice.study, result.slice.series)), None) if result.analysed else (None,) * 3
+                writer.writerow({**row(result, *place, written[id(kept[-1])][0]), "explanation": stem})
+        if partial:
+            partial.flush()
+    return kept, written
+
+
 def cmd_predict(args) -> int:
     from hemo.analysis import Analyzer
-    from hemo.study import Numbers, studies
-    from hemo.table import FIELDS, row
+    from hemo.study import studies
+    from hemo.table import FIELDS
 
     analyzer = Analyzer.load(args.model)
     out = Path(args.explain) if args.explain else None
     if out is not None and out.exists() and any(out.iterdir()):
         raise ValueError(f"--explain folder {out} is not empty; hemo never overwrites explanation files")
-    from hemo.inputs import find_files, results
+    from hemo.inputs import find_files
 
-    files = find_files(args.paths)
-    stream = open(args.csv, "w", newline="") if args.csv else sys.stdout
-    writer = csv.DictWriter(stream, fieldnames=[*FIELDS, "explanation"])
-    writer.writeheader()
-    numbers = Numbers()  # the app's and the reports' study and series numbers, as rows stream
-    counts: dict[tuple[int, int] | None, int] = {}
-    kept = []
-    try:
-        for index, path in enumerate(files, 1):
-            print(f"[{index}/{len(files)}]", file=sys.stderr, flush=True)
-            for member, result in results(path, analyzer, args.window, args.method):
-                place = numbers((result.slice.study, result.slice.series)) if result.analysed else None
-                counts[place] = counts.get(place, 0) + 1
-                where = str(path.parent / result.source) if args.names else ""  # a zip's member: zip/member
-                line = row(result, *(place or (None, None)), counts[place] if place else None, where)
-                line["explanation"] = ""
-                if out and result.analysed:
-                    stem = f"{index:05d}{f'_{member:05d}' if member else ''}_f{result.frame}"
-                    result.write(out, stem)
-                    line["explanation"] = stem
-                writer.writerow(line)
-                kept.append(result if args.report or args.dicom_out else result.light())
-            stream.flush()
-    finally:
-        if args.csv:
-            stream.close()
+    files = find_files(args.paths)  # before the table is opened: it may lie in a folder being read
+    with open(args.csv, "w", newline="") if args.csv else contextlib.nullcontext() as partial:
+        kept, written = _read_all(args, analyzer, files, out, partial)
     found = studies(kept, analyzer)
+    final = Path(f"{args.csv}.part") if args.csv else None
+    with open(final, "w", newline="") if final else contextlib.nullcontext(sys.stdout) as stream:
+        writer = csv.DictWriter(stream, fieldnames=[*FIELDS, "explanation"])
+        writer.writeheader()
+        writer.writerows(_ordered_rows(found, kept, written))
+    if final:
+        final.replace(args.csv)  # in one step: the file holds the rows read so far or the whole table, never half
     for study in found:
         count = len(study.slices)
         print(f"{study.label.lower()}: {count} slice{'s' if count != 1 else ''}, {study.method}: {study.verdict} "
               f"(probability {study.probability:.3f}, threshold {study.threshold:.3f})", file=sys.stderr)
-        if study.refined_threshold is not None:  # the slice rows above are each slice alone
+        if study.refined_threshold is not None:  # each row has both readings; the count, once
             above = sum(p >= study.refined_threshold for p in study.refined)
             print(f"  slices read with their neighbours: {above} of {len(study.refined)} at or above "
                   f"{study.refined_threshold:.3f} (highest {max(study.refined):.3f})", file=sys.stderr)

@@ -37,8 +37,9 @@ def key_slices(study: Study, count: int = KEY_SLICES):
 def _caption(study: Study, number: int, result) -> str:
     """The key slice's probability alone and, where the study read its series so, with its neighbours."""
     caption = f"probability {result.probability:.3f}"
-    if study.refined_threshold is not None:
-        caption += f" alone\n{study.refined[number - 1]:.3f} with its neighbours"
+    read = study.with_neighbours(number)
+    if read is not None:
+        caption += f" alone\n{read[0]:.3f} with its neighbours"
     return caption
 
 

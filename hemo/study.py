@@ -45,6 +45,13 @@ class Study:
     def verdict(self) -> str:
         return POSITIVE if self.probability >= self.threshold else NEGATIVE
 
+    def with_neighbours(self, number: int) -> tuple[float, float] | None:
+        """(probability, threshold) of the ``number``-th slice (1-based, scan order) read with its neighbours,
+        where the study read its series so; None otherwise."""
+        if self.refined is None or self.refined_threshold is None:
+            return None
+        return float(self.refined[number - 1]), float(self.refined_threshold)
+
     @property
     def top(self) -> SliceResult:
         return max(self.slices, key=lambda r: r.probability)
@@ -158,7 +165,7 @@ class Numbers:
 
     Why: an export of one patient often holds a thick, a thin and a bone series; numbered as three studies
     they would read as three patients. Calling it with a (study, series) key gives (study number, series
-    number within that study); it can number rows as they stream, before the whole upload is known.
+    number within that study).
     """
 
     def __init__(self) -> None:
@@ -173,6 +180,12 @@ class Numbers:
     def several(self, study: str) -> bool:
         """Whether this study identifier came with more than one series."""
         return len(self._series.get(study, {})) > 1
+
+
+def places(found: list[Study]) -> dict[int, tuple[Study, int]]:
+    """Each analysed result's study and its 1-based place in that study's scan order, by ``id`` of the result:
+    how the app, the CLI's table, the PDF and the SR all number a slice ("slice 1" is the lowest)."""
+    return {id(result): (study, number) for study in found for number, result in enumerate(study.slices, start=1)}
 
 
 def studies(results: list[SliceResult], analyzer: Analyzer) -> list[Study]:

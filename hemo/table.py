@@ -11,7 +11,8 @@ import math
 
 from hemo.analysis import SliceResult
 
-FIELDS = ["study", "series", "slice", "file", "frame", "probability", "verdict", "threshold", "error", "note"]
+FIELDS = ["study", "series", "slice", "file", "frame", "probability", "verdict", "threshold",
+          "probability_with_neighbours", "threshold_with_neighbours", "error", "note"]
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
@@ -27,9 +28,11 @@ def without_name(message: str, source: str) -> str:
     return message.replace(f"{source}: ", "").replace(source, "this file") if source else message
 
 
-def row(result: SliceResult, study: int | None, series: int | None, number: int | None, name: str) -> dict:
+def row(result: SliceResult, study: int | None, series: int | None, number: int | None, name: str,
+        neighbours: tuple[float, float] | None = None) -> dict:
     """One slice's row; ``series`` counts within its study (1 when it came alone); ``name`` is what identifies
-    the file (its name, or "" to hide it everywhere)."""
+    the file (its name, or "" to hide it everywhere); ``neighbours``: the slice read with its neighbours and
+    that reading's threshold, where its study read the series so (``Study.with_neighbours``)."""
     analysed = result.analysed
     error = result.error or ""
     if not name:
@@ -43,6 +46,8 @@ def row(result: SliceResult, study: int | None, series: int | None, number: int 
         "probability": round(result.probability, 4) if analysed and math.isfinite(result.probability) else "",
         "verdict": "error" if result.error else result.verdict,
         "threshold": round(result.threshold, 4) if analysed else "",
+        "probability_with_neighbours": round(neighbours[0], 4) if neighbours else "",
+        "threshold_with_neighbours": round(neighbours[1], 4) if neighbours else "",
         "error": error,
         "note": " ".join(result.warnings),
     }.items()}

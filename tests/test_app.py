@@ -92,6 +92,9 @@ def test_a_long_series_shows_each_slice_read_with_its_neighbours_when_the_model_
     shown = texts(app)
     assert "Purple: each slice read with its neighbours" in shown
     assert "With its neighbours: probability" in shown and f"(threshold {context['threshold']:.3f})" in shown
+    table = app.dataframe[0].value  # the table, and the CSV made from it, carry both readings of each slice
+    assert table["probability_with_neighbours"].between(0, 1).all() and len(table) == count
+    assert (table["threshold_with_neighbours"] == round(context["threshold"], 4)).all()
 
 
 def test_a_note_every_slice_shares_is_said_once_per_study(app):

@@ -1,12 +1,13 @@
 import csv
 import json
+from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 
 from hemo.cli import main
-from conftest import dicom_bytes, head_phantom
+from conftest import ROOT, dicom_bytes, head_phantom
 
 
 @pytest.fixture(scope="module")
@@ -78,6 +79,52 @@ def test_predict_keeps_going_past_bad_files(small_model_path, tmp_path):
     assert (explained / "00001_f0_gradcam.png").exists()
     attention = json.loads((explained / "00002_f0_attention.json").read_text())
     assert np.array(attention["attention"]).shape == (2, 10, 10)
+
+
+@pytest.mark.skipif(not (ROOT / "models" / "hemo-hybrid.keras").exists(), reason="no shipped model")
+def test_predict_numbers_slices_in_scan_order_with_their_neighbours_reading_as_the_app_and_reports_do(tmp_path):
+    from hemo.model import read_info
+    from hemo.study import min_series
+
+    model = ROOT / "models" / "hemo-hybrid.keras"
+    info, count = read_info(model), min_series(read_info(model))  # a series the model reads with neighbours
+    for k in range(count):  # the names run against the scan axis, as exports may name them
+        image = (head_phantom(128, (40 + 4 * k, 70)) + 1024).astype(np.int16)
+        (tmp_path / f"IM{k:02d}.dcm").write_bytes(dicom_bytes(image, position=(0, 0, 5.0 * (count - k))))
+    (tmp_path / "IM99.dcm").write_bytes(b"no header")
+    table = tmp_path / "out.csv"
+    assert main(["predict", str(tmp_path), "--model", str(model), "--csv", str(table), "--names",
+                 "--explain", str(tmp_path / "explained")]) == 0
+    rows = list(csv.DictReader(open(table)))
+    expected = [(f"IM{k:02d}.dcm", str(count - k), f"{k + 1:05d}_f0") for k in reversed(range(count))]
+    assert [(Path(r["file"]).name, r["slice"], r["explanation"]) for r in rows] == [*expected, ("IM99.dcm", "", "")]
+    read = [float(r["probability_with_neighbours"]) for r in rows[:-1]]  # slice 1 is the lowest, as in the PDF
+    assert all(0 <= p <= 1 for p in read) and read != [float(r["probability"]) for r in rows[:-1]]
+    assert {r["threshold_with_neighbours"] for r in rows[:-1]} == {str(round(info.context["threshold"], 4))}
+    assert rows[-1]["probability_with_neighbours"] == rows[-1]["threshold_with_neighbours"] == ""
+
+
+def test_an_interrupted_predict_keeps_the_rows_of_the_files_it_finished(small_model_path, tmp_path, monkeypatch):
+    from hemo.analysis import Analyzer
+
+    for k in range(4):
+        (tmp_path / f"IM{k}.dcm").write_bytes(dicom_bytes((head_phantom(128) + 1024).astype(np.int16),
+                                                          position=(0, 0, 5.0 * k)))
+    original, calls = Analyzer.analyse, []
+
+    def stopped(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt  # Ctrl-C while the third file is read
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(Analyzer, "analyse", stopped)
+    table = tmp_path.parent / f"{tmp_path.name}.csv"
+    with pytest.raises(KeyboardInterrupt):
+        main(["predict", str(tmp_path), "--model", str(small_model_path), "--csv", str(table)])
+    rows = list(csv.DictReader(open(table)))
+    assert [(r["study"], r["slice"]) for r in rows] == [("1", ""), ("1", "")]  # numbered in scan order at the end
+    assert all(0 <= float(r["probability"]) <= 1 for r in rows)
 
 
 def test_explain_check_measures_grad_cam_against_the_annotations(small_model_path, tmp_path):

@@ -15,7 +15,7 @@ from hemo.datasets import ignored, is_annotation
 from hemo.errors import HemoInputError
 from hemo.explain import colour_bar
 from hemo.imaging import WINDOW_NAMES
-from hemo.study import Study, studies
+from hemo.study import Study, places, studies
 from hemo.table import row, without_name
 
 TYPES = ["png", "jpg", "jpeg", "dcm", "dicom", "zip"]
@@ -58,7 +58,7 @@ class Labels:
 
     def __init__(self, found: list[Study], show_names: bool) -> None:
         self.show_names = show_names
-        self._where = {id(r): (s, i) for s in found for i, r in enumerate(s.slices, start=1)}
+        self._where = places(found)
 
     def of(self, result: SliceResult) -> str:
         if self.show_names:
@@ -70,6 +70,11 @@ class Labels:
         """(study, series within it, slice in scan order) for the table; all None for an unreadable file."""
         study, number = self._where.get(id(result), (None, None))
         return (study.number, study.series or 1, number) if study else (None, None, None)
+
+    def neighbours(self, result: SliceResult) -> tuple[float, float] | None:
+        """The slice read with its neighbours and that reading's threshold, where its study read it so."""
+        study, number = self._where.get(id(result), (None, None))
+        return study.with_neighbours(number) if study else None
 
 
 def _details(key: str, result: SliceResult, opacity: float, expanded: bool, labels: Labels,
@@ -192,9 +197,9 @@ def _viewer(study: Study, labels: Labels, opacity: float, said: frozenset[str]) 
                                      refined_threshold=study.refined_threshold),
                         key=f"curve-{study.slug}", on_select=clicked, selection_mode="points")
         st.caption("Click a point to open that slice." + (f" {CONTEXT_HELP}" if in_context else ""))
-        if in_context:
-            read = study.refined[number - 1]
-            st.markdown(f"With its neighbours: probability {read:.3f} (threshold {study.refined_threshold:.3f})")
+        read = study.with_neighbours(number)
+        if read is not None:
+            st.markdown(f"With its neighbours: probability {read[0]:.3f} (threshold {read[1]:.3f})")
     _details(f"{study.slug}-{number}", result, opacity, True, labels, said)
 
 
@@ -338,10 +343,12 @@ def page() -> None:
     _errors([r for r in results if r.error], labels)
     for study in found:
         _study_section(study, labels, opacity, analyzer)
-    table = pd.DataFrame([row(r, *labels.place(r), r.source if show_names else "") for r in results])
+    table = pd.DataFrame([row(r, *labels.place(r), r.source if show_names else "", labels.neighbours(r))
+                          for r in results])
     if not show_names:
         table = table.drop(columns=["file"])
-    typed = {"study": "Int64", "series": "Int64", "slice": "Int64", "probability": float, "threshold": float}
+    typed = {"study": "Int64", "series": "Int64", "slice": "Int64", "probability": float, "threshold": float,
+             "probability_with_neighbours": float, "threshold_with_neighbours": float}
     for column, kind in typed.items():
         table[column] = pd.to_numeric(table[column], errors="coerce").astype(kind)  # blank for an unreadable file
     st.dataframe(table, hide_index=True)
