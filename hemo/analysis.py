@@ -184,7 +184,16 @@ class Analyzer:
                 method: str = "gradcam", folder: str = "") -> list[SliceResult]:
         return self.explain(self.read(data, name, window_name, folder), method)
 
+    def analyse_each(self, files: Iterable[tuple[str, bytes, str]], window_name: str | None = None,
+                     method: str = "gradcam", progress: Callable[[int, int], None] | None = None
+                     ) -> list[list[SliceResult]]:
+        """Each (name, bytes, folder) file's results, as :meth:`analyse` gives them, the slices of all the files
+        explained together in batches: a series costs about half as much a slice as file by file."""
+        read = [self.read(data, name, window_name, folder) for name, data, folder in files]
+        self.explain([r for results in read for r in results], method, progress)
+        return read
+
     def analyse_files(self, files: Iterable[tuple[str, bytes]], window_name: str | None = None,
                       method: str = "gradcam", progress: Callable[[int, int], None] | None = None) -> list[SliceResult]:
-        results = [r for name, data in files for r in self.read(data, name, window_name)]
-        return self.explain(results, method, progress)
+        each = self.analyse_each(((name, data, "") for name, data in files), window_name, method, progress)
+        return [r for results in each for r in results]

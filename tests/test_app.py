@@ -334,6 +334,27 @@ def test_two_sessions_get_their_own_results():
     assert first.dataframe[0].value["probability"][0] != second.dataframe[0].value["probability"][0]
 
 
+def test_a_series_is_analysed_in_batches_across_its_files_once_for_every_session(monkeypatch):
+    from hemo.analysis import Analyzer
+
+    series = [(f"b{z}.dcm", dicom_bytes((head_phantom(256, (90 + 8 * z, 120)) + 1024).astype(np.int16),
+                                        position=(0, 0, 5.0 * z))) for z in range(6)]
+    batches, original = [], Analyzer._explain_batch
+    monkeypatch.setattr(Analyzer, "_explain_batch", lambda self, chunk, *a: batches.append(len(chunk))
+                        or original(self, chunk, *a))
+    tables = []
+    for _ in range(2):  # a teacher, then a student uploading the same series in another session
+        at = AppTest.from_file(APP, default_timeout=180)
+        at.run()
+        for name, data in series:
+            at.file_uploader[0].upload(name, data, "application/dicom")
+        at.run()
+        assert not at.exception
+        tables.append(at.dataframe[0].value)
+    assert batches == [6]  # one batch across the six files, and nothing again for the second session
+    assert tables[0].equals(tables[1])
+
+
 def test_annotation_beside_a_slice_gets_outlined_with_overlap_numbers(app):
     hu = head_phantom(256, blob=(120, 140))
     image = np.clip((hu - 40) / 120 * 255 + 127.5, 0, 255).astype(np.uint8)

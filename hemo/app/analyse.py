@@ -322,19 +322,19 @@ def page() -> None:
         return
     analyzer = resources.analyzer(str(path))
     progress = st.progress(0.0, text="Analysing…")
+
+    def analysed(done: int, total: int) -> None:
+        progress.progress(done / total, text=f"Analysed {done} of {total} slices")
+
     MASKS.clear()
-    for number, (name, group, data, digest) in enumerate(entries, 1):
-        # by keyword: Streamlit inspects the function's signature for each positional argument, on every call
-        found = resources.analyse(digest=digest, _data=data, name=name, window=window, method=method,
-                                  _analyzer=analyzer, model=str(path), folder=group)
+    for (name, _, data, _), found in zip(entries, resources.analyse_all(entries, window, method, analyzer, str(path),
+                                                                        analysed)):
         annotation = annotations.get(name.rsplit(".", 1)[0])
         if annotation is not None and len(found) == 1 and found[0].analysed:
             mask = aligned_mask(data, annotation)
             if mask is not None and mask.any():
                 MASKS[id(found[0])] = mask
         results += found
-        if number == len(entries) or number % max(1, len(entries) // 50) == 0:  # a rerun re-reads 300 files in 0.1 s
-            progress.progress(number / len(entries), text=f"Analysed {number} of {len(entries)} files")
     progress.empty()
     if annotations:
         st.caption(f"{len(MASKS)} slice(s) came with a bleed annotation: its outline and overlap are shown with them.")

@@ -77,15 +77,45 @@ def analyzer(path: str) -> Analyzer | None:
 
 @st.cache_data(max_entries=1024, ttl=3600, show_spinner=False)
 def analyse(digest: str, _data: bytes, name: str, window: str, method: str, _analyzer: Analyzer, model: str,
-            folder: str = "") -> list[SliceResult]:
+            folder: str = "", _ready: list[SliceResult] | None = None) -> list[SliceResult]:
     """One file's results, kept in memory for reruns (sliders, page switches); never written to disk.
 
     Room for several 300-slice series at once, so moving a slider never recomputes a series. The file is
     known by ``digest`` (:func:`digest`), not by its bytes: Streamlit would hash every file's bytes again on
     every rerun. ``model`` (the model's path) is part of the key; the unhashed ``_analyzer`` is not.
-    ``folder`` groups files without DICOM study identifiers (a zip's folder) into one study.
+    ``folder`` groups files without DICOM study identifiers (a zip's folder) into one study. ``_ready``:
+    results already worked out (:func:`analyse_all`), kept as they are.
     """
-    return _analyzer.analyse(_data, name, window, method, folder=folder)
+    return _ready if _ready is not None else _analyzer.analyse(_data, name, window, method, folder=folder)
+
+
+@st.cache_resource
+def _cached_keys() -> tuple[set, threading.Lock]:
+    """The keys :func:`analyse` has been called with, in any session: which files need no analysis. A key whose
+    entry the cache has since let go (an hour, or 1,024 newer files) is analysed again on its own, as before."""
+    return set(), threading.Lock()
+
+
+def analyse_all(entries: list[tuple[str, str, bytes, str]], window: str, method: str, analyzer: Analyzer, model: str,
+                progress=None) -> list[list[SliceResult]]:
+    """Each (name, folder, bytes, digest) file's results through :func:`analyse`: what no session has analysed yet
+    is analysed first in one go (``Analyzer.analyse_each``: batches across files, about half the time a slice of
+    file by file); ``progress(done, total)`` follows that analysis, in slices."""
+    keys = [(digest, name, window, method, model, folder) for name, folder, _, digest in entries]
+    known, lock = _cached_keys()
+    with lock:
+        new = [i for i, key in enumerate(keys) if key not in known]
+    fresh = dict(zip(new, analyzer.analyse_each([(entries[i][0], entries[i][2], entries[i][1]) for i in new],
+                                                window, method, progress))) if new else {}
+    found = [analyse(digest=digest, _data=data, name=name, window=window, method=method, _analyzer=analyzer,
+                     model=model, folder=folder, _ready=fresh.get(i))  # by keyword: Streamlit reads the signature for
+             # each positional argument, on every call
+             for i, (name, folder, data, digest) in enumerate(entries)]
+    with lock:
+        if len(known) > 100_000:  # a long-lived server: forget, and let the cache answer for itself
+            known.clear()
+        known.update(keys)
+    return found
 
 
 def digest(data: bytes) -> str:
