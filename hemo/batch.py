@@ -33,17 +33,16 @@ class SliceWorker:
         self.window = window
 
     def __call__(self, batch: dict[str, np.ndarray]) -> pd.DataFrame:
-        from hemo.inputs import results
+        from hemo.inputs import results_of
 
         rows = []
-        for path in map(Path, batch["file"]):
-            for _, result in results(path, self.analyzer, self.window):  # a zip's files: rows <zip>/<member>
-                slice_, done = result.slice, result.analysed
-                rows.append(_row(str(path.parent / result.source), result.frame, slice_.study if slice_ else "",
-                                 slice_.series if slice_ else "", result.position,
-                                 result.score if done else None, result.probability if done else None,
-                                 result.verdict if done else "error", result.threshold if done else None,
-                                 result.error or "", " ".join(result.warnings)))
+        for path, _, result in results_of(map(Path, batch["file"]), self.analyzer, self.window):  # <zip>/<member>
+            slice_, done = result.slice, result.analysed
+            rows.append(_row(str(path.parent / result.source), result.frame, slice_.study if slice_ else "",
+                             slice_.series if slice_ else "", result.position,
+                             result.score if done else None, result.probability if done else None,
+                             result.verdict if done else "error", result.threshold if done else None,
+                             result.error or "", " ".join(result.warnings)))
         return pd.DataFrame(rows, columns=COLUMNS)
 
 

@@ -183,28 +183,30 @@ def _read_all(args, analyzer, files: list[Path], out: Path | None, partial) -> t
     """Every result of ``files`` (light, unless a report needs the maps) and, by ``id``, its file column and
     explanation stem. ``partial`` (a text file or None) gets each row as its file is done, numbered by study and
     series but not yet by slice, so that an interruption keeps what was read."""
-    from hemo.inputs import results
+    from hemo.inputs import results_of
     from hemo.study import Numbers
     from hemo.table import FIELDS, row
 
     writer = csv.DictWriter(partial, fieldnames=[*FIELDS, "explanation"]) if partial else None
     if writer:
         writer.writeheader()
-    kept, written, numbers = [], {}, Numbers()
-    for index, path in enumerate(files, 1):
-        print(f"[{index}/{len(files)}]", file=sys.stderr, flush=True)
-        for member, result in results(path, analyzer, args.window, args.method):
-            stem = ""
-            if out and result.analysed:
-                stem = f"{index:05d}{f'_{member:05d}' if member else ''}_f{result.frame}"
-                result.write(out, stem)
-            kept.append(result if args.report or args.dicom_out else result.light())
-            written[id(kept[-1])] = (str(path.parent / result.source) if args.names else "", stem)  # zip/member
-            if writer:
-                place = (*numbers((result.slice.study, result.slice.series)), None) if result.analysed else (None,) * 3
-                writer.writerow({**row(result, *place, written[id(kept[-1])][0]), "explanation": stem})
-        if partial:
-            partial.flush()
+    kept, written, numbers, index = [], {}, Numbers(), {path: number for number, path in enumerate(files, 1)}
+    last = None
+    for path, member, result in results_of(files, analyzer, args.window, args.method):
+        if path != last:  # a file's results come together, files in order, several files analysed at once
+            if partial:
+                partial.flush()
+            print(f"[{index[path]}/{len(files)}]", file=sys.stderr, flush=True)
+            last = path
+        stem = ""
+        if out and result.analysed:
+            stem = f"{index[path]:05d}{f'_{member:05d}' if member else ''}_f{result.frame}"
+            result.write(out, stem)
+        kept.append(result if args.report or args.dicom_out else result.light())
+        written[id(kept[-1])] = (str(path.parent / result.source) if args.names else "", stem)  # zip/member
+        if writer:
+            place = (*numbers((result.slice.study, result.slice.series)), None) if result.analysed else (None,) * 3
+            writer.writerow({**row(result, *place, written[id(kept[-1])][0]), "explanation": stem})
     return kept, written
 
 

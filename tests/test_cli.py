@@ -106,25 +106,48 @@ def test_predict_numbers_slices_in_scan_order_with_their_neighbours_reading_as_t
 
 def test_an_interrupted_predict_keeps_the_rows_of_the_files_it_finished(small_model_path, tmp_path, monkeypatch):
     from hemo.analysis import Analyzer
+    from hemo.inputs import results_of
 
-    for k in range(4):
-        (tmp_path / f"IM{k}.dcm").write_bytes(dicom_bytes((head_phantom(128) + 1024).astype(np.int16),
-                                                          position=(0, 0, 5.0 * k)))
-    original, calls = Analyzer.analyse, []
+    at_once = results_of.__defaults__[-1]  # files analysed together
+    for k in range(at_once + 4):
+        (tmp_path / f"IM{k:02d}.dcm").write_bytes(dicom_bytes((head_phantom(128) + 1024).astype(np.int16),
+                                                              position=(0, 0, 5.0 * k)))
+    original, calls = Analyzer.analyse_each, []
 
     def stopped(self, *args, **kwargs):
         calls.append(1)
-        if len(calls) == 3:
-            raise KeyboardInterrupt  # Ctrl-C while the third file is read
+        if len(calls) == 2:
+            raise KeyboardInterrupt  # Ctrl-C while the second group of files is read
         return original(self, *args, **kwargs)
 
-    monkeypatch.setattr(Analyzer, "analyse", stopped)
+    monkeypatch.setattr(Analyzer, "analyse_each", stopped)
     table = tmp_path.parent / f"{tmp_path.name}.csv"
     with pytest.raises(KeyboardInterrupt):
         main(["predict", str(tmp_path), "--model", str(small_model_path), "--csv", str(table)])
     rows = list(csv.DictReader(open(table)))
-    assert [(r["study"], r["slice"]) for r in rows] == [("1", ""), ("1", "")]  # numbered in scan order at the end
+    assert [(r["study"], r["slice"]) for r in rows] == [("1", "")] * at_once  # numbered in scan order at the end
     assert all(0 <= float(r["probability"]) <= 1 for r in rows)
+
+
+def test_files_are_analysed_together_and_handed_on_in_order(small_model_path, tmp_path, monkeypatch):
+    from hemo.analysis import Analyzer
+    from hemo.inputs import results_of
+
+    paths = []
+    for k in range(5):
+        paths.append(tmp_path / f"{k}.dcm")
+        paths[-1].write_bytes(dicom_bytes((head_phantom(128) + 1024).astype(np.int16), position=(0, 0, 5.0 * k)))
+    (tmp_path / "bad.dcm").write_bytes(b"no header")
+    paths.insert(2, tmp_path / "bad.dcm")
+    analyzer, batches = Analyzer.load(small_model_path), []
+    original = Analyzer._explain_batch
+    monkeypatch.setattr(Analyzer, "_explain_batch", lambda self, chunk, *a: batches.append(len(chunk))
+                        or original(self, chunk, *a))
+    found = list(results_of(paths, analyzer, at_once=3))
+    assert [(p.name, r.analysed) for p, _, r in found] == [(p.name, p.name != "bad.dcm") for p in paths]
+    assert batches == [2, 3]  # the readable files of each group of three entries, explained together
+    alone = [r.probability for p in paths if p.name != "bad.dcm" for r in analyzer.analyse(p.read_bytes(), p.name)]
+    assert np.allclose([r.probability for _, _, r in found if r.analysed], alone, atol=1e-5)  # as file by file
 
 
 def test_explain_check_measures_grad_cam_against_the_annotations(small_model_path, tmp_path):
