@@ -242,6 +242,13 @@ def cmd_predict(args) -> int:
                   f"{study.refined_threshold:.3f} (highest {max(study.refined):.3f})", file=sys.stderr)
         for note in sorted(study.notes):  # also in every slice's row; said once here, as the app and the PDF do
             print(f"  every slice: {note}", file=sys.stderr)
+    if args.studies:
+        from hemo.table import STUDY_FIELDS, study_row
+
+        with open(args.studies, "w", newline="") as stream:
+            writer = csv.DictWriter(stream, fieldnames=STUDY_FIELDS)
+            writer.writeheader()
+            writer.writerows(study_row(study) for study in found)
     failed = sum(not r.analysed for r in kept)
     if failed and not args.names:
         print(f"{failed} file(s) or frame(s) not analysed (verdict 'error'); --names shows which", file=sys.stderr)
@@ -474,6 +481,8 @@ def main(argv: list[str] | None = None) -> int:
     predict.add_argument("--names", action="store_true",
                          help="put each file's path in the table and its errors (off: file names are often "
                               "patient names, so rows are told apart by study and slice number)")
+    predict.add_argument("--studies", help="write one row per study (series) here: verdict, rule, operating point, "
+                         "highest slice")
     predict.add_argument("--report", help="write a PDF study report here (one page per study)")
     predict.add_argument("--dicom-out", help="folder for DICOM results: key-slice Secondary Captures and an SR")
     predict.set_defaults(run=cmd_predict)

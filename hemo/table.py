@@ -1,4 +1,4 @@
-"""The results table that leaves hemo (CLI CSV, app download): one row per slice, safe to open.
+"""The results tables that leave hemo (CLI CSV, app download): one row per slice, or per study; safe to open.
 
 File names are often patient names, so the app labels rows by study and slice unless the user
 asks for names. A cell that a spreadsheet would run as a formula (=, +, -, @, tab, CR) is
@@ -10,9 +10,12 @@ from __future__ import annotations
 import math
 
 from hemo.analysis import SliceResult
+from hemo.study import Study
 
 FIELDS = ["study", "series", "slice", "file", "frame", "probability", "verdict", "threshold",
           "probability_with_neighbours", "threshold_with_neighbours", "error", "note"]
+STUDY_FIELDS = ["study", "series", "slices", "verdict", "probability", "threshold", "rule", "highest_slice",
+                "highest_probability", "slices_above_with_neighbours", "threshold_with_neighbours", "note"]
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
@@ -50,4 +53,26 @@ def row(result: SliceResult, study: int | None, series: int | None, number: int 
         "threshold_with_neighbours": round(neighbours[1], 4) if neighbours else "",
         "error": error,
         "note": " ".join(result.warnings),
+    }.items()}
+
+
+def study_row(study: Study) -> dict:
+    """One study's (or series') verdict as the app and the PDF give it: its rule, its operating point, its
+    highest slice (numbered in scan order, as the slice rows are) and, where it read the series with
+    neighbours, how many slices that reading puts at or above its own threshold; no identifiers."""
+    top = study.slices.index(study.top) + 1
+    context = study.refined_threshold is not None
+    return {key: safe_cell(value) for key, value in {
+        "study": study.number,
+        "series": study.series or 1,
+        "slices": len(study.slices),
+        "verdict": study.verdict,
+        "probability": round(study.probability, 4),
+        "threshold": round(study.threshold, 4),
+        "rule": study.method,
+        "highest_slice": top,
+        "highest_probability": round(study.top.probability, 4),
+        "slices_above_with_neighbours": sum(p >= study.refined_threshold for p in study.refined) if context else "",
+        "threshold_with_neighbours": round(study.refined_threshold, 4) if context else "",
+        "note": " ".join(sorted(study.notes)),
     }.items()}

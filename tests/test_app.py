@@ -76,7 +76,8 @@ def test_series_gets_study_verdict_and_chart(app):
     trust = [c.value for c in app.caption if c.value.startswith("How far to trust it")]
     assert bool(trust) == (measured["study_method"] == "highest slice")  # never the numbers of another rule
     assert len(app.get("plotly_chart")) == 3  # three slices: each opened with its attention heatmap
-    assert len(app.get("download_button")) == 3  # the study's PDF and DICOM, and the CSV
+    labels = [button.label for button in app.get("download_button")]  # the study's PDF and DICOM, and the two CSVs
+    assert labels[2:] == ["Download results (CSV)", "Download study verdicts (CSV)"] and len(labels) == 4
 
 
 def test_a_long_series_shows_each_slice_read_with_its_neighbours_when_the_model_reads_so(app):

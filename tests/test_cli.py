@@ -92,9 +92,9 @@ def test_predict_numbers_slices_in_scan_order_with_their_neighbours_reading_as_t
         image = (head_phantom(128, (40 + 4 * k, 70)) + 1024).astype(np.int16)
         (tmp_path / f"IM{k:02d}.dcm").write_bytes(dicom_bytes(image, position=(0, 0, 5.0 * (count - k))))
     (tmp_path / "IM99.dcm").write_bytes(b"no header")
-    table = tmp_path / "out.csv"
+    table, verdicts = tmp_path / "out.csv", tmp_path.parent / f"{tmp_path.name}-studies.csv"
     assert main(["predict", str(tmp_path), "--model", str(model), "--csv", str(table), "--names",
-                 "--explain", str(tmp_path / "explained")]) == 0
+                 "--explain", str(tmp_path / "explained"), "--studies", str(verdicts)]) == 0
     rows = list(csv.DictReader(open(table)))
     expected = [(f"IM{k:02d}.dcm", str(count - k), f"{k + 1:05d}_f0") for k in reversed(range(count))]
     assert [(Path(r["file"]).name, r["slice"], r["explanation"]) for r in rows] == [*expected, ("IM99.dcm", "", "")]
@@ -102,6 +102,14 @@ def test_predict_numbers_slices_in_scan_order_with_their_neighbours_reading_as_t
     assert all(0 <= p <= 1 for p in read) and read != [float(r["probability"]) for r in rows[:-1]]
     assert {r["threshold_with_neighbours"] for r in rows[:-1]} == {str(round(info.context["threshold"], 4))}
     assert rows[-1]["probability_with_neighbours"] == rows[-1]["threshold_with_neighbours"] == ""
+    [study] = list(csv.DictReader(open(verdicts)))  # the verdict, and how it relates to the rows above
+    top = max(rows[:-1], key=lambda r: float(r["probability"]))
+    assert (study["slices"], study["highest_slice"], study["highest_probability"]) == (
+        str(count), top["slice"], top["probability"])
+    above = sum(float(r["probability_with_neighbours"]) >= float(r["threshold_with_neighbours"]) for r in rows[:-1])
+    assert study["slices_above_with_neighbours"] == str(above) and study["rule"]
+    assert study["verdict"] == ("indicative of haemorrhage" if float(study["probability"]) >= float(
+        study["threshold"]) else "likely normal")
 
 
 def test_an_interrupted_predict_keeps_the_rows_of_the_files_it_finished(small_model_path, tmp_path, monkeypatch):

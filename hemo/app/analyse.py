@@ -16,7 +16,7 @@ from hemo.errors import HemoInputError
 from hemo.explain import colour_bar
 from hemo.imaging import WINDOW_NAMES
 from hemo.study import Study, places, studies
-from hemo.table import row, without_name
+from hemo.table import row, study_row, without_name
 
 TYPES = ["png", "jpg", "jpeg", "dcm", "dicom", "zip"]
 STEP_HELP = ("A *pseudo-time step* is one of 10 chunks of 128 pooled EfficientNet features (the paper's reshape of "
@@ -352,7 +352,12 @@ def page() -> None:
     for column, kind in typed.items():
         table[column] = pd.to_numeric(table[column], errors="coerce").astype(kind)  # blank for an unreadable file
     st.dataframe(table, hide_index=True)
-    st.download_button("Download results (CSV)", table.to_csv(index=False), "hemo-results.csv", "text/csv")
+    left, right = st.columns(2)
+    left.download_button("Download results (CSV)", table.to_csv(index=False), "hemo-results.csv", "text/csv")
+    if found:
+        right.download_button("Download study verdicts (CSV)",
+                              pd.DataFrame([study_row(study) for study in found]).to_csv(index=False),
+                              "hemo-studies.csv", "text/csv")
 
 
 page()
