@@ -36,7 +36,7 @@ class SliceWorker:
         from hemo.inputs import results_of
 
         rows = []
-        for path, _, result in results_of(map(Path, batch["file"]), self.analyzer, self.window):  # <zip>/<member>
+        for _, path, _, result in results_of(map(Path, batch["file"]), self.analyzer, self.window):  # zip: <zip>/<m>
             slice_, done = result.slice, result.analysed
             rows.append(_row(str(path.parent / result.source), result.frame, slice_.study if slice_ else "",
                              slice_.series if slice_ else "", result.position,

@@ -190,17 +190,16 @@ def _read_all(args, analyzer, files: list[Path], out: Path | None, partial) -> t
     writer = csv.DictWriter(partial, fieldnames=[*FIELDS, "explanation"]) if partial else None
     if writer:
         writer.writeheader()
-    kept, written, numbers, index = [], {}, Numbers(), {path: number for number, path in enumerate(files, 1)}
-    last = None
-    for path, member, result in results_of(files, analyzer, args.window, args.method):
-        if path != last:  # a file's results come together, files in order, several files analysed at once
+    kept, written, numbers, last = [], {}, Numbers(), 0
+    for index, path, member, result in results_of(files, analyzer, args.window, args.method):
+        if index != last:  # a file's results come together, files in order, several files analysed at once
             if partial:
                 partial.flush()
-            print(f"[{index[path]}/{len(files)}]", file=sys.stderr, flush=True)
-            last = path
+            print(f"[{index}/{len(files)}]", file=sys.stderr, flush=True)
+            last = index
         stem = ""
         if out and result.analysed:
-            stem = f"{index[path]:05d}{f'_{member:05d}' if member else ''}_f{result.frame}"
+            stem = f"{index:05d}{f'_{member:05d}' if member else ''}_f{result.frame}"
             result.write(out, stem)
         kept.append(result if args.report or args.dicom_out else result.light())
         written[id(kept[-1])] = (str(path.parent / result.source) if args.names else "", stem)  # zip/member

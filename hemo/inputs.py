@@ -39,10 +39,11 @@ def entries(path: Path) -> list[Entry]:
 
 
 def results_of(paths: Iterable[Path], analyzer: Analyzer, window_name: str | None = None, method: str = "gradcam",
-               at_once: int = 16) -> Iterator[tuple[Path, int | None, SliceResult]]:
-    """(path, member number, result) of each slice of each file in order: the member's number in a zipped study,
-    None for the file itself. A file or zip that cannot be read is one error result, so one bad file never
-    stops a folder or an archive; ``predict`` and ``hemo batch`` both read their files through this.
+               at_once: int = 16) -> Iterator[tuple[int, Path, int | None, SliceResult]]:
+    """(file number, path, member number, result) of each slice of each file in order: the file's 1-based place
+    in ``paths`` (a path given twice is two files), the member's number in a zipped study or None for the file
+    itself. A file or zip that cannot be read is one error result, so one bad file never stops a folder or an
+    archive; ``predict`` and ``hemo batch`` both read their files through this.
 
     ``at_once`` files (or a zip's members) are analysed together, their slices explained in common batches
     (``Analyzer.analyse_each``): about half the time a slice of file by file, and never more than ``at_once``
@@ -50,24 +51,24 @@ def results_of(paths: Iterable[Path], analyzer: Analyzer, window_name: str | Non
     """
     from hemo.analysis import SliceResult
 
-    pending: list[tuple[Path, int | None, SliceResult | tuple[str, bytes, str]]] = []
+    pending: list[tuple[int, Path, int | None, SliceResult | tuple[str, bytes, str]]] = []
 
-    def analysed() -> Iterator[tuple[Path, int | None, SliceResult]]:
+    def analysed() -> Iterator[tuple[int, Path, int | None, SliceResult]]:
         each = iter(analyzer.analyse_each([item for *_, item in pending if isinstance(item, tuple)],
                                           window_name, method))
-        for path, member, item in pending:
+        for number, path, member, item in pending:
             for result in next(each) if isinstance(item, tuple) else [item]:
-                yield path, member, result
+                yield number, path, member, result
         pending.clear()
 
-    for path in paths:
+    for number, path in enumerate(paths, 1):
         try:
             found = entries(path)
         except HemoInputError as error:
-            pending.append((path, None, SliceResult(path.name, error=str(error))))
+            pending.append((number, path, None, SliceResult(path.name, error=str(error))))
             found = []
-        for number, (name, folder, data) in enumerate(found, 1):
-            pending.append((path, None if name == path.name else number, (name, data, folder)))
+        for member, (name, folder, data) in enumerate(found, 1):
+            pending.append((number, path, None if name == path.name else member, (name, data, folder)))
             if len(pending) >= at_once:
                 yield from analysed()
     yield from analysed()

@@ -60,7 +60,8 @@ def study_row(study: Study) -> dict:
     """One study's (or series') verdict as the app and the PDF give it: its rule, its operating point, its
     highest slice (numbered in scan order, as the slice rows are) and, where it read the series with
     neighbours, how many slices that reading puts at or above its own threshold; no identifiers."""
-    top = study.slices.index(study.top) + 1
+    # Study.top's place in scan order (list.index would compare the results' arrays)
+    top = max(range(len(study.slices)), key=lambda i: study.slices[i].probability)
     context = study.refined_threshold is not None
     return {key: safe_cell(value) for key, value in {
         "study": study.number,
@@ -70,8 +71,8 @@ def study_row(study: Study) -> dict:
         "probability": round(study.probability, 4),
         "threshold": round(study.threshold, 4),
         "rule": study.method,
-        "highest_slice": top,
-        "highest_probability": round(study.top.probability, 4),
+        "highest_slice": top + 1,
+        "highest_probability": round(study.slices[top].probability, 4),
         "slices_above_with_neighbours": sum(p >= study.refined_threshold for p in study.refined) if context else "",
         "threshold_with_neighbours": round(study.refined_threshold, 4) if context else "",
         "note": " ".join(sorted(study.notes)),

@@ -152,10 +152,11 @@ def test_files_are_analysed_together_and_handed_on_in_order(small_model_path, tm
     monkeypatch.setattr(Analyzer, "_explain_batch", lambda self, chunk, *a: batches.append(len(chunk))
                         or original(self, chunk, *a))
     found = list(results_of(paths, analyzer, at_once=3))
-    assert [(p.name, r.analysed) for p, _, r in found] == [(p.name, p.name != "bad.dcm") for p in paths]
+    assert [(n, p.name, r.analysed) for n, p, _, r in found] == [
+        (n, p.name, p.name != "bad.dcm") for n, p in enumerate(paths, 1)]
     assert batches == [2, 3]  # the readable files of each group of three entries, explained together
     alone = [r.probability for p in paths if p.name != "bad.dcm" for r in analyzer.analyse(p.read_bytes(), p.name)]
-    assert np.allclose([r.probability for _, _, r in found if r.analysed], alone, atol=1e-5)  # as file by file
+    assert np.allclose([r.probability for *_, r in found if r.analysed], alone, atol=1e-5)  # as file by file
 
 
 def test_explain_check_measures_grad_cam_against_the_annotations(small_model_path, tmp_path):

@@ -107,10 +107,10 @@ def analyse_all(entries: list[tuple[str, str, bytes, str]], window: str, method:
         new = [i for i, key in enumerate(keys) if key not in known]
     fresh = dict(zip(new, analyzer.analyse_each([(entries[i][0], entries[i][2], entries[i][1]) for i in new],
                                                 window, method, progress))) if new else {}
+    # by keyword: Streamlit reads the function's signature for each positional argument, on every call
     found = [analyse(digest=digest, _data=data, name=name, window=window, method=method, _analyzer=analyzer,
-                     model=model, folder=folder, _ready=fresh.get(i))  # by keyword: Streamlit reads the signature for
-             # each positional argument, on every call
-             for i, (name, folder, data, digest) in enumerate(entries)]
+                     model=model, folder=folder, _ready=fresh.get(i)) for i, (name, folder, data, digest) in
+             enumerate(entries)]
     with lock:
         if len(known) > 100_000:  # a long-lived server: forget, and let the cache answer for itself
             known.clear()
