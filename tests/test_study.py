@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from conftest import ct_ich_folder, dicom_bytes, head_phantom
+from conftest import ROOT, ct_ich_folder, dicom_bytes, head_phantom
 from hemo import calibrate, datasets
 from hemo.analysis import Analyzer
 from hemo.cli import main
@@ -404,3 +404,18 @@ def test_series_are_numbered_within_their_study_in_order_of_first_appearance():
     keys = [("A", "thick"), ("B", "only"), ("A", "thin"), ("A", "thick"), ("A", "bone")]
     assert [numbered(key) for key in keys] == [(1, 1), (2, 1), (1, 2), (1, 1), (1, 3)]
     assert numbered.several("A") and not numbered.several("B") and not numbered.several("C")
+
+
+@pytest.mark.skipif(not (ROOT / "models" / "hemo-hybrid.keras").exists(), reason="no shipped model")
+def test_the_readme_library_example_runs_on_a_series(tmp_path, monkeypatch, capsys):
+    text = (ROOT / "README.md").read_text()
+    example = text.split("## The library in a few lines", 1)[1].split("```python\n", 1)[1].split("```", 1)[0]
+    (tmp_path / "series").mkdir()
+    for z in range(3):
+        (tmp_path / "series" / f"{z}.dcm").write_bytes(dicom_bytes((head_phantom(256) + 1024).astype(np.int16),
+                                                                   position=(0, 0, 5.0 * z)))
+    monkeypatch.chdir(tmp_path)  # the example reads "series/"; the shipped model by its default path
+    exec(compile(example, "README.md", "exec"), {})
+    printed = capsys.readouterr().out.splitlines()
+    assert len(printed) == 4 and all(line.startswith(("likely normal", "indicative")) for line in printed[:3])
+    assert printed[3].startswith("Study 1 ")  # three slices, then their study's verdict
