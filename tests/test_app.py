@@ -337,6 +337,7 @@ def test_two_sessions_get_their_own_results():
 
 def test_a_series_is_analysed_in_batches_across_its_files_once_for_every_session(monkeypatch):
     from hemo.analysis import Analyzer
+    from hemo.app import resources
 
     series = [(f"b{z}.dcm", dicom_bytes((head_phantom(256, (90 + 8 * z, 120)) + 1024).astype(np.int16),
                                         position=(0, 0, 5.0 * z))) for z in range(6)]
@@ -354,6 +355,14 @@ def test_a_series_is_analysed_in_batches_across_its_files_once_for_every_session
         tables.append(at.dataframe[0].value)
     assert batches == [6]  # one batch across the six files, and nothing again for the second session
     assert tables[0].equals(tables[1])
+    later = resources._now() + resources.KEEP_SECONDS  # past the cache's hour: its entries are gone, analysed anew
+    monkeypatch.setattr(resources, "_now", lambda: later)
+    at = AppTest.from_file(APP, default_timeout=180)
+    at.run()
+    for name, data in series:
+        at.file_uploader[0].upload(name, data, "application/dicom")
+    at.run()
+    assert batches == [6, 6] and not at.exception
 
 
 def test_annotation_beside_a_slice_gets_outlined_with_overlap_numbers(app):

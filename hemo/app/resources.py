@@ -6,8 +6,10 @@ import functools
 import hashlib
 import inspect
 import json
+import math
 import os
 import threading
+import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
@@ -75,7 +77,11 @@ def analyzer(path: str) -> Analyzer | None:
     return future.result()
 
 
-@st.cache_data(max_entries=1024, ttl=3600, show_spinner=False)
+#: How long a file's results stay cached (seconds), and how many files' results at most.
+KEEP_SECONDS, KEEP_FILES = 3600, 1024
+
+
+@st.cache_data(max_entries=KEEP_FILES, ttl=KEEP_SECONDS, show_spinner=False)
 def analyse(digest: str, _data: bytes, name: str, window: str, method: str, _analyzer: Analyzer, model: str,
             folder: str = "", _ready: list[SliceResult] | None = None) -> list[SliceResult]:
     """One file's results, kept in memory for reruns (sliders, page switches); never written to disk.
@@ -89,11 +95,17 @@ def analyse(digest: str, _data: bytes, name: str, window: str, method: str, _ana
     return _ready if _ready is not None else _analyzer.analyse(_data, name, window, method, folder=folder)
 
 
+def _now() -> float:
+    """Seconds on a clock that never goes back (what the cache's hour is counted on)."""
+    return time.monotonic()
+
+
 @st.cache_resource
-def _cached_keys() -> tuple[set, threading.Lock]:
-    """The keys :func:`analyse` has been called with, in any session: which files need no analysis. A key whose
-    entry the cache has since let go (an hour, or 1,024 newer files) is analysed again on its own, as before."""
-    return set(), threading.Lock()
+def _cached_keys() -> tuple[dict, threading.Lock]:
+    """The keys :func:`analyse` has been called with, in any session, and when: which files need no analysis.
+    A key older than the cache's hour counts as new; one whose entry the cache let go for room (``KEEP_FILES``
+    newer files) is analysed again on its own, as before."""
+    return {}, threading.Lock()
 
 
 def analyse_all(entries: list[tuple[str, str, bytes, str]], window: str, method: str, analyzer: Analyzer, model: str,
@@ -103,8 +115,9 @@ def analyse_all(entries: list[tuple[str, str, bytes, str]], window: str, method:
     file by file); ``progress(done, total)`` follows that analysis, in slices."""
     keys = [(digest, name, window, method, model, folder) for name, folder, _, digest in entries]
     known, lock = _cached_keys()
+    now = _now()
     with lock:
-        new = [i for i, key in enumerate(keys) if key not in known]
+        new = [i for i, key in enumerate(keys) if now - known.get(key, -math.inf) >= KEEP_SECONDS]
     fresh = dict(zip(new, analyzer.analyse_each([(entries[i][0], entries[i][2], entries[i][1]) for i in new],
                                                 window, method, progress))) if new else {}
     # by keyword: Streamlit reads the function's signature for each positional argument, on every call
@@ -112,9 +125,11 @@ def analyse_all(entries: list[tuple[str, str, bytes, str]], window: str, method:
                      model=model, folder=folder, _ready=fresh.get(i)) for i, (name, folder, data, digest) in
              enumerate(entries)]
     with lock:
-        if len(known) > 100_000:  # a long-lived server: forget, and let the cache answer for itself
-            known.clear()
-        known.update(keys)
+        for i in new:  # the time each entry was made: a look-up does not make it younger
+            known[keys[i]] = now
+        if len(known) > 10 * KEEP_FILES:  # long gone from the cache: forget them
+            for key in [key for key, made in known.items() if now - made >= KEEP_SECONDS]:
+                del known[key]
     return found
 
 
