@@ -11,7 +11,7 @@ import json
 import math
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Sequence
 
 import cv2
 import numpy as np
@@ -184,16 +184,21 @@ class Analyzer:
                 method: str = "gradcam", folder: str = "") -> list[SliceResult]:
         return self.explain(self.read(data, name, window_name, folder), method)
 
-    def analyse_each(self, files: Iterable[tuple[str, bytes, str]], window_name: str | None = None,
-                     method: str = "gradcam", progress: Callable[[int, int], None] | None = None
-                     ) -> list[list[SliceResult]]:
+    def analyse_each(self, files: Sequence[tuple[str, bytes, str]], window_name: str | None = None,
+                     method: str = "gradcam", progress: Callable[[int, int], None] | None = None,
+                     reading: Callable[[int, int], None] | None = None) -> list[list[SliceResult]]:
         """Each (name, bytes, folder) file's results, as :meth:`analyse` gives them, the slices of all the files
-        explained together in batches: a series costs about half as much a slice as file by file."""
-        read = [self.read(data, name, window_name, folder) for name, data, folder in files]
+        explained together in batches: a series costs about half as much a slice as file by file.
+        ``reading(files read, files)`` follows the reading, ``progress(slices explained, slices)`` the rest."""
+        read = []
+        for name, data, folder in files:
+            read.append(self.read(data, name, window_name, folder))
+            if reading:
+                reading(len(read), len(files))
         self.explain([r for results in read for r in results], method, progress)
         return read
 
     def analyse_files(self, files: Iterable[tuple[str, bytes]], window_name: str | None = None,
                       method: str = "gradcam", progress: Callable[[int, int], None] | None = None) -> list[SliceResult]:
-        each = self.analyse_each(((name, data, "") for name, data in files), window_name, method, progress)
+        each = self.analyse_each([(name, data, "") for name, data in files], window_name, method, progress)
         return [r for results in each for r in results]

@@ -155,6 +155,10 @@ def test_files_are_analysed_together_and_handed_on_in_order(small_model_path, tm
     assert [(n, p.name, r.analysed) for n, p, _, r in found] == [
         (n, p.name, p.name != "bad.dcm") for n, p in enumerate(paths, 1)]
     assert batches == [2, 3]  # the readable files of each group of three entries, explained together
+    steps = {"reading": [], "progress": []}
+    analyzer.analyse_each([(p.name, p.read_bytes(), "") for p in paths], reading=lambda *a: steps["reading"].append(a),
+                          progress=lambda *a: steps["progress"].append(a))
+    assert steps["reading"] == [(k, 6) for k in range(1, 7)] and steps["progress"][-1] == (5, 5)  # files, then slices
     alone = [r.probability for p in paths if p.name != "bad.dcm" for r in analyzer.analyse(p.read_bytes(), p.name)]
     assert np.allclose([r.probability for *_, r in found if r.analysed], alone, atol=1e-5)  # as file by file
 

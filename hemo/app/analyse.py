@@ -326,9 +326,13 @@ def page() -> None:
     def analysed(done: int, total: int) -> None:
         progress.progress(done / total, text=f"Analysed {done} of {total} slices")
 
+    def read(done: int, total: int) -> None:
+        if done == total or done % max(1, total // 50) == 0:
+            progress.progress(done / total, text=f"Read {done} of {total} files")
+
     MASKS.clear()
     for (name, _, data, _), found in zip(entries, resources.analyse_all(entries, window, method, analyzer, str(path),
-                                                                        analysed)):
+                                                                        analysed, read)):
         annotation = annotations.get(name.rsplit(".", 1)[0])
         if annotation is not None and len(found) == 1 and found[0].analysed:
             mask = aligned_mask(data, annotation)

@@ -109,17 +109,18 @@ def _cached_keys() -> tuple[dict, threading.Lock]:
 
 
 def analyse_all(entries: list[tuple[str, str, bytes, str]], window: str, method: str, analyzer: Analyzer, model: str,
-                progress=None) -> list[list[SliceResult]]:
+                progress=None, reading=None) -> list[list[SliceResult]]:
     """Each (name, folder, bytes, digest) file's results through :func:`analyse`: what no session has analysed yet
     is analysed first in one go (``Analyzer.analyse_each``: batches across files, about half the time a slice of
-    file by file); ``progress(done, total)`` follows that analysis, in slices."""
+    file by file); ``reading(done, total)`` follows its reading, in files, ``progress(done, total)`` the rest, in
+    slices."""
     keys = [(digest, name, window, method, model, folder) for name, folder, _, digest in entries]
     known, lock = _cached_keys()
     now = _now()
     with lock:
         new = [i for i, key in enumerate(keys) if now - known.get(key, -math.inf) >= KEEP_SECONDS]
     fresh = dict(zip(new, analyzer.analyse_each([(entries[i][0], entries[i][2], entries[i][1]) for i in new],
-                                                window, method, progress))) if new else {}
+                                                window, method, progress, reading))) if new else {}
     # by keyword: Streamlit reads the function's signature for each positional argument, on every call
     found = [analyse(digest=digest, _data=data, name=name, window=window, method=method, _analyzer=analyzer,
                      model=model, folder=folder, _ready=fresh.get(i)) for i, (name, folder, data, digest) in
