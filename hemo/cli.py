@@ -162,21 +162,15 @@ def cmd_calibrate(args) -> int:
 
 
 def _ordered_rows(found, kept: list, written: dict) -> list[dict]:
-    """The results table once every file is read: each study's slices in scan order, numbered as the app, the
-    PDF and the SR number them, each with its reading alone and with its neighbours; then what could not be
-    read, in the order it came. ``written``: each result's file column and explanation stem, by ``id``."""
-    from hemo.study import places
-    from hemo.table import row
+    """The results table once every file is read: each study's slices in scan order, with their reading alone and
+    with their neighbours; then what could not be read, in the order it came. ``written``: each result's file
+    column and explanation stem, by ``id``."""
+    from hemo.table import slice_rows
 
-    where = places(found)
-    rows = []
-    for result in [r for study in found for r in study.slices] + [r for r in kept if id(r) not in where]:
-        study, number = where.get(id(result), (None, None))
-        place = (study.number, study.series or 1, number) if study else (None, None, None)
-        name, stem = written[id(result)]
-        rows.append({**row(result, *place, name, study.with_neighbours(number) if study else None),
-                     "explanation": stem})
-    return rows
+    in_studies = {id(r) for study in found for r in study.slices}
+    ordered = [r for study in found for r in study.slices] + [r for r in kept if id(r) not in in_studies]
+    rows = slice_rows(found, ordered, lambda result: written[id(result)][0])
+    return [{**line, "explanation": written[id(result)][1]} for line, result in zip(rows, ordered)]
 
 
 def _read_all(args, analyzer, files: list[Path], out: Path | None, partial) -> tuple[list, dict]:

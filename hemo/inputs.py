@@ -14,6 +14,9 @@ from hemo.errors import HemoInputError
 if TYPE_CHECKING:
     from hemo.analysis import Analyzer, SliceResult
 
+#: How many files (or a zip's members) ``results_of`` analyses together.
+AT_ONCE = 16
+
 
 def find_files(paths: list[str]) -> list[Path]:
     """Every file under the given folders (sorted), and the given files; hidden files and bleed masks skipped,
@@ -39,7 +42,7 @@ def entries(path: Path) -> list[Entry]:
 
 
 def results_of(paths: Iterable[Path], analyzer: Analyzer, window_name: str | None = None, method: str = "gradcam",
-               at_once: int = 16) -> Iterator[tuple[int, Path, int | None, SliceResult]]:
+               at_once: int = AT_ONCE) -> Iterator[tuple[int, Path, int | None, SliceResult]]:
     """(file number, path, member number, result) of each slice of each file in order: the file's 1-based place
     in ``paths`` (a path given twice is two files), the member's number in a zipped study or None for the file
     itself. A file or zip that cannot be read is one error result, so one bad file never stops a folder or an

@@ -8,9 +8,10 @@ prefixed with an apostrophe.
 from __future__ import annotations
 
 import math
+from typing import Callable
 
 from hemo.analysis import SliceResult
-from hemo.study import Study
+from hemo.study import Study, places
 
 FIELDS = ["study", "series", "slice", "file", "frame", "probability", "verdict", "threshold",
           "probability_with_neighbours", "threshold_with_neighbours", "error", "note"]
@@ -54,6 +55,19 @@ def row(result: SliceResult, study: int | None, series: int | None, number: int 
         "error": error,
         "note": " ".join(result.warnings),
     }.items()}
+
+
+def slice_rows(found: list[Study], results: list[SliceResult], name: Callable[[SliceResult], str]) -> list[dict]:
+    """Each result's row, numbered by study, series and place in scan order as the app, the PDF and the SR number
+    slices (``hemo.study.places``), with its reading with neighbours where its study has one; ``name(result)``
+    fills the file column ("" hides it)."""
+    where = places(found)
+    rows = []
+    for result in results:
+        study, number = where.get(id(result), (None, None))
+        place = (study.number, study.series or 1, number) if study else (None, None, None)
+        rows.append(row(result, *place, name(result), study.with_neighbours(number) if study else None))
+    return rows
 
 
 def study_row(study: Study) -> dict:

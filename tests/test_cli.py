@@ -114,9 +114,7 @@ def test_predict_numbers_slices_in_scan_order_with_their_neighbours_reading_as_t
 
 def test_an_interrupted_predict_keeps_the_rows_of_the_files_it_finished(small_model_path, tmp_path, monkeypatch):
     from hemo.analysis import Analyzer
-    from hemo.inputs import results_of
-
-    at_once = results_of.__defaults__[-1]  # files analysed together
+    from hemo.inputs import AT_ONCE as at_once  # files analysed together
     for k in range(at_once + 4):
         (tmp_path / f"IM{k:02d}.dcm").write_bytes(dicom_bytes((head_phantom(128) + 1024).astype(np.int16),
                                                               position=(0, 0, 5.0 * k)))

@@ -46,10 +46,10 @@ from error_anatomy import bleed_area, slice_readings, study_calls  # noqa: E402
 CELLS = (1, 4, 9, 16)
 
 
-def read_at(size: int, files: list[Path], model_path: Path) -> dict[str, np.ndarray]:
+def read_at(size: int, files: list[Path], model_path: Path, repeats: int = 1) -> dict[str, np.ndarray]:
     """``files`` read at ``size`` pixels through the model at ``model_path`` (its decoder beside it; DICOM through
     its input window): the head's probability ("head"), the decoder's top cells ("top<n>"), and the seconds a
-    slice took through the model, best of three reads ("seconds"; batches of 16, the head and the decoder together).
+    slice took through the model, best of ``repeats`` reads ("seconds"; batches of 16, head and decoder together).
 
     ``hemo.imaging.SIZE`` is the size the app crops and resizes to, and the size the model is built for:
     set to ``size`` while the slices are read and the model built, and set back afterwards.
@@ -72,7 +72,7 @@ def read_at(size: int, files: list[Path], model_path: Path) -> dict[str, np.ndar
     decoder = bleed.load_decoder(model_path.with_name(model_path.stem + "-bleed.keras"))
     hybrid = bleed.attach(larger, decoder)
     times = []
-    for _ in range(3):  # the first call traces the graph: the best of three is the cost of a slice
+    for _ in range(repeats):  # the first call traces the graph: the best of several is the cost of a slice
         started = time.perf_counter()
         read = hybrid.predict(images, batch_size=16, verbose=0)
         times.append(time.perf_counter() - started)
@@ -138,7 +138,7 @@ def external(folder: Path, model_path: Path, sizes: list[int]) -> None:
             files.append(path)
         except HemoInputError:
             pass
-    base = read_at(256, files, model_path)
+    base = read_at(256, files, model_path, repeats=3)
 
     def called(top4: np.ndarray) -> str:
         probability = platt(combined(base["head"], top4, info.decoder_weight), info.calibration)
@@ -151,7 +151,7 @@ def external(folder: Path, model_path: Path, sizes: list[int]) -> None:
 
     print(line(256, base))
     for size in sizes:
-        read = read_at(size, files, model_path)
+        read = read_at(size, files, model_path, repeats=3)
         print(f"{line(size, read)}; joined with 256: {called(mean_logit(base['top4'], read['top4']))}")
 
 

@@ -16,7 +16,7 @@ from hemo.errors import HemoInputError
 from hemo.explain import colour_bar
 from hemo.imaging import WINDOW_NAMES
 from hemo.study import Study, places, studies
-from hemo.table import row, study_row, without_name
+from hemo.table import slice_rows, study_row, without_name
 
 TYPES = ["png", "jpg", "jpeg", "dcm", "dicom", "zip"]
 STEP_HELP = ("A *pseudo-time step* is one of 10 chunks of 128 pooled EfficientNet features (the paper's reshape of "
@@ -70,11 +70,6 @@ class Labels:
         """(study, series within it, slice in scan order) for the table; all None for an unreadable file."""
         study, number = self._where.get(id(result), (None, None))
         return (study.number, study.series or 1, number) if study else (None, None, None)
-
-    def neighbours(self, result: SliceResult) -> tuple[float, float] | None:
-        """The slice read with its neighbours and that reading's threshold, where its study read it so."""
-        study, number = self._where.get(id(result), (None, None))
-        return study.with_neighbours(number) if study else None
 
 
 def _details(key: str, result: SliceResult, opacity: float, expanded: bool, labels: Labels,
@@ -347,8 +342,7 @@ def page() -> None:
     _errors([r for r in results if r.error], labels)
     for study in found:
         _study_section(study, labels, opacity, analyzer)
-    table = pd.DataFrame([row(r, *labels.place(r), r.source if show_names else "", labels.neighbours(r))
-                          for r in results])
+    table = pd.DataFrame(slice_rows(found, results, lambda r: r.source if show_names else ""))
     if not show_names:
         table = table.drop(columns=["file"])
     typed = {"study": "Int64", "series": "Int64", "slice": "Int64", "probability": float, "threshold": float,
