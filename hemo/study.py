@@ -12,7 +12,7 @@ keeps the paper's per-slice model and the slice operating point on its highest s
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -96,6 +96,13 @@ def group(results: list[SliceResult]) -> dict[tuple[str, str], list[SliceResult]
         if result.analysed and result.slice is not None:
             groups.setdefault((result.slice.study, result.slice.series), []).append(result)
     return {key: order(members) for key, members in groups.items()}
+
+
+def alone(results: list[SliceResult], key: str) -> list[SliceResult]:
+    """One file's slices as a study of their own where they carry no study identifier: images dropped without a
+    folder may each be a different patient. ``key``, unique to the file and never shown, replaces the empty one."""
+    return [replace(r, slice=replace(r.slice, study=key, series=key)) if r.slice is not None and not r.slice.study
+            else r for r in results]
 
 
 def top_k_mean(probabilities: np.ndarray, k: int) -> float:

@@ -98,10 +98,39 @@ def test_a_long_series_shows_each_slice_read_with_its_neighbours_when_the_model_
     assert (table["threshold_with_neighbours"] == round(context["threshold"], 4)).all()
 
 
+def study_heads(at: AppTest) -> list[str]:
+    return [s.value for s in at.subheader if s.value.startswith("Study")]
+
+
+def test_images_dropped_on_their_own_are_separate_cases_until_the_user_says_they_are_one_series(app):
+    from hemo.app.analyse import SERIES
+
+    for number in range(3):  # a teacher's examples: nothing in a PNG says whose it is
+        app.file_uploader[0].upload(f"{number}.png", png_slice(), "image/png")
+    app.run()
+    assert not app.exception
+    assert study_heads(app) == ["Study 1: 1 slice", "Study 2: 1 slice", "Study 3: 1 slice"]
+    app.radio(key="loose").set_value(SERIES).run()
+    assert study_heads(app) == ["Study 1: 3 slices"]
+
+
+def test_each_folder_of_an_uploaded_folder_of_images_is_a_study_of_its_own(app):
+    for patient in ("049", "050"):  # the browser sends each file's path within the folder
+        for number in range(2):
+            app.file_uploader[1].upload(f"Patients_CT/{patient}/brain/{number}.png", png_slice(), "image/png")
+    app.run()
+    assert not app.exception
+    assert study_heads(app) == ["Study 1: 2 slices", "Study 2: 2 slices"]
+    assert not app.main.radio  # nothing was dropped on its own: no question asked
+
+
 def test_a_note_every_slice_shares_is_said_once_per_study(app):
+    from hemo.app.analyse import SERIES
+
     for number in range(3):
         app.file_uploader[0].upload(f"{number}.png", png_slice(), "image/png")
     app.run()
+    app.radio(key="loose").set_value(SERIES).run()
     assert not app.exception
     notes = [i.value for i in app.info if "8-bit image" in i.value]
     assert notes == ["Every slice of this study: 8-bit image: taken as already in a brain window (the model was "

@@ -14,8 +14,8 @@ from hemo.archive import MAX_BYTES, expand, is_zip
 from hemo.datasets import ignored, is_annotation
 from hemo.errors import HemoInputError
 from hemo.explain import colour_bar
-from hemo.imaging import WINDOW_NAMES
-from hemo.study import Study, places, studies
+from hemo.imaging import WINDOW_NAMES, is_dicom
+from hemo.study import Study, alone, places, studies
 from hemo.table import slice_rows, study_row, without_name
 
 TYPES = ["png", "jpg", "jpeg", "dcm", "dicom", "zip"]
@@ -259,7 +259,7 @@ def _files(uploads) -> tuple[list[Upload], list[SliceResult]]:
         data = upload.getvalue()
         if not is_zip(data):
             known[upload.file_id] = digests.get(upload.file_id) or resources.digest(data)
-            entries.append((upload.name, "", data, known[upload.file_id]))
+            entries.append((upload.name, _folder(upload.name), data, known[upload.file_id]))
             continue
         key = (upload.file_id, left)
         if key not in unzipped:
@@ -282,6 +282,28 @@ def _path(name: str):
     from pathlib import PurePath
 
     return PurePath(name)
+
+
+def _folder(name: str) -> str:
+    """The folder of a file from the folder uploader (the browser sends its path within the folder), so that each
+    subfolder of images is a study of its own, as ``predict`` reads folders; "" for a file dropped on its own."""
+    parent = str(_path(name).parent)
+    return "" if parent == "." else parent
+
+
+#: What images dropped on their own (no folder, no zip) are: PNG and JPEG say nothing of patient or study.
+APART, SERIES = "separate cases, each judged alone", "one patient's slices, a series in file-name order"
+
+
+def _together(count: int) -> bool:
+    """Whether the ``count`` images dropped on their own are one patient's series. By default they are separate
+    cases: a teacher's examples read as one series would get one verdict, and each slice read with the next
+    patient's, without a sign that anything is wrong; a series read as separate cases shows it at once."""
+    return count > 1 and st.radio(
+        f"The {count} images dropped on their own are", [APART, SERIES], horizontal=True, key="loose",
+        help="PNG and JPEG carry no patient or study. One patient's series gets one verdict and each slice is "
+             "also read with its neighbours; separate cases get a verdict each. Images in an uploaded folder or "
+             "zip are one study per folder.") == SERIES
 
 
 def page() -> None:
@@ -315,6 +337,8 @@ def page() -> None:
         st.info("Drop one or more head-CT slices, a series folder or a zipped study above. Files stay in memory "
                 "and are never stored.")
         return
+    loose = {i for i, (name, folder, data, _) in enumerate(entries) if not folder and not is_dicom(data, name)}
+    together = _together(len(loose))
     analyzer = resources.analyzer(str(path))
     progress = st.progress(0.0, text="Analysing…")
 
@@ -326,8 +350,10 @@ def page() -> None:
             progress.progress(done / total, text=f"Read {done} of {total} files")
 
     MASKS.clear()
-    for (name, _, data, _), found in zip(entries, resources.analyse_all(entries, window, method, analyzer, str(path),
-                                                                        analysed, read)):
+    for index, ((name, _, data, _), found) in enumerate(zip(entries, resources.analyse_all(
+            entries, window, method, analyzer, str(path), analysed, read))):
+        if index in loose and not together:
+            found = alone(found, f"\0image {index}")
         annotation = annotations.get(name.rsplit(".", 1)[0])
         if annotation is not None and len(found) == 1 and found[0].analysed:
             mask = aligned_mask(data, annotation)
