@@ -78,7 +78,7 @@ class Study:
     def how(self) -> str:
         """How the verdict was reached, in a sentence's words (for the app and the reports)."""
         if self.method == HIGHEST:
-            return "its highest slice, at the slice operating point"
+            return f"its {'only' if len(self.slices) == 1 else 'highest'} slice, at the slice operating point"
         if self.method == STUDY_MODEL:
             return "the study model over the ordered series, at the study operating point"
         return f"the {self.method} of the series, at the study operating point"

@@ -110,6 +110,7 @@ def test_images_dropped_on_their_own_are_separate_cases_until_the_user_says_they
     app.run()
     assert not app.exception
     assert study_heads(app) == ["Study 1: 1 slice", "Study 2: 1 slice", "Study 3: 1 slice"]
+    assert sum("Study verdict (its only slice, at the slice operating point)" in m.value for m in app.markdown) == 3
     app.radio(key="loose").set_value(SERIES).run()
     assert study_heads(app) == ["Study 1: 3 slices"]
 

@@ -66,11 +66,6 @@ class Labels:
         study, number = self._where.get(id(result), (None, None))
         return f"{study.label} · slice {number}" if study else "unreadable file"
 
-    def place(self, result: SliceResult) -> tuple[int | None, int | None, int | None]:
-        """(study, series within it, slice in scan order) for the table; all None for an unreadable file."""
-        study, number = self._where.get(id(result), (None, None))
-        return (study.number, study.series or 1, number) if study else (None, None, None)
-
 
 def _details(key: str, result: SliceResult, opacity: float, expanded: bool, labels: Labels,
              said: frozenset[str] = frozenset()) -> None:
@@ -215,8 +210,7 @@ def _study_section(study: Study, labels: Labels, opacity: float, analyzer) -> No
     if len(study.slices) > 3:
         _viewer(study, labels, opacity, shared)
         return
-    for result in study.slices:
-        number = labels.place(result)[2]
+    for number, result in enumerate(study.slices, start=1):  # scan order, as every other slice list numbers them
         _details(f"{study.slug}-{number}", result, opacity, True, labels, shared)
 
 
