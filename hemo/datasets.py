@@ -26,10 +26,21 @@ def is_annotation(path: Path) -> bool:
     return path.stem.lower().endswith("_hge_seg")
 
 
+#: What exports keep beside their images (licences, read-me files, a CD's viewer program and its web pages): never a
+#: slice, and in a folder each one was an error line among the results. BMP, GIF or TIFF are not here: a slice
+#: exported so should be refused by name, not left out unseen.
+DOCUMENT_SUFFIXES = frozenset({".txt", ".md", ".rtf", ".pdf", ".doc", ".docx", ".htm", ".html", ".xml", ".json", ".csv",
+                               ".tsv", ".log", ".ini", ".inf", ".cfg", ".exe", ".dll", ".so", ".dylib", ".jar",
+                               ".class", ".bat", ".cmd", ".sh", ".js", ".css", ".url", ".lnk"})
+DOCUMENT_NAMES = frozenset({"LICENSE", "LICENCE", "README", "COPYING", "NOTICE", "AUTHORS"})
+
+
 def ignored(path: PurePath) -> bool:
-    """Never a slice: hidden files, macOS's ``__MACOSX`` forks, and DICOMDIR (a media index without pixels)."""
+    """Never a slice: hidden files, macOS's ``__MACOSX`` forks, DICOMDIR (a media index without pixels), and the
+    documents and programs an export keeps beside its images (``DOCUMENT_SUFFIXES``, ``DOCUMENT_NAMES``)."""
     return any(part.startswith(".") or part == "__MACOSX" for part in path.parts if part not in (".", "..")) \
-        or path.name.upper() == "DICOMDIR"
+        or path.name.upper() == "DICOMDIR" or path.suffix.lower() in DOCUMENT_SUFFIXES \
+        or path.stem.upper() in DOCUMENT_NAMES
 
 
 @dataclass(frozen=True)

@@ -44,11 +44,14 @@ def test_a_zipped_export_gives_its_slices_with_their_folders_and_leaves_out_what
     ]
 
 
-def test_a_folder_export_leaves_out_dicomdir_and_hidden_folders(tmp_path):
+def test_a_folder_export_leaves_out_dicomdir_hidden_folders_and_documents(tmp_path):
     (tmp_path / "SERIES" / ".git").mkdir(parents=True)
-    for name in ("SERIES/IM1", "SERIES/.git/config", "DICOMDIR", "SERIES/2_HGE_Seg.jpg"):
+    (tmp_path / "VIEWER").mkdir()
+    for name in ("SERIES/IM1", "SERIES/.git/config", "DICOMDIR", "SERIES/2_HGE_Seg.jpg", "LICENSE", "README.TXT",
+                 "VIEWER/index.html", "VIEWER/viewer.exe", "SERIES/IM2.bmp"):
         (tmp_path / name).write_bytes(b"x")
-    assert find_files([str(tmp_path)]) == [tmp_path / "SERIES" / "IM1"]
+    assert find_files([str(tmp_path)]) == [tmp_path / "SERIES" / "IM1", tmp_path / "SERIES" / "IM2.bmp"]
+    assert find_files([str(tmp_path / "LICENSE")]) == [tmp_path / "LICENSE"]  # named alone: read, and refused
 
 
 def test_a_media_export_is_read_through_its_folder_and_its_dicomdir_named_alone_says_so(small_model_path, tmp_path):
