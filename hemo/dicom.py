@@ -235,6 +235,35 @@ def kernel_note(ds: pydicom.Dataset, frame: int = 0) -> str | None:
             "found before. Read a soft-tissue series of the study if there is one.")
 
 
+#: ContrastBolusAgent values that say no contrast was given (scanners write these rather than leave it empty).
+_NO_AGENT = frozenset({"", "NONE", "NO", "N", "NIL", "N/A", "NA", "0", "-", "NON", "WITHOUT", "NO CONTRAST"})
+
+
+def contrast(ds: pydicom.Dataset, frame: int = 0) -> str | None:
+    """The contrast agent the header says was given ("contrast" where it names none); None where it says none
+    was, or says nothing. Enhanced CT says it per frame (ContrastBolusUsageSequence) and names the agent in a
+    coded sequence; a classic CT slice names it in ContrastBolusAgent."""
+    usage = _group(ds, frame, "ContrastBolusUsageSequence")
+    coded = ds.get("ContrastBolusAgentSequence") or []
+    named = str(coded[0].get("CodeMeaning", "")).strip() if len(coded) else ""
+    if usage is not None:
+        return (named or "contrast") if str(usage.get("ContrastBolusAgentAdministered", "")).upper() == "YES" else None
+    agent = str(ds.get("ContrastBolusAgent") or "").strip()
+    if agent.upper() not in _NO_AGENT and not agent.upper().startswith(("NO ", "NON-", "NON ")):
+        return agent
+    return named or None
+
+
+def contrast_note(ds: pydicom.Dataset, frame: int = 0) -> str | None:
+    """What a contrast-enhanced series means for this model; None when the header says none was given."""
+    agent = contrast(ds, frame)
+    if agent is None:
+        return None
+    return (f"Contrast given ({agent[:32]}): the model learnt heads scanned without contrast (CT-ICH), and in the "
+            "window it reads, contrast in vessels, venous sinuses and dura is as bright as fresh blood; it is "
+            "untested on such series. Read the study's non-contrast series if there is one.")
+
+
 def _technical_info(ds: pydicom.Dataset, frame: int) -> dict:
     """Only technical tags, never identifiers: safe to display."""
     info: dict = {"format": "DICOM"}
@@ -350,7 +379,7 @@ def read_frames(data: bytes, name: str) -> list[Frame]:
                                  "ordered by file name.")
             info = _technical_info(ds, index)
             said = (tilt_note(tilt(ds, index)), thin_note(info.get("SliceThickness")),  # per frame, as Enhanced CT
-                    kernel_note(ds, index))
+                    kernel_note(ds, index), contrast_note(ds, index))
             result.append(Frame(hu, index, position, _frame_window(ds, index, name), info,
                                 (*notes, *(note for note in said if note)), study, series))
     except HemoInputError:

@@ -287,6 +287,36 @@ def test_a_sharp_reconstruction_kernel_is_said(kernel, sharp):
     assert piece.info.get("ConvolutionKernel") == (shown or None)
 
 
+@pytest.mark.parametrize("agent, given", [
+    ("OMNIPAQUE 350", True), ("IV", True), ("Iomeron", True), ("NONE", False), ("No", False), ("", False),
+    ("NO CONTRAST", False), ("Non-contrast", False), (None, False),
+])
+def test_a_contrast_enhanced_series_is_said(agent, given):
+    data = dicom_bytes((head_phantom(128) + 1024).astype(np.int16))
+    [piece] = read_slices(data if agent is None else corpus.edit(data, ContrastBolusAgent=agent), "c.dcm")
+    assert any(w.startswith(f"Contrast given ({agent})") for w in piece.warnings) == given
+    assert sum("ontrast" in w for w in piece.warnings) == given
+
+
+def test_an_enhanced_ct_says_contrast_frame_by_frame():
+    import pydicom
+    from pydicom.dataset import Dataset
+
+    ds = pydicom.dcmread(io.BytesIO(corpus.enhanced_ct([corpus.stored_head(128)] * 2, [0.0, 5.0])))
+    agent = Dataset()
+    agent.CodeValue, agent.CodingSchemeDesignator, agent.CodeMeaning = "C-B0322", "SRT", "Iohexol"
+    ds.ContrastBolusAgentSequence = [agent]
+    for frame, administered in zip(ds.PerFrameFunctionalGroupsSequence, ("NO", "YES")):  # before, then after
+        usage = Dataset()
+        usage.ContrastBolusAgentNumber, usage.ContrastBolusAgentAdministered = 1, administered
+        frame.ContrastBolusUsageSequence = [usage]
+    buffer = io.BytesIO()
+    ds.save_as(buffer)
+    before, after = read_slices(buffer.getvalue(), "enhanced.dcm")
+    assert not any("ontrast" in w for w in before.warnings)
+    assert any(w.startswith("Contrast given (Iohexol)") for w in after.warnings)
+
+
 def test_noise_in_brain_tissue_is_measured_and_a_noisy_slice_is_said():
     from hemo import sanity
 
