@@ -317,6 +317,25 @@ def test_an_enhanced_ct_says_contrast_frame_by_frame():
     assert any(w.startswith("Contrast given (Iohexol)") for w in after.warnings)
 
 
+@pytest.mark.parametrize("stored, orientation", [
+    (lambda a: a[::-1, ::-1], [-1, 0, 0, 0, -1, 0]),  # prone: turned half a circle
+    (lambda a: a[:, ::-1], [-1, 0, 0, 0, 1, 0]),  # mirrored left to right
+    (lambda a: a.T, [0, 1, 0, 1, 0, 0]),  # transposed, as a converter may write it
+    (lambda a: a.T[::-1], [0, 1, 0, -1, 0, 0]),  # turned a quarter
+], ids=["prone", "mirrored", "transposed", "quarter-turn"])
+def test_a_slice_stored_turned_is_read_in_the_usual_axial_view_and_said(stored, orientation):
+    from hemo.dicom import TURNED_NOTE
+
+    hu = head_phantom(128, blob=(40, 90))  # a bleed off-centre: front left of the image
+    hu[20:30, 60:70] = 1000.0  # and off-axis, so that no turn maps the head onto itself
+    usual = dicom_bytes((hu + 1024).astype(np.int16), position=(0, 0, 0))
+    turned = corpus.edit(dicom_bytes(np.ascontiguousarray(stored(hu + 1024)).astype(np.int16), position=(0, 0, 0)),
+                         ImageOrientationPatient=orientation)
+    [reference], [piece] = read_slices(usual, "u.dcm"), read_slices(turned, "t.dcm")
+    assert np.array_equal(piece.pixels, reference.pixels) and np.array_equal(piece.shown, reference.shown)
+    assert TURNED_NOTE in piece.warnings and TURNED_NOTE not in reference.warnings
+
+
 def test_noise_in_brain_tissue_is_measured_and_a_noisy_slice_is_said():
     from hemo import sanity
 
