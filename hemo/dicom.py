@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pydicom
+from pydicom import uid
 from pydicom.errors import InvalidDicomError
 from pydicom.pixels import iter_pixels
 
@@ -345,9 +346,14 @@ def _open(data: bytes, name: str) -> pydicom.Dataset:
         raise HemoInputError(f"{name}: the compressed DICOM would expand to far more than any CT series; "
                              "it was not opened.")
     try:
-        return pydicom.dcmread(io.BytesIO(data), force=True)
+        ds = pydicom.dcmread(io.BytesIO(data), force=True)
     except (InvalidDicomError, EOFError, OSError, ValueError, TypeError, KeyError, AttributeError, zlib.error) as error:
         raise HemoInputError(f"{name}: the DICOM file is damaged or incomplete ({type(error).__name__}).") from None
+    if "TransferSyntaxUID" not in ds.file_meta:  # a bare dataset, as older systems wrote it: its own encoding says
+        implicit, little = ds.original_encoding
+        ds.file_meta.TransferSyntaxUID = (uid.ImplicitVRLittleEndian if implicit else
+                                          uid.ExplicitVRLittleEndian if little else uid.ExplicitVRBigEndian)
+    return ds
 
 
 def _check_header(ds: pydicom.Dataset, name: str) -> tuple[int, int, int]:

@@ -150,8 +150,11 @@ def _check_size(rows: int, cols: int, name: str) -> None:
 
 
 def is_dicom(data: bytes, name: str) -> bool:
-    """DICOM by its magic bytes (files from CDs and PACS often have no extension) or by its name."""
-    return data[128:132] == b"DICM" or name.lower().endswith((".dcm", ".dicom"))
+    """DICOM by its magic bytes (files from CDs and PACS often have no extension), by its name, or, for a bare
+    dataset without preamble as older systems wrote it (ACR-NEMA style), by its first tag: group 0002 or 0008,
+    little endian."""
+    return (data[128:132] == b"DICM" or name.lower().endswith((".dcm", ".dicom"))
+            or (len(data) > 8 and data[:2] in (b"\x02\x00", b"\x08\x00") and data[3] == 0))
 
 
 _CT_NUMBER_NOTE = ("16-bit image whose values fit in 12 bits: read as CT numbers (HU + 1024) and windowed "

@@ -317,6 +317,20 @@ def test_an_enhanced_ct_says_contrast_frame_by_frame():
     assert any(w.startswith("Contrast given (Iohexol)") for w in after.warnings)
 
 
+@pytest.mark.parametrize("implicit", [True, False], ids=["implicit-vr", "explicit-vr"])
+def test_a_bare_dicom_dataset_without_preamble_or_extension_is_read(implicit):
+    import pydicom
+
+    data = dicom_bytes((head_phantom(128) + 1024).astype(np.int16), position=(0, 0, 0))
+    ds = pydicom.dcmread(io.BytesIO(data))
+    del ds.file_meta
+    ds.preamble = None
+    buffer = io.BytesIO()  # as older systems wrote it (ACR-NEMA style): the dataset alone, its encoding unsaid
+    pydicom.dcmwrite(buffer, ds, implicit_vr=implicit, little_endian=True, enforce_file_format=False)
+    [bare], [reference] = read_slices(buffer.getvalue(), "IM0001"), read_slices(data, "IM0001.dcm")
+    assert np.array_equal(bare.pixels, reference.pixels) and bare.study == reference.study
+
+
 @pytest.mark.parametrize("stored, orientation", [
     (lambda a: a[::-1, ::-1], [-1, 0, 0, 0, -1, 0]),  # prone: turned half a circle
     (lambda a: a[:, ::-1], [-1, 0, 0, 0, 1, 0]),  # mirrored left to right
