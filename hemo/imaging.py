@@ -159,7 +159,7 @@ def is_dicom(data: bytes, name: str) -> bool:
 
 _CT_NUMBER_NOTE = ("16-bit image whose values fit in 12 bits: read as CT numbers (HU + 1024) and windowed "
                    "like DICOM. Check that the export holds raw CT values.")
-_EIGHT_BIT_NOTE = "8-bit image: taken as already in a brain window (the model was trained on such exports)."
+EIGHT_BIT_NOTE = "8-bit image: taken as already in a brain window (the model was trained on such exports)."
 
 
 def _read_raster(data: bytes, name: str, crop: bool, model_window: tuple[float, float],
@@ -193,7 +193,7 @@ def _read_raster(data: bytes, name: str, crop: bool, model_window: tuple[float, 
         gray = values * (255.0 / top)
         return [Slice(prepare(gray, crop), name, info=info, quality=measure(gray))]
     gray = np.asarray(image.convert("L"), dtype=np.float32)
-    return [Slice(prepare(gray, crop), name, info=info, warnings=(_EIGHT_BIT_NOTE,), quality=measure(gray))]
+    return [Slice(prepare(gray, crop), name, info=info, warnings=(EIGHT_BIT_NOTE,), quality=measure(gray))]
 
 
 def resolve_window(window_name: str, own: tuple[float, float] | None = None) -> tuple[tuple[float, float], str | None]:

@@ -11,7 +11,7 @@ import numpy as np
 
 from hemo.dicom import KERNEL_NOTE
 from hemo.errors import HemoInputError
-from hemo.imaging import Slice
+from hemo.imaging import EIGHT_BIT_NOTE, Slice
 
 #: Below this standard deviation (grey levels of 255) the picture is blank.
 BLANK_STD = 3.0
@@ -26,6 +26,21 @@ NOISY_HU = 10.0
 NOISY_NOTE = (f"Noisy or sharp image (pixel noise in brain tissue above {NOISY_HU:g} HU): a bone or other sharp "
               "reconstruction kernel, or a very thin slice. The model misses more blood on such images; read a "
               "soft-tissue series of 4-5 mm if the study has one.")
+
+#: Grey level from which a pixel of an 8-bit slice counts as white, and the share of the head below which the skull
+#: is not white: in a brain window the skull is (every CT-ICH training JPEG: 6.8 % of the head or more; subdural
+#: and soft-tissue windows too), in a bone window it is grey (0.0-0.1 %): ``tools/window_probe.py``, BENCHMARKS.md.
+WHITE, MIN_WHITE_SHARE = 250, 0.01
+GREY_SKULL_NOTE = ("The skull is not white in this 8-bit image: it was probably exported in a bone or other wide "
+                   "window, not the brain window the model learnt (level 40, width 120 HU). On real slices exported "
+                   "in a bone window the model missed bleeds and called normal slices; export the slice in a brain "
+                   "window, or give the DICOM.")
+
+
+def white_share(pixels: np.ndarray) -> float:
+    """Share of the head's pixels (above the background) that are white (at or above ``WHITE``)."""
+    head = pixels[pixels > 5]
+    return float((head >= WHITE).mean()) if head.size else 0.0
 
 
 def check(slice_: Slice) -> tuple[str, ...]:
@@ -48,4 +63,6 @@ def check(slice_: Slice) -> tuple[str, ...]:
                             "slice; the verdict may be meaningless.")
         elif (q.get("noise_hu") or 0.0) > NOISY_HU and not any(w.startswith(KERNEL_NOTE) for w in slice_.warnings):
             warnings.append(NOISY_NOTE)  # the header's kernel, where it is named, has already said why
+    elif EIGHT_BIT_NOTE in slice_.warnings and white_share(slice_.pixels) < MIN_WHITE_SHARE:  # exported in a window
+        warnings.append(GREY_SKULL_NOTE)
     return tuple(warnings)

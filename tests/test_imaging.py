@@ -365,6 +365,24 @@ def test_noise_in_brain_tissue_is_measured_and_a_noisy_slice_is_said():
     assert sanity.NOISY_NOTE not in sanity.check(named)  # the kernel's own note says it, once
 
 
+@pytest.mark.parametrize("level, width, grey", [(40, 120, False), (80, 200, False), (50, 350, False),
+                                               (600, 2800, True), (400, 2000, True)])
+def test_an_8_bit_export_whose_skull_is_not_white_is_said_to_be_in_another_window(level, width, grey):
+    from hemo import sanity
+
+    png = cv2.imencode(".png", np.round(window(head_phantom(256, blob=(120, 140)), level, width)).astype(np.uint8))[1]
+    [piece] = read_slices(png.tobytes(), "exported.png")
+    assert (sanity.GREY_SKULL_NOTE in sanity.check(piece)) == grey
+
+
+def test_real_brain_window_exports_keep_a_white_skull(shared_data):
+    from hemo import sanity
+
+    jpegs = sorted((shared_data / "ct-ich" / "Patients_CT").glob("0[4-5]*/brain/*.jpg"))
+    pieces = [read_file(p)[0] for p in jpegs if not p.stem.endswith("_HGE_Seg")]
+    assert len(pieces) > 50 and not any(sanity.GREY_SKULL_NOTE in sanity.check(p) for p in pieces)
+
+
 def test_real_soft_kernel_slices_are_not_called_noisy(shared_data):
     from hemo import sanity
 
