@@ -278,7 +278,7 @@ def contrast(ds: pydicom.Dataset, frame: int = 0) -> str | None:
     if usage is not None:
         return (named or "contrast") if str(usage.get("ContrastBolusAgentAdministered", "")).upper() == "YES" else None
     agent = str(ds.get("ContrastBolusAgent") or "").strip()
-    if agent.upper() not in _NO_AGENT and not agent.upper().startswith(("NO ", "NON-", "NON ")):
+    if agent.upper() not in _NO_AGENT and not agent.upper().startswith(("NO ", "NON-", "NON ", "W/O", "WITHOUT")):
         return agent
     return named or None
 

@@ -289,7 +289,7 @@ def test_a_sharp_reconstruction_kernel_is_said(kernel, sharp):
 
 @pytest.mark.parametrize("agent, given", [
     ("OMNIPAQUE 350", True), ("IV", True), ("Iomeron", True), ("NONE", False), ("No", False), ("", False),
-    ("NO CONTRAST", False), ("Non-contrast", False), (None, False),
+    ("NO CONTRAST", False), ("Non-contrast", False), ("W/O CONTRAST", False), (None, False),
 ])
 def test_a_contrast_enhanced_series_is_said(agent, given):
     data = dicom_bytes((head_phantom(128) + 1024).astype(np.int16))
