@@ -48,6 +48,7 @@ class Frame:
     notes: tuple[str, ...]
     study: str  # StudyInstanceUID (never shown; groups uploads)
     series: str
+    picture: bool = False  # an 8-bit Secondary Capture: grey levels 0..255 of a picture already windowed, not HU
 
 
 def _number(value, field: str, name: str) -> float | None:
@@ -387,24 +388,29 @@ def _check_header(ds: pydicom.Dataset, name: str) -> tuple[int, int, int]:
 
 
 def read_frames(data: bytes, name: str) -> list[Frame]:
-    """All frames of a CT (or HU-valued secondary capture) DICOM, in Hounsfield units."""
+    """All frames of a CT (or HU-valued secondary capture) DICOM, in Hounsfield units; an 8-bit secondary capture
+    (a key image a viewer saved as DICOM) as the grey levels of its picture (``Frame.picture``)."""
     ds = _open(data, name)
     _, _, frames = _check_header(ds, name)
     modality = str(ds.get("Modality", "")).upper()
+    inverted = str(ds.get("PhotometricInterpretation", "")).upper() == "MONOCHROME1"
+    picture = modality in _SECONDARY_CAPTURE and _integer(ds, "BitsStored", name, 16) <= 8
     notes: list[str] = []
-    if modality in _SECONDARY_CAPTURE:
+    if modality in _SECONDARY_CAPTURE and not picture:
         notes.append("Secondary Capture, not a CT object: read as Hounsfield units because its values look like CT.")
     elif not modality:
         notes.append("No modality in the header: read as CT.")
-    if str(ds.get("PhotometricInterpretation", "")).upper() == "MONOCHROME1":
+    if inverted and not picture:
         notes.append("MONOCHROME1: read as Hounsfield units (a viewer displays it inverted; the values are not).")
     study, series = str(ds.get("StudyInstanceUID", "")), str(ds.get("SeriesInstanceUID", ""))
     result = []
     try:
         for index, pixels in enumerate(iter_pixels(ds)):
-            slope, intercept = _rescale(ds, index, name)
-            hu, turned = usual_view(pixels.astype(np.float32) * np.float32(slope) + np.float32(intercept),
-                                    _orientation(ds, index))
+            slope, intercept = (1.0, 0.0) if picture else _rescale(ds, index, name)
+            values = pixels.astype(np.float32) * np.float32(slope) + np.float32(intercept)
+            if picture and inverted:  # a picture's grey levels, shown dark for high: what a viewer shows is 255 - v
+                values = 255.0 - values
+            hu, turned = usual_view(values, _orientation(ds, index))
             try:
                 position = _position(ds, index, name)
             except HemoInputError as error:  # geometry only orders slices: say so and carry on
@@ -416,7 +422,7 @@ def read_frames(data: bytes, name: str) -> list[Frame]:
             said = (tilt_note(tilt(ds, index)), thin_note(info.get("SliceThickness")),  # per frame, as Enhanced CT
                     kernel_note(ds, index), contrast_note(ds, index), TURNED_NOTE if turned else None)
             result.append(Frame(hu, index, position, _frame_window(ds, index, name), info,
-                                (*notes, *(note for note in said if note)), study, series))
+                                (*notes, *(note for note in said if note)), study, series, picture))
     except HemoInputError:
         raise
     except (NotImplementedError, RuntimeError) as error:
@@ -429,7 +435,7 @@ def read_frames(data: bytes, name: str) -> list[Frame]:
                              f"({type(error).__name__}).") from None
     if not result or len(result) != frames:
         raise HemoInputError(f"{name}: the DICOM holds {len(result)} of its {frames} frames; the file is damaged.")
-    if modality in _SECONDARY_CAPTURE:
+    if modality in _SECONDARY_CAPTURE and not picture:
         low, high = min(float(f.hu.min()) for f in result), max(float(f.hu.max()) for f in result)
         if low > -500 or high > 5000:
             raise HemoInputError(f"{name}: a secondary-capture image whose values are not CT Hounsfield units.")

@@ -215,6 +215,12 @@ def _read_dicom(data: bytes, name: str, crop: bool, model_window: tuple[float, f
         notes = frame.notes + ((note,) if note else ())
         info = {**frame.info, "window shown": f"{window_name} (L {shown_window[0]:g} / W {shown_window[1]:g})",
                 "model input window": f"L {model_window[0]:g} / W {model_window[1]:g}"}
+        if frame.picture:  # an 8-bit key image: already in whatever window it was saved in, read as a PNG is
+            info = {**frame.info, "model input window": "as saved (8-bit picture)"}
+            pixels = prepare(frame.hu, crop)
+            slices.append(Slice(pixels, name, frame.index, frame.position, info, (*frame.notes, EIGHT_BIT_NOTE),
+                                None, measure(frame.hu), frame.study or folder, frame.series or folder))
+            continue
         gray = window(frame.hu, *model_window)
         pixels, shown = prepare(gray, crop, window(frame.hu, *shown_window))
         slices.append(Slice(pixels, name, frame.index, frame.position, info, notes, shown.astype(np.uint8),

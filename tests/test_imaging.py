@@ -164,6 +164,26 @@ def test_secondary_capture_with_hounsfield_values_is_accepted_with_warning():
         read_slices(dicom_bytes(np.full((64, 64), 120, np.int16), modality="OT", slope=None), "shot.dcm")
 
 
+@pytest.mark.parametrize("photometric", ["MONOCHROME2", "MONOCHROME1"])
+def test_an_8_bit_secondary_capture_is_read_as_the_picture_it_is(photometric):
+    import pydicom
+
+    from hemo import sanity
+    from hemo.imaging import EIGHT_BIT_NOTE
+
+    picture = np.round(window(head_phantom(128, blob=(40, 70)), 40, 120)).astype(np.uint8)  # a key image, saved
+    ds = pydicom.dcmread(io.BytesIO(dicom_bytes(picture.astype(np.int16), modality="OT", slope=None)))
+    stored = 255 - picture if photometric == "MONOCHROME1" else picture
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 8, 8, 7, 0
+    ds.PhotometricInterpretation, ds.PixelData = photometric, stored.tobytes()
+    buffer = io.BytesIO()
+    ds.save_as(buffer)
+    [key], [png] = read_slices(buffer.getvalue(), "key.dcm"), read_slices(cv2.imencode(".png", picture)[1].tobytes(),
+                                                                          "key.png")
+    assert np.array_equal(key.pixels, png.pixels) and EIGHT_BIT_NOTE in key.warnings
+    assert not any("Hounsfield" in w for w in key.warnings) and not sanity.check(key)
+
+
 def test_no_identifiers_in_slice_info():
     [s] = read_slices(dicom_bytes(head_phantom(64) + 1024), "id.dcm")
     text = repr(s)
