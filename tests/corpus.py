@@ -193,6 +193,8 @@ def hostile() -> list[tuple[str, bytes, str]]:
         ("rows-two.dcm", edit(plain, Rows=[128, 128]), "error"),
         ("rows-short.dcm", edit(plain, Rows=100), "error"),
         ("colour.dcm", edit(plain, SamplesPerPixel=3), "error"),
+        ("heatmap-screenshot.png", png(cv2.applyColorMap(np.clip(head_phantom(256) / 4 + 60, 0, 255).astype(np.uint8),
+                                                         cv2.COLORMAP_JET)), "error"),
         ("tiny.dcm", dicom_bytes(stored_head(16)), "error"),
         ("blank.png", png(np.zeros((256, 256), np.uint8)), "error"),
         ("grey.png", png(np.full((256, 256), 128, np.uint8)), "error"),

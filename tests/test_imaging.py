@@ -184,6 +184,20 @@ def test_an_8_bit_secondary_capture_is_read_as_the_picture_it_is(photometric):
     assert not any("Hounsfield" in w for w in key.warnings) and not sanity.check(key)
 
 
+def test_a_colour_picture_is_refused_but_a_grey_slice_saved_in_colour_or_marked_with_an_arrow_is_read():
+    grey = np.round(window(head_phantom(256, blob=(120, 140)), 40, 120)).astype(np.uint8)
+    rgb = np.repeat(grey[..., None], 3, axis=2)
+    marked = rgb.copy()
+    marked[20:40, 20:60] = (0, 0, 255)  # a red arrow or label in a corner (OpenCV writes BGR)
+    overlaid = cv2.addWeighted(rgb, 0.6, cv2.applyColorMap(grey, cv2.COLORMAP_JET), 0.4, 0)  # a heatmap screenshot
+    [plain] = read_slices(cv2.imencode(".png", grey)[1].tobytes(), "grey.png")
+    [as_png], [as_jpeg] = (read_slices(cv2.imencode(ext, rgb)[1].tobytes(), f"saved{ext}") for ext in (".png", ".jpg"))
+    assert np.array_equal(as_png.pixels, plain.pixels) and np.abs(as_jpeg.pixels - plain.pixels).mean() < 1
+    assert read_slices(cv2.imencode(".png", marked)[1].tobytes(), "marked.png")
+    with pytest.raises(HemoInputError, match="colour picture"):
+        read_slices(cv2.imencode(".png", overlaid)[1].tobytes(), "screenshot.png")
+
+
 def test_no_identifiers_in_slice_info():
     [s] = read_slices(dicom_bytes(head_phantom(64) + 1024), "id.dcm")
     text = repr(s)
