@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from hemo.dicom import KERNEL_NOTE
+from hemo.acquisition import KERNEL_NOTE
 from hemo.errors import HemoInputError
 from hemo.imaging import EIGHT_BIT_NOTE, Slice
 

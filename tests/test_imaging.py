@@ -372,7 +372,7 @@ def test_a_bare_dicom_dataset_without_preamble_or_extension_is_read(implicit):
     (lambda a: a.T[::-1], [0, 1, 0, -1, 0, 0]),  # turned a quarter
 ], ids=["prone", "mirrored", "transposed", "quarter-turn"])
 def test_a_slice_stored_turned_is_read_in_the_usual_axial_view_and_said(stored, orientation):
-    from hemo.dicom import TURNED_NOTE
+    from hemo.acquisition import TURNED_NOTE
 
     hu = head_phantom(128, blob=(40, 90))  # a bleed off-centre: front left of the image
     hu[20:30, 60:70] = 1000.0  # and off-axis, so that no turn maps the head onto itself

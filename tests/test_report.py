@@ -60,7 +60,7 @@ def test_reports_show_the_bleed_map_of_the_key_slices_when_the_model_has_a_decod
 def test_the_pdf_says_once_what_every_slice_of_the_study_carries_and_still_fits_its_page(study):
     from dataclasses import replace
 
-    from hemo.dicom import tilt_note
+    from hemo.acquisition import tilt_note
 
     tilted = tilt_note(18.5)
     slices = [replace(r, warnings=r.warnings + (tilted,), bleed=np.full((32, 32), 0.7, np.float16))

@@ -3,7 +3,7 @@
     python tools/orientation_probe.py ../shared/data [--model models/hemo-hybrid.keras]
 
 Why: DICOM stores the pixels in whatever order ImageOrientationPatient says (a prone scan turned half a circle, a
-converter's export transposed), and viewers show the usual axial view. Before ``hemo.dicom.usual_view`` the model
+converter's export transposed), and viewers show the usual axial view. Before ``hemo.acquisition.usual_view`` the model
 read the pixels as stored. Here each slice is turned (half a circle, flipped top to bottom, transposed) with its
 header left as it was, which is what the model saw of such a file before; the shipped model then reads each
 version. Two series: the GE head (no label; the model's false alarms) and the 22 raw-HU CT-ICH bleed slices
