@@ -178,7 +178,7 @@ def _read_all(args, analyzer, files: list[Path], out: Path | None, partial) -> t
     explanation stem. ``partial`` (a text file or None) gets each row as its file is done, numbered by study and
     series but not yet by slice, so that an interruption keeps what was read."""
     from hemo.inputs import results_of
-    from hemo.study import Numbers
+    from hemo.study import Numbers, alone
     from hemo.table import FIELDS, row
 
     writer = csv.DictWriter(partial, fieldnames=[*FIELDS, "explanation"]) if partial else None
@@ -186,6 +186,8 @@ def _read_all(args, analyzer, files: list[Path], out: Path | None, partial) -> t
         writer.writeheader()
     kept, written, numbers, last = [], {}, Numbers(), 0
     for index, path, member, result in results_of(files, analyzer, args.window, args.method):
+        if args.each:
+            [result] = alone([result], f"\0file {index}.{member or 0}")
         if index != last:  # a file's results come together, files in order, several files analysed at once
             if partial:
                 partial.flush()
@@ -476,6 +478,9 @@ def main(argv: list[str] | None = None) -> int:
                               "patient names, so rows are told apart by study and slice number)")
     predict.add_argument("--studies", help="write one row per study (series) here: verdict, rule, operating point, "
                          "highest slice")
+    predict.add_argument("--each", action="store_true",
+                         help="each PNG/JPEG a case of its own, as the app reads images dropped on their own "
+                              "(a teacher's examples); by default the images of one folder are one study")
     predict.add_argument("--report", help="write a PDF study report here (one page per study)")
     predict.add_argument("--dicom-out", help="folder for DICOM results: key-slice Secondary Captures and an SR")
     predict.set_defaults(run=cmd_predict)

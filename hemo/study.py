@@ -99,10 +99,11 @@ def group(results: list[SliceResult]) -> dict[tuple[str, str], list[SliceResult]
 
 
 def alone(results: list[SliceResult], key: str) -> list[SliceResult]:
-    """One file's slices as a study of their own where they carry no study identifier: images dropped without a
-    folder may each be a different patient. ``key``, unique to the file and never shown, replaces the empty one."""
-    return [replace(r, slice=replace(r.slice, study=key, series=key)) if r.slice is not None and not r.slice.study
-            else r for r in results]
+    """One image file's slices as a study of their own: a PNG or JPEG says nothing of its patient, so images dropped
+    together (or a teacher's examples in one folder) may each be a different one. ``key``, unique to the file and
+    never shown, replaces the folder they were grouped by; DICOM keep their study identifiers."""
+    return [replace(r, slice=replace(r.slice, study=key, series=key))
+            if r.slice is not None and r.slice.info.get("format") != "DICOM" else r for r in results]
 
 
 def top_k_mean(probabilities: np.ndarray, k: int) -> float:

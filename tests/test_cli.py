@@ -81,6 +81,21 @@ def test_predict_keeps_going_past_bad_files(small_model_path, tmp_path):
     assert np.array(attention["attention"]).shape == (2, 10, 10)
 
 
+def test_predict_reads_the_images_of_a_folder_as_one_study_or_with_each_as_cases_of_their_own(small_model_path,
+                                                                                               tmp_path):
+    folder = tmp_path / "examples"
+    folder.mkdir()
+    for number in range(3):
+        cv2.imwrite(str(folder / f"{number}.png"), np.clip(head_phantom(128) / 4 + 60, 0, 255).astype(np.uint8))
+    (folder / "ct.dcm").write_bytes(dicom_bytes((head_phantom(128) + 1024).astype(np.int16)))
+    counts = {}
+    for each in ([], ["--each"]):
+        table = tmp_path / f"studies{len(each)}.csv"
+        assert main(["predict", str(folder), "--model", str(small_model_path), "--studies", str(table), *each]) == 0
+        counts[bool(each)] = sorted(int(r["slices"]) for r in csv.DictReader(open(table)))
+    assert counts == {False: [1, 3], True: [1, 1, 1, 1]}  # the DICOM keeps its own study either way
+
+
 @pytest.mark.skipif(not (ROOT / "models" / "hemo-hybrid.keras").exists(), reason="no shipped model")
 def test_predict_numbers_slices_in_scan_order_with_their_neighbours_reading_as_the_app_and_reports_do(tmp_path):
     from hemo.model import read_info
