@@ -172,3 +172,24 @@ def test_annotation_view(server, shots):
         page.wait_for_timeout(1500)
         page.screenshot(path=str(shots / "annotation.png"), full_page=True)
         browser.close()
+
+
+def test_each_folder_of_an_uploaded_folder_is_a_study(server, tmp_path):
+    """The browser sends each file's path within the folder it was picked from (what AppTest cannot show): two
+    patients' folders of images are two studies, and the LICENSE beside them is left out, not an error."""
+    for patient in ("049", "050"):
+        (tmp_path / "export" / patient).mkdir(parents=True)
+        for number in range(2):
+            image = np.clip(head_phantom(256, blob=(100 + 20 * number, 140)) / 4 + 60, 0, 255).astype(np.uint8)
+            cv2.imwrite(str(tmp_path / "export" / patient / f"{number}.png"), image)
+    (tmp_path / "export" / "LICENSE").write_text("a licence, not a slice")
+    with playwright.sync_playwright() as p:
+        browser, page = launch(p)
+        page.goto(server, timeout=120_000)
+        folder = page.get_by_test_id("stFileUploader").filter(has_text="series folder").locator("input[type=file]")
+        folder.wait_for(state="attached", timeout=120_000)
+        folder.set_input_files(str(tmp_path / "export"))
+        page.get_by_text("Study 2: 2 slices").wait_for(timeout=180_000)
+        assert page.get_by_text("Study 1: 2 slices").count() == 1 and page.get_by_text("Study 3").count() == 0
+        assert page.get_by_test_id("stAlert").filter(has_text="not a readable").count() == 0
+        browser.close()
