@@ -21,6 +21,7 @@ from pydicom.pixels import iter_pixels
 
 from hemo.acquisition import (TURNED_NOTE, contrast_note, image_orientation, kernel, kernel_note, plane,
                               thin_note, tilt, tilt_note, usual_view)
+from hemo.colour import is_colour
 from hemo.errors import HemoInputError
 from hemo.header import functional_group, read_integer, read_number, read_vector
 
@@ -177,12 +178,13 @@ def _check_header(ds: pydicom.Dataset, name: str) -> tuple[int, int, int]:
     if rows * cols > MAX_FRAME_PIXELS or rows * cols * frames > MAX_FILE_PIXELS:
         raise HemoInputError(f"{name}: {frames} frame(s) of {cols}x{rows} pixels is far more than a CT series; "
                              "it was not opened.")
-    if read_integer(ds, "SamplesPerPixel", name, 1) != 1:
+    samples = read_integer(ds, "SamplesPerPixel", name, 1)
+    if samples != 1 and not (samples == 3 and modality in _SECONDARY_CAPTURE):  # a viewer's key image may be RGB
         raise HemoInputError(f"{name}: this DICOM holds a colour picture, not CT values.")
     syntax = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
     if syntax is None or not syntax.is_compressed:
         bits = read_integer(ds, "BitsAllocated", name, 16)
-        expected = rows * cols * frames * max(bits, 8) // 8
+        expected = rows * cols * frames * samples * max(bits, 8) // 8
         if len(ds.PixelData) < expected or len(ds.PixelData) > expected + 2:
             raise HemoInputError(f"{name}: the pixel data ({len(ds.PixelData)} bytes) does not match the header's "
                                  f"{frames} x {cols} x {rows} pixels; the file is damaged.")
@@ -208,6 +210,11 @@ def read_frames(data: bytes, name: str) -> list[Frame]:
     result = []
     try:
         for index, pixels in enumerate(iter_pixels(ds)):
+            if pixels.ndim == 3:  # an RGB Secondary Capture: a grey slice saved in colour, or a colour picture
+                if is_colour(pixels):
+                    raise HemoInputError(f"{name}: this DICOM holds a colour picture (a screenshot with a colour "
+                                         "overlay?), not a CT slice; send the slice itself.")
+                pixels = pixels.mean(axis=2)
             slope, intercept = (1.0, 0.0) if picture else _rescale(ds, index, name)
             values = pixels.astype(np.float32) * np.float32(slope) + np.float32(intercept)
             if picture and inverted:  # a picture's grey levels, shown dark for high: what a viewer shows is 255 - v

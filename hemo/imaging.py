@@ -19,6 +19,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from hemo import dicom
+from hemo.colour import is_colour
 from hemo.errors import HemoInputError
 
 SIZE = 256
@@ -192,22 +193,12 @@ def _read_raster(data: bytes, name: str, crop: bool, model_window: tuple[float, 
         top = 65535.0 if image.mode.startswith("I;16") or values.max() > 255 else 255.0
         gray = values * (255.0 / top)
         return [Slice(prepare(gray, crop), name, info=info, quality=measure(gray))]
-    if image.mode not in ("L", "1") and coloured_share(np.asarray(image.convert("RGB"))) > MAX_COLOURED_SHARE:
+    if image.mode not in ("L", "1") and is_colour(np.asarray(image.convert("RGB"))):
         raise HemoInputError(f"{name}: a colour picture, not a CT slice (CT is grey: a screenshot with a heatmap or "
                              "other colour overlay?); upload the slice itself.")
     gray = np.asarray(image.convert("L"), dtype=np.float32)
     return [Slice(prepare(gray, crop), name, info=info, warnings=(EIGHT_BIT_NOTE,), quality=measure(gray))]
 
-
-#: A pixel is coloured when its channels differ by more than this (JPEG's chroma blur on a grey slice stays under it);
-#: a picture with more than ``MAX_COLOURED_SHARE`` of its pixels coloured is no CT slice, an arrow or a label on one is.
-COLOURED_SPREAD, MAX_COLOURED_SHARE = 24, 0.05
-
-
-def coloured_share(rgb: np.ndarray) -> float:
-    """Share of the pixels of an RGB picture whose channels differ by more than ``COLOURED_SPREAD`` grey levels."""
-    spread = rgb.max(axis=2).astype(np.int16) - rgb.min(axis=2)
-    return float((spread > COLOURED_SPREAD).mean())
 
 
 def resolve_window(window_name: str, own: tuple[float, float] | None = None) -> tuple[tuple[float, float], str | None]:

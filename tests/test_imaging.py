@@ -184,6 +184,28 @@ def test_an_8_bit_secondary_capture_is_read_as_the_picture_it_is(photometric):
     assert not any("Hounsfield" in w for w in key.warnings) and not sanity.check(key)
 
 
+def test_an_rgb_secondary_capture_is_read_when_grey_and_refused_when_a_colour_picture():
+    import pydicom
+
+    grey = np.round(window(head_phantom(128, blob=(40, 70)), 40, 120)).astype(np.uint8)
+    heatmap = cv2.applyColorMap(grey, cv2.COLORMAP_JET)
+
+    def saved(rgb: np.ndarray) -> bytes:  # as a viewer saves a key image: RGB, 8 bits a sample
+        ds = pydicom.dcmread(io.BytesIO(dicom_bytes(grey.astype(np.int16), modality="OT", slope=None)))
+        ds.SamplesPerPixel, ds.PhotometricInterpretation, ds.PlanarConfiguration = 3, "RGB", 0
+        ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 8, 8, 7, 0
+        ds.PixelData = np.ascontiguousarray(rgb).tobytes()
+        buffer = io.BytesIO()
+        ds.save_as(buffer)
+        return buffer.getvalue()
+
+    [key], [png] = read_slices(saved(np.repeat(grey[..., None], 3, axis=2)), "key.dcm"), read_slices(
+        cv2.imencode(".png", grey)[1].tobytes(), "key.png")
+    assert np.array_equal(key.pixels, png.pixels)
+    with pytest.raises(HemoInputError, match="colour picture"):
+        read_slices(saved(heatmap), "screenshot.dcm")
+
+
 def test_a_colour_picture_is_refused_but_a_grey_slice_saved_in_colour_or_marked_with_an_arrow_is_read():
     grey = np.round(window(head_phantom(256, blob=(120, 140)), 40, 120)).astype(np.uint8)
     rgb = np.repeat(grey[..., None], 3, axis=2)
