@@ -24,12 +24,11 @@ def tilt(ds: pydicom.Dataset, frame: int = 0) -> float | None:
     None when the header says neither. Not a required field, so an unreadable value counts as absent."""
     angles = []
     acquisition = functional_group(ds, frame, "CTAcquisitionDetailsSequence") or ds
-    orientation = functional_group(ds, frame, "PlaneOrientationSequence") or ds
     try:
         gantry = read_number(acquisition.get("GantryDetectorTilt"), "GantryDetectorTilt", "")
-        iop = read_vector(orientation.get("ImageOrientationPatient"), 6, "ImageOrientationPatient", "")
     except HemoInputError:
-        return None
+        gantry = None
+    iop = image_orientation(ds, frame)
     if gantry is not None:
         angles.append(abs(gantry))
     normal = None if iop is None else np.cross(iop[:3], iop[3:])

@@ -23,6 +23,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from hemo.analysis import Analyzer  # noqa: E402
 from hemo.datasets import is_annotation  # noqa: E402
+from hemo.dicom import read_frames  # noqa: E402
 from hemo.imaging import read_file, window  # noqa: E402
 from hemo.model import DEFAULT_MODEL  # noqa: E402
 from hemo.sanity import white_share  # noqa: E402
@@ -31,10 +32,7 @@ WINDOWS = ((40, 120), (40, 80), (80, 200), (50, 350), (600, 2800))
 
 
 def hounsfield(path: Path) -> np.ndarray:
-    import pydicom
-
-    ds = pydicom.dcmread(path)
-    return ds.pixel_array.astype(np.float32) * float(ds.get("RescaleSlope", 1)) + float(ds.get("RescaleIntercept", 0))
+    return read_frames(path.read_bytes(), path.name)[0].hu  # as hemo reads the file
 
 
 def main(argv: list[str] | None = None) -> int:
