@@ -184,7 +184,9 @@ def _check_header(ds: pydicom.Dataset, name: str) -> tuple[int, int, int]:
     syntax = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
     if syntax is None or not syntax.is_compressed:
         bits = read_integer(ds, "BitsAllocated", name, 16)
-        expected = rows * cols * frames * samples * max(bits, 8) // 8
+        # YBR_FULL_422 keeps one colour pair for every two pixels: 2 values a pixel, not 3 (PS3.3 C.7.6.3.1.2)
+        values = 2 if str(ds.get("PhotometricInterpretation", "")).upper() == "YBR_FULL_422" else samples
+        expected = rows * cols * frames * values * max(bits, 8) // 8
         if len(ds.PixelData) < expected or len(ds.PixelData) > expected + 2:
             raise HemoInputError(f"{name}: the pixel data ({len(ds.PixelData)} bytes) does not match the header's "
                                  f"{frames} x {cols} x {rows} pixels; the file is damaged.")

@@ -206,6 +206,25 @@ def test_an_rgb_secondary_capture_is_read_when_grey_and_refused_when_a_colour_pi
         read_slices(saved(heatmap), "screenshot.dcm")
 
 
+@pytest.mark.parametrize("photometric", ["YBR_FULL", "YBR_FULL_422"])
+def test_a_grey_secondary_capture_in_ybr_is_read_as_its_picture(photometric):
+    """Viewers that save key images as JPEG-like YBR write them uncompressed too; YBR_FULL_422 stores one colour
+    pair for two pixels, so its pixel data is two thirds of RGB's (before: refused as damaged)."""
+    import pydicom
+
+    grey = np.round(window(head_phantom(128, blob=(40, 70)), 40, 120)).astype(np.uint8)
+    ds = pydicom.dcmread(io.BytesIO(dicom_bytes(grey.astype(np.int16), modality="OT", slope=None)))
+    ds.SamplesPerPixel, ds.PhotometricInterpretation, ds.PlanarConfiguration = 3, photometric, 0
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 8, 8, 7, 0
+    luma = grey.reshape(-1, 2) if photometric == "YBR_FULL_422" else grey.reshape(-1, 1)
+    ds.PixelData = np.concatenate([luma, np.full((len(luma), 2), 128, np.uint8)], axis=1).tobytes()  # Y.., Cb, Cr
+    buffer = io.BytesIO()
+    ds.save_as(buffer)
+    [key], [png] = read_slices(buffer.getvalue(), "key.dcm"), read_slices(cv2.imencode(".png", grey)[1].tobytes(),
+                                                                           "key.png")
+    assert np.abs(key.pixels - png.pixels).max() <= 1 / 255
+
+
 def test_a_colour_picture_is_refused_but_a_grey_slice_saved_in_colour_or_marked_with_an_arrow_is_read():
     grey = np.round(window(head_phantom(256, blob=(120, 140)), 40, 120)).astype(np.uint8)
     rgb = np.repeat(grey[..., None], 3, axis=2)
