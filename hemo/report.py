@@ -14,6 +14,7 @@ import numpy as np
 from fpdf import FPDF
 from PIL import Image
 
+from hemo.evaluate import replicates_sentence
 from hemo.study import Study
 
 NOTICE = ("Research and teaching demo - not a medical device. Not validated for clinical use; never use it to "
@@ -125,6 +126,9 @@ def _metrics_lines(metrics: dict | None) -> list[str]:
     if "study_auc" in metrics:
         lines.append(f"study AUC {number('study_auc')}; at the study threshold: sensitivity "
                      f"{number('study_sensitivity')}, specificity {number('study_specificity')}")
+        again = replicates_sentence(metrics)
+        if again:
+            lines.append(_latin1(again))
     return lines
 
 

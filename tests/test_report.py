@@ -73,6 +73,11 @@ def test_the_pdf_says_once_what_every_slice_of_the_study_carries_and_still_fits_
                                                                     "specificity": 0.8, "study_auc": 0.9}, provenance)
     text = pdf_text(data)
     assert "study AUC 0.900" in text and "region, not an outline" in text and "step 6: how" in text
+    assert "Trained again" not in text
+    again = {"auc": 0.9, "study_auc": 0.9, "study_sensitivity": 0.93, "study_specificity": 0.76,
+             "replicates": [{"study_sensitivity": 0.93, "study_specificity": 0.46}]}
+    assert "recipe (1 more CV run) found 93% of the studies with haemorrhage and cleared 46% of" in " ".join(
+        pdf_text(studies_pdf([study], "m.keras", again)).split())
     assert text.count("Every slice: Slices tilted 18.5") == 1 and "only this slice" not in text
     assert "Slices tilted" not in pdf_text(studies_pdf([study], "m.keras"))
     alone = replace(study, slices=slices[:1])  # a study of one slice: its own notes, which no slice row shows

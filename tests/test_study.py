@@ -324,6 +324,16 @@ def test_calibrate_writes_the_out_of_fold_numbers_a_final_model_is_shown_with(cv
     assert metrics["brier"] == report["slice_calibrated"]["brier_nested"]
     assert "study level (mean of the top" in format_report(metrics)
 
+    # another run of the recipe kept beside it (here the same run twice): what the app and the PDF say it moved by
+    from conftest import load_tool
+
+    load_tool("replicates").main([str(path), str(full), str(full), "--write"])
+    kept = json.loads(path.read_text())
+    assert {k: v for k, v in kept.items() if k != "replicates"} == metrics and len(kept["replicates"]) == 2
+    first = kept["replicates"][0]
+    assert first["study_specificity"] == metrics["study_specificity"] and first["run"] == str(out)
+    assert first["context_auc"] == metrics.get("context_auc")
+
 
 def test_platt_scaling_makes_scores_behave_like_probabilities():
     rng = np.random.default_rng(0)

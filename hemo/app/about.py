@@ -6,6 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from hemo.app import resources
+from hemo.evaluate import replicate_range
 
 st.title("About hemo and its model")
 st.warning(resources.NOTICE)
@@ -35,6 +36,14 @@ if metrics:
                        ("context_threshold", "Their operating threshold")):
         if key in metrics:
             rows.append({"metric": label, "value": number(metrics[key])})
+    runs = len(metrics.get("replicates") or [])
+    for key, label in (("auc", "ROC AUC (slice level)"), ("context_auc", "ROC AUC of slices read with neighbours"),
+                       ("study_auc", "Study AUC"), ("study_sensitivity", "Study sensitivity"),
+                       ("study_specificity", "Study specificity")):
+        spread = replicate_range(metrics, key)
+        if spread:
+            rows.append({"metric": f"{label}, {runs} more CV run{'s' if runs > 1 else ''} of the same recipe",
+                         "value": f"{number(spread[0])}–{number(spread[1])}"})
     st.table(pd.DataFrame(rows))
 card = resources.model_path().parent / "MODEL_CARD.md"
 if card.exists():

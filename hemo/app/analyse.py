@@ -13,6 +13,7 @@ from hemo.app import resources
 from hemo.archive import MAX_BYTES, expand, is_zip
 from hemo.datasets import ignored, is_annotation
 from hemo.errors import HemoInputError
+from hemo.evaluate import replicates_sentence
 from hemo.explain import colour_bar
 from hemo.imaging import WINDOW_NAMES, is_dicom
 from hemo.study import Study, alone, places, studies
@@ -200,7 +201,8 @@ def _study_section(study: Study, labels: Labels, opacity: float, analyzer) -> No
     if measured.get("study_method") == study.method and measured.get("study_specificity") is not None:
         st.caption(f"How far to trust it: on {measured['studies']} patients kept out of the training that scored "
                    f"them, this rule found {measured['study_sensitivity']:.0%} of the studies with haemorrhage and "
-                   f"cleared {measured['study_specificity']:.0%} of the normal ones (model card).")
+                   f"cleared {measured['study_specificity']:.0%} of the normal ones (model card)."
+                   + (f" {replicates_sentence(measured)}" if replicates_sentence(measured) else ""))
     if analyzer.info.slice_score != "head":
         st.caption(_score_help(analyzer.info.slice_score, analyzer.info.decoder_weight))
     shared = study.notes
