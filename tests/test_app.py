@@ -111,8 +111,14 @@ def test_images_dropped_on_their_own_are_separate_cases_until_the_user_says_they
     assert not app.exception
     assert study_heads(app) == ["Study 1: 1 slice", "Study 2: 1 slice", "Study 3: 1 slice"]
     assert sum("Study verdict (its only slice, at the slice operating point)" in m.value for m in app.markdown) == 3
+    measured = json.loads((ROOT / "models" / "evaluation.json").read_text())
+    said = f"cleared {measured['specificity']:.0%} of the normal ones (model card)."
+    trust = [c.value for c in app.caption if c.value.startswith("How far to trust a slice's verdict")]
+    assert len(trust) == 1 and f"on {measured['n']:,} slices" in trust[0] and trust[0].endswith(said)  # said once
     app.radio(key="loose").set_value(SERIES).run()
     assert study_heads(app) == ["Study 1: 3 slices"]
+    trust = [c.value for c in app.caption if c.value.startswith("How far to trust a slice's verdict")]
+    assert len(trust) == 1 and "Judged by its highest slice, an upload of several slices is flagged" in trust[0]
 
 
 def test_each_folder_of_an_uploaded_folder_of_images_is_a_study_of_its_own(app):

@@ -16,7 +16,7 @@ from hemo.errors import HemoInputError
 from hemo.evaluate import replicates_sentence
 from hemo.explain import colour_bar
 from hemo.imaging import WINDOW_NAMES, is_dicom
-from hemo.study import Study, alone, places, studies
+from hemo.study import HIGHEST, Study, alone, min_series, places, studies
 from hemo.table import slice_rows, study_row, without_name
 
 TYPES = ["png", "jpg", "jpeg", "dcm", "dicom", "zip"]
@@ -194,6 +194,24 @@ def _viewer(study: Study, labels: Labels, opacity: float, said: frozenset[str]) 
     _details(f"{study.slug}-{number}", result, opacity, True, labels, said)
 
 
+def _slice_trust(found: list[Study], analyzer) -> None:
+    """Said once above cases judged slice by slice (single images, uploads shorter than the study rule's series):
+    how far the slice operating point goes, and why a short upload is flagged more often than one slice."""
+    judged = [study for study in found if study.method == HIGHEST]
+    measured = resources.shipped_json("evaluation.json") or {}
+    if not judged or measured.get("sensitivity") is None or measured.get("specificity") is None:
+        return
+    several = any(len(study.slices) > 1 for study in judged)
+    st.caption(f"How far to trust a slice's verdict: on {measured['n']:,} slices"
+               + (f" of {measured['patients']} patients" if measured.get("patients") else "")
+               + f" kept out of the training that scored them, the slice operating point found "
+               f"{measured['sensitivity']:.0%} of the slices with haemorrhage and cleared {measured['specificity']:.0%}"
+               " of the normal ones (model card)."
+               + (" Judged by its highest slice, an upload of several slices is flagged more often than any one of "
+                  f"them: the study rule needs a whole series ({min_series(analyzer.info)} slices or more)."
+                  if several and analyzer.info.study else ""))
+
+
 def _study_section(study: Study, labels: Labels, opacity: float, analyzer) -> None:
     st.subheader(f"{study.label}: {len(study.slices)} slice{'s' if len(study.slices) > 1 else ''}")
     st.markdown(f"Study verdict ({study.how}): " + _verdict_line(study.probability, study.threshold, study.verdict))
@@ -362,6 +380,7 @@ def page() -> None:
     found = studies(results, analyzer)
     labels = Labels(found, show_names)
     _errors([r for r in results if r.error], labels)
+    _slice_trust(found, analyzer)
     for study in found:
         _study_section(study, labels, opacity, analyzer)
     table = pd.DataFrame(slice_rows(found, results, lambda r: r.source if show_names else ""))
