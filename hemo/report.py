@@ -112,7 +112,8 @@ def _row(pdf: FPDF, pictures: list[tuple[int, np.ndarray, str]], size: float = 6
     pdf.set_y(top + size + 6.5 + 3.5 * lines)
 
 
-def _metrics_lines(metrics: dict | None) -> list[str]:
+def _metrics_lines(metrics: dict | None, method: str) -> list[str]:
+    """The validation numbers; the study's only where they measure the rule this study was judged by (``method``)."""
     if not metrics:
         return ["No validation numbers ship with this model."]
 
@@ -123,8 +124,8 @@ def _metrics_lines(metrics: dict | None) -> list[str]:
     lines = [metrics.get("title", "Validation"),
              f"slice AUC {number('auc')}; at the slice threshold: sensitivity {number('sensitivity')}, "
              f"specificity {number('specificity')}"]
-    if "study_auc" in metrics:
-        lines.append(f"study AUC {number('study_auc')}; at the study threshold: sensitivity "
+    if "study_auc" in metrics and metrics.get("study_method") == method:
+        lines.append(f"study AUC {number('study_auc')} ({method}); at the study threshold: sensitivity "
                      f"{number('study_sensitivity')}, specificity {number('study_specificity')}")
         again = replicates_sentence(metrics)
         if again:
@@ -186,7 +187,7 @@ def _page(pdf: FPDF, study: Study, model_version: str, metrics: dict | None, pro
         _row(pdf, [(number, result.bleed_overlay(opacity), f"map peak {float(result.bleed.max()):.3f}")
                    for number, result in keys if result.bleed is not None], size)
     pdf.set_font("Helvetica", size=8)
-    for line in _metrics_lines(metrics):
+    for line in _metrics_lines(metrics, study.method):
         pdf.multi_cell(0, 4.5, line, new_x="LMARGIN", new_y="NEXT")
     pdf.multi_cell(0, 4.5, "Grad-CAM is an 8x8 map of where the EfficientNet stage found evidence, upsampled: a "
                            "region, not an outline of blood.", new_x="LMARGIN", new_y="NEXT")

@@ -70,14 +70,18 @@ def test_the_pdf_says_once_what_every_slice_of_the_study_carries_and_still_fits_
     provenance = {f"step {i}": "how this step was chosen out of fold, said at the length the shipped model says it, "
                   "in so many words, and then some" for i in range(7)}
     data = studies_pdf([replace(study, slices=slices)], "m.keras", {"auc": 0.9, "sensitivity": 0.9,
-                                                                    "specificity": 0.8, "study_auc": 0.9}, provenance)
+                                                                    "specificity": 0.8, "study_auc": 0.9,
+                                                                    "study_method": study.method}, provenance)
     text = pdf_text(data)
-    assert "study AUC 0.900" in text and "region, not an outline" in text and "step 6: how" in text
+    assert f"study AUC 0.900 ({study.method})" in text and "region, not an outline" in text and "step 6: how" in text
     assert "Trained again" not in text
     again = {"auc": 0.9, "study_auc": 0.9, "study_sensitivity": 0.93, "study_specificity": 0.76,
-             "replicates": [{"study_sensitivity": 0.93, "study_specificity": 0.46}]}
+             "study_method": study.method, "replicates": [{"study_sensitivity": 0.93, "study_specificity": 0.46}]}
     assert "recipe (1 more CV run) found 93% of the studies with haemorrhage and cleared 46% of" in " ".join(
         pdf_text(studies_pdf([study], "m.keras", again)).split())
+    # the numbers of another study rule (a whole series' top-k mean) never stand beside a verdict it did not reach
+    other = pdf_text(studies_pdf([study], "m.keras", {**again, "study_method": "mean of the top 12 slices"}))
+    assert "study AUC" not in other and "Trained again" not in other and "slice AUC 0.900" in other
     assert text.count("Every slice: Slices tilted 18.5") == 1 and "only this slice" not in text
     assert "Slices tilted" not in pdf_text(studies_pdf([study], "m.keras"))
     alone = replace(study, slices=slices[:1])  # a study of one slice: its own notes, which no slice row shows
