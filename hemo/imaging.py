@@ -200,7 +200,6 @@ def _read_raster(data: bytes, name: str, crop: bool, model_window: tuple[float, 
     return [Slice(prepare(gray, crop), name, info=info, warnings=(EIGHT_BIT_NOTE,), quality=measure(gray))]
 
 
-
 def resolve_window(window_name: str, own: tuple[float, float] | None = None) -> tuple[tuple[float, float], str | None]:
     """(level, width) of a named window; "file" uses the file's own, falling back to brain with a note."""
     if window_name == "file":

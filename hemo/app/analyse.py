@@ -217,10 +217,11 @@ def _study_section(study: Study, labels: Labels, opacity: float, analyzer) -> No
     st.markdown(f"Study verdict ({study.how}): " + _verdict_line(study.probability, study.threshold, study.verdict))
     measured = resources.shipped_json("evaluation.json") or {}
     if measured.get("study_method") == study.method and measured.get("study_specificity") is not None:
+        again = replicates_sentence(measured)
         st.caption(f"How far to trust it: on {measured['studies']} patients kept out of the training that scored "
                    f"them, this rule found {measured['study_sensitivity']:.0%} of the studies with haemorrhage and "
                    f"cleared {measured['study_specificity']:.0%} of the normal ones (model card)."
-                   + (f" {replicates_sentence(measured)}" if replicates_sentence(measured) else ""))
+                   + (f" {again}" if again else ""))
     if analyzer.info.slice_score != "head":
         st.caption(_score_help(analyzer.info.slice_score, analyzer.info.decoder_weight))
     shared = study.notes
