@@ -207,8 +207,9 @@ def _read_all(args, analyzer, files: list[Path], out: Path | None, partial) -> t
 
 def cmd_predict(args) -> int:
     from hemo.analysis import Analyzer
-    from hemo.study import studies
+    from hemo.study import HIGHEST, min_series, studies
     from hemo.table import FIELDS
+    from hemo.trust import slice_trust, study_trust
 
     analyzer = Analyzer.load(args.model)
     out = Path(args.explain) if args.explain else None
@@ -227,16 +228,23 @@ def cmd_predict(args) -> int:
         writer.writerows(_ordered_rows(found, kept, written))
     if final:
         final.replace(args.csv)  # in one step: the file holds the rows read so far or the whole table, never half
+    measured = _validation_numbers(args.model)
     for study in found:
         count = len(study.slices)
         print(f"{study.label.lower()}: {count} slice{'s' if count != 1 else ''}, {study.method}: {study.verdict} "
               f"(probability {study.probability:.3f}, threshold {study.threshold:.3f})", file=sys.stderr)
+        if said := study_trust(measured, study.method):
+            print(f"  {said}", file=sys.stderr)
         if study.refined_threshold is not None:  # each row has both readings; the count, once
             above = sum(p >= study.refined_threshold for p in study.refined)
             print(f"  slices read with their neighbours: {above} of {len(study.refined)} at or above "
                   f"{study.refined_threshold:.3f} (highest {max(study.refined):.3f})", file=sys.stderr)
         for note in sorted(study.notes):  # also in every slice's row; said once here, as the app and the PDF do
             print(f"  every slice: {note}", file=sys.stderr)
+    judged = [study for study in found if study.method == HIGHEST]  # as the app says it: once, under the verdicts
+    if judged and (said := slice_trust(measured, several=any(len(study.slices) > 1 for study in judged),
+                                       series=min_series(analyzer.info) if analyzer.info.study else None)):
+        print(said, file=sys.stderr)
     if args.studies:
         from hemo.table import STUDY_FIELDS, study_row
 

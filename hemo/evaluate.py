@@ -11,32 +11,6 @@ from sklearn.metrics import confusion_matrix, precision_recall_fscore_support, r
 from hemo.model import CLASSES
 
 
-#: What a model's evaluation keeps of each other CV run of its recipe (``tools/replicates.py``): one run's numbers
-#: are one draw, and the study numbers of this recipe moved by more between runs than any change tried moved them.
-REPLICATED = ("auc", "context_auc", "study_auc", "study_sensitivity", "study_specificity")
-
-
-def replicate_range(metrics: dict | None, key: str) -> tuple[float, float] | None:
-    """(lowest, highest) of ``key`` over the other CV runs of the recipe in ``metrics["replicates"]``; None
-    without them."""
-    values = [run[key] for run in (metrics or {}).get("replicates") or [] if run.get(key) is not None]
-    return (min(values), max(values)) if values else None
-
-
-def replicates_sentence(metrics: dict | None) -> str | None:
-    """How the study numbers moved when the same recipe was trained again, in words; None without replicates."""
-    found, cleared = replicate_range(metrics, "study_sensitivity"), replicate_range(metrics, "study_specificity")
-    if found is None or cleared is None:
-        return None
-
-    def share(low: float, high: float) -> str:
-        return f"{low:.0%}" if round(low, 2) == round(high, 2) else f"{low:.0%}–{high:.0%}"
-
-    runs = len(metrics["replicates"])
-    return (f"Trained again on the same patients, the same recipe ({runs} more CV run{'s' if runs > 1 else ''}) "
-            f"found {share(*found)} of the studies with haemorrhage and cleared {share(*cleared)} of the normal ones.")
-
-
 def choose_threshold(labels: np.ndarray, scores: np.ndarray) -> float:
     """The threshold with the best Youden index (sensitivity + specificity - 1) on these slices."""
     if len(set(np.asarray(labels).tolist())) < 2:

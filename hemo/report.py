@@ -14,8 +14,8 @@ import numpy as np
 from fpdf import FPDF
 from PIL import Image
 
-from hemo.evaluate import replicates_sentence
 from hemo.study import Study
+from hemo.trust import replicates_sentence
 
 NOTICE = ("Research and teaching demo - not a medical device. Not validated for clinical use; never use it to "
           "diagnose or to decide treatment.")

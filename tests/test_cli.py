@@ -1,5 +1,6 @@
 import csv
 import json
+import shutil
 from pathlib import Path
 
 import cv2
@@ -96,10 +97,27 @@ def test_predict_reads_the_images_of_a_folder_as_one_study_or_with_each_as_cases
     assert counts == {False: [1, 3], True: [1, 1, 1, 1]}  # the DICOM keeps its own study either way
 
 
+def test_predict_says_how_far_a_verdict_reached_slice_by_slice_goes(small_model_path, tmp_path, capsys):
+    model = tmp_path / "model"
+    shutil.copytree(small_model_path.parent, model)
+    (model / "evaluation.json").write_text(json.dumps({"n": 1993, "patients": 66, "sensitivity": 0.8167,
+                                                       "specificity": 0.8639}))
+    for number in range(2):
+        cv2.imwrite(str(tmp_path / f"{number}.png"), np.clip(head_phantom(128) / 4 + 60, 0, 255).astype(np.uint8))
+    assert main(["predict", str(tmp_path / "0.png"), str(tmp_path / "1.png"),
+                 "--model", str(model / small_model_path.name)]) == 0
+    err = capsys.readouterr().err
+    assert "highest slice: " in err
+    assert ("How far to trust a slice's verdict: on 1,993 slices of 66 patients kept out of the training that scored "
+            "them, the slice operating point found 82% of the slices with haemorrhage and cleared 86%") in err
+
+
 @pytest.mark.skipif(not (ROOT / "models" / "hemo-hybrid.keras").exists(), reason="no shipped model")
-def test_predict_numbers_slices_in_scan_order_with_their_neighbours_reading_as_the_app_and_reports_do(tmp_path):
+def test_predict_numbers_slices_in_scan_order_with_their_neighbours_reading_as_the_app_and_reports_do(tmp_path,
+                                                                                                      capsys):
     from hemo.model import read_info
     from hemo.study import min_series
+    from hemo.trust import study_trust
 
     model = ROOT / "models" / "hemo-hybrid.keras"
     info, count = read_info(model), min_series(read_info(model))  # a series the model reads with neighbours
@@ -125,6 +143,8 @@ def test_predict_numbers_slices_in_scan_order_with_their_neighbours_reading_as_t
     assert study["slices_above_with_neighbours"] == str(above) and study["rule"]
     assert study["verdict"] == ("indicative of haemorrhage" if float(study["probability"]) >= float(
         study["threshold"]) else "likely normal")
+    said = study_trust(json.loads((ROOT / "models" / "evaluation.json").read_text()), study["rule"])
+    assert said and f"  {said}\n" in capsys.readouterr().err  # how far the verdict goes, as the app says it
 
 
 def test_an_interrupted_predict_keeps_the_rows_of_the_files_it_finished(small_model_path, tmp_path, monkeypatch):

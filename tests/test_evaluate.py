@@ -1,8 +1,7 @@
 import numpy as np
 import pytest
 
-from hemo.evaluate import (bootstrap_auc, bootstrap_auc_difference, choose_threshold, format_report, rank_auc,
-                           replicate_range, replicates_sentence, report)
+from hemo.evaluate import bootstrap_auc, bootstrap_auc_difference, choose_threshold, format_report, rank_auc, report
 
 
 def test_metrics_match_hand_computed_values():
@@ -73,17 +72,3 @@ def test_a_paired_interval_sees_a_small_gain_that_two_separate_intervals_hide():
     first_ci, second_ci = bootstrap_auc(labels, first, patients, n=300), bootstrap_auc(labels, second, patients, n=300)
     assert second_ci[0] < first_ci[1]  # separately, the two intervals overlap
     assert bootstrap_auc_difference(labels, first, first, patients, n=50) == (0.0, 0.0)
-
-
-def test_other_runs_of_the_recipe_are_said_as_a_range():
-    shipped = {"study_sensitivity": 0.931, "study_specificity": 0.757}
-    assert replicate_range(shipped, "study_auc") is None and replicates_sentence(shipped) is None
-    again = {**shipped, "replicates": [{"study_sensitivity": 0.931, "study_specificity": 0.459, "study_auc": 0.93},
-                                       {"study_sensitivity": 0.9655, "study_specificity": 0.595, "study_auc": None}]}
-    assert replicate_range(again, "study_auc") == (0.93, 0.93)
-    assert replicate_range(again, "study_specificity") == (0.459, 0.595)
-    assert replicates_sentence(again) == ("Trained again on the same patients, the same recipe (2 more CV runs) found "
-                                          "93%–97% of the studies with haemorrhage and cleared 46%–60% of the normal "
-                                          "ones.")
-    one = {**shipped, "replicates": again["replicates"][:1]}
-    assert "(1 more CV run) found 93% of" in replicates_sentence(one)

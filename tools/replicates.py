@@ -4,7 +4,7 @@ The shipped operating points and numbers come from one CV run of the recipe. Oth
 (another machine, another ``--seed``, which also deals the patients into other folds) score the same 66
 patients; their nested study specificity ranged from 0.46 to 0.76 (BENCHMARKS.md), so one run's number alone
 overstates what a new user can expect. This prints each run's numbers beside the shipped evaluation's and, with
-``--write``, keeps them in it as ``replicates`` (``hemo.evaluate.REPLICATED``): the app, the About page and the
+``--write``, keeps them in it as ``replicates`` (``hemo.trust.REPLICATED``): the app, the About page and the
 PDF report then say how far they moved.
 
     python tools/replicates.py models/evaluation.json runs/cv-a-calibrate.json runs/cv-b-calibrate.json [--write]
@@ -21,7 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from hemo.evaluate import REPLICATED  # noqa: E402
+from hemo.trust import REPLICATED  # noqa: E402
 
 
 def replicate(calibrate_json: Path) -> dict:

@@ -6,7 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from hemo.app import resources
-from hemo.evaluate import replicate_range
+from hemo.trust import replicate_range
 
 st.title("About hemo and its model")
 st.warning(resources.NOTICE)

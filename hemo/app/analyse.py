@@ -13,11 +13,11 @@ from hemo.app import resources
 from hemo.archive import MAX_BYTES, expand, is_zip
 from hemo.datasets import ignored, is_annotation
 from hemo.errors import HemoInputError
-from hemo.evaluate import replicates_sentence
 from hemo.explain import colour_bar
 from hemo.imaging import WINDOW_NAMES, is_dicom
 from hemo.study import HIGHEST, Study, alone, min_series, places, studies
 from hemo.table import slice_rows, study_row, without_name
+from hemo.trust import slice_trust, study_trust
 
 TYPES = ["png", "jpg", "jpeg", "dcm", "dicom", "zip"]
 STEP_HELP = ("A *pseudo-time step* is one of 10 chunks of 128 pooled EfficientNet features (the paper's reshape of "
@@ -198,30 +198,17 @@ def _slice_trust(found: list[Study], analyzer) -> None:
     """Said once above cases judged slice by slice (single images, uploads shorter than the study rule's series):
     how far the slice operating point goes, and why a short upload is flagged more often than one slice."""
     judged = [study for study in found if study.method == HIGHEST]
-    measured = resources.shipped_json("evaluation.json") or {}
-    if not judged or measured.get("sensitivity") is None or measured.get("specificity") is None:
-        return
-    several = any(len(study.slices) > 1 for study in judged)
-    st.caption(f"How far to trust a slice's verdict: on {measured['n']:,} slices"
-               + (f" of {measured['patients']} patients" if measured.get("patients") else "")
-               + f" kept out of the training that scored them, the slice operating point found "
-               f"{measured['sensitivity']:.0%} of the slices with haemorrhage and cleared {measured['specificity']:.0%}"
-               " of the normal ones (model card)."
-               + (" Judged by its highest slice, an upload of several slices is flagged more often than any one of "
-                  f"them: the study rule needs a whole series ({min_series(analyzer.info)} slices or more)."
-                  if several and analyzer.info.study else ""))
+    if judged and (said := slice_trust(resources.shipped_json("evaluation.json"),
+                                       several=any(len(study.slices) > 1 for study in judged),
+                                       series=min_series(analyzer.info) if analyzer.info.study else None)):
+        st.caption(said)
 
 
 def _study_section(study: Study, labels: Labels, opacity: float, analyzer) -> None:
     st.subheader(f"{study.label}: {len(study.slices)} slice{'s' if len(study.slices) > 1 else ''}")
     st.markdown(f"Study verdict ({study.how}): " + _verdict_line(study.probability, study.threshold, study.verdict))
-    measured = resources.shipped_json("evaluation.json") or {}
-    if measured.get("study_method") == study.method and measured.get("study_specificity") is not None:
-        again = replicates_sentence(measured)
-        st.caption(f"How far to trust it: on {measured['studies']} patients kept out of the training that scored "
-                   f"them, this rule found {measured['study_sensitivity']:.0%} of the studies with haemorrhage and "
-                   f"cleared {measured['study_specificity']:.0%} of the normal ones (model card)."
-                   + (f" {again}" if again else ""))
+    if said := study_trust(resources.shipped_json("evaluation.json"), study.method):
+        st.caption(said)
     if analyzer.info.slice_score != "head":
         st.caption(_score_help(analyzer.info.slice_score, analyzer.info.decoder_weight))
     shared = study.notes
