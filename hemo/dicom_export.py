@@ -1,12 +1,13 @@
 """Results for PACS, as triage tools return them: Secondary Capture key slices and a Structured Report.
 
-Both reference the source study's StudyInstanceUID (so a PACS files them beside it) and carry no
-identifying text: patient name, ID, birth date, accession number and file names are not copied,
-whatever the input held.
+Both reference the source study's StudyInstanceUID (so a PACS files them beside it; PNG/JPEG, which have none,
+get one derived from their pixels) and carry no identifying text: patient name, ID, birth date, accession
+number and file names are not copied, whatever the input held.
 """
 
 from __future__ import annotations
 
+import hashlib
 import io
 import re
 
@@ -14,6 +15,7 @@ import highdicom as hd
 import numpy as np
 import pydicom
 from pydicom.sr.codedict import codes
+from pydicom.uid import generate_uid
 
 from hemo.report import key_slice_note, key_slices
 from hemo.study import Study
@@ -30,9 +32,16 @@ _CONTAINS = hd.sr.RelationshipTypeValues.CONTAINS
 
 
 def _study_uid(study: Study) -> str:
-    """The source study's UID when the upload was DICOM, else a new one (PNG/JPEG have none)."""
+    """The source study's UID when the upload was DICOM. PNG/JPEG have none: one derived from the slices' pixels
+    alone (never their names), so the key slices, the bleed maps, the report and any later export of the same
+    images file into one study."""
     uid = study.key[0]
-    return uid if _UID.match(uid or "") and len(uid) <= 64 else hd.UID()
+    if _UID.match(uid or "") and len(uid) <= 64:
+        return uid
+    pixels = hashlib.sha256()
+    for result in study.slices:
+        pixels.update(np.ascontiguousarray(result.slice.pixels).tobytes())
+    return generate_uid(entropy_srcs=[pixels.hexdigest()])
 
 
 def _captures(study: Study, pictures: list[tuple[int, np.ndarray, str]], series_number: int,

@@ -193,3 +193,21 @@ def test_a_series_of_a_study_with_several_is_named_by_study_and_series_in_its_re
     assert "hemo study report - Study 1 · series 2" in pdf_text(studies_pdf([second], "m.keras"))
     assert sorted(export(second, "m.keras")) == [f"hemo-study1-series2-{part}.dcm"
                                                   for part in ("key1", "key2", "key3", "report")]
+
+
+def test_the_dicom_results_of_images_without_a_study_uid_file_into_one_study_every_time(analyzer):
+    from dataclasses import replace
+
+    def uids(found) -> set[str]:
+        return {pydicom.dcmread(io.BytesIO(data)).StudyInstanceUID for data in export(found, "m.keras").values()}
+
+    images = [(f"Doe_Jane_{k}.png", corpus.png(np.clip(head_phantom(128, (50 + 8 * k, 60)) / 4 + 60, 0, 255)
+                                                 .astype(np.uint8))) for k in range(3)]
+    [found] = studies(analyzer.analyse_files(images), analyzer)
+    mapped = replace(found, slices=[replace(r, bleed=np.full((32, 32), 0.7, np.float16)) for r in found.slices])
+    [uid] = uids(mapped)  # key slices, bleed maps and the report: one study
+    assert uids(mapped) == {uid}  # exported again: the same study
+    [renamed] = studies(analyzer.analyse_files([(f"x{k}.png", data) for k, (_, data) in enumerate(images)]), analyzer)
+    assert uids(renamed) == {uid}  # the pixels name it, not the files
+    [other] = studies(analyzer.analyse_files(images[:2]), analyzer)
+    assert uids(other) != {uid}
