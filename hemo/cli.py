@@ -349,6 +349,21 @@ def cmd_bench(args) -> int:
     return 0
 
 
+def cmd_app(args) -> int:
+    """The Streamlit app, wherever hemo is installed: ``streamlit run`` on its entry point, with the options given."""
+    import os
+    import subprocess
+
+    from hemo.app import main as entry
+
+    extra = args.streamlit[1:] if args.streamlit[:1] == ["--"] else args.streamlit
+    env = {**os.environ, **({"HEMO_MODEL": str(Path(args.model).resolve())} if args.model else {})}
+    try:
+        return subprocess.call([sys.executable, "-m", "streamlit", "run", entry.__file__, *extra], env=env)
+    except KeyboardInterrupt:  # Ctrl-C reaches the server too, which stops; no traceback for it
+        return 0
+
+
 def cmd_cache(args) -> int:
     _load_data(args.data, args.neighbours).save(args.out)
     print(f"wrote {args.out}")
@@ -512,6 +527,11 @@ def main(argv: list[str] | None = None) -> int:
     bench.add_argument("--model", default=None, help="a saved model (default: a freshly built one)")
     bench.add_argument("--repeats", type=int, default=10)
     bench.set_defaults(run=cmd_bench)
+
+    app = commands.add_parser("app", help="start the Streamlit app (options after -- go to 'streamlit run')")
+    app.add_argument("--model", help="the model to serve (default: the shipped one, or $HEMO_MODEL)")
+    app.add_argument("streamlit", nargs=argparse.REMAINDER, help="e.g. -- --server.port 8502")
+    app.set_defaults(run=cmd_app)
 
     cache = commands.add_parser("cache", help="prepare a data folder once into a .npz for repeated training")
     cache.add_argument("data")

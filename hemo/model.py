@@ -19,7 +19,17 @@ from hemo.imaging import SIZE
 
 STEPS, STEP_FEATURES = 10, 128
 CLASSES = ("normal", "haemorrhage")
-DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "models" / "hemo-hybrid.keras"
+
+
+def _shipped_model() -> Path:
+    """The shipped model: ``models/`` beside the package in a checkout, ``hemo/models`` where hemo is installed
+    (``pyproject.toml`` maps one to the other)."""
+    package = Path(__file__).resolve().parent
+    installed = package / "models" / "hemo-hybrid.keras"
+    return installed if installed.exists() else package.parent / "models" / "hemo-hybrid.keras"
+
+
+DEFAULT_MODEL = _shipped_model()
 
 
 @dataclass

@@ -27,7 +27,7 @@ def keep_tensorflow_kernels() -> None:
 
     Streamlit does it for apps that build a model on each run. This app builds its model once
     per server (``st.cache_resource``), so the clean-up frees nothing and makes the next slice
-    cost ~0.7 s instead of ~0.08 s. Called explicitly by ``streamlit_app.py`` at start; every
+    cost ~0.7 s instead of ~0.08 s. Called explicitly by ``hemo.app.main`` at start; every
     other caller of ``keras.backend.clear_session`` in the process still gets the real one.
     """
     import keras
