@@ -3,7 +3,8 @@
 Files are listed here and read by the workers as a Ray dataset; a pool of actors each loads the
 model once; one row per slice streams to Parquet; study verdicts are aggregated after the slice
 pass. Without an address Ray starts on this machine; with one it joins that cluster, and nothing
-else changes. A re-run skips every file already in the output, so a crashed job resumes.
+else changes. A re-run skips every file already in the output, so a crashed job resumes; every row names
+the model that scored it, and a run with another model refuses to add to that output.
 """
 
 from __future__ import annotations
@@ -18,19 +19,19 @@ if TYPE_CHECKING:
     from hemo.model import ModelInfo
 
 COLUMNS = ["file", "frame", "study_uid", "series_uid", "position", "score", "probability", "verdict", "threshold",
-           "error", "note"]
+           "error", "note", "model"]
 
 
 class SliceWorker:
     """One Ray actor: loads and warms the model once, then analyses batches of file paths."""
 
-    def __init__(self, model: str, window: str | None) -> None:
+    def __init__(self, model: str, window: str | None, model_version: str) -> None:
         from hemo.analysis import Analyzer
         from hemo.runtime import quiet_tensorflow
 
         quiet_tensorflow()
         self.analyzer = Analyzer.load(model, warm=True)
-        self.window = window
+        self.window, self.model_version = window, model_version
 
     def __call__(self, batch: dict[str, np.ndarray]) -> pd.DataFrame:
         from hemo.inputs import results_of
@@ -42,16 +43,16 @@ class SliceWorker:
                              slice_.series if slice_ else "", result.position,
                              result.score if done else None, result.probability if done else None,
                              result.verdict if done else "error", result.threshold if done else None,
-                             result.error or "", " ".join(result.warnings)))
+                             result.error or "", " ".join(result.warnings), self.model_version))
         return pd.DataFrame(rows, columns=COLUMNS)
 
 
 def _row(file: str, frame: int, study: str, series: str, position=None, score=None, probability=None,
-         verdict="error", threshold=None, error="", note="") -> dict:
+         verdict="error", threshold=None, error="", note="", model="") -> dict:
     return {"file": file, "frame": int(frame), "study_uid": study, "series_uid": series,
             "position": None if position is None else float(position), "score": None if score is None else float(score),
             "probability": None if probability is None else float(probability), "verdict": verdict,
-            "threshold": None if threshold is None else float(threshold), "error": error, "note": note}
+            "threshold": None if threshold is None else float(threshold), "error": error, "note": note, "model": model}
 
 
 def done_files(out: Path) -> set[str]:
@@ -61,6 +62,20 @@ def done_files(out: Path) -> set[str]:
         return set()
     done = set(pd.read_parquet(out, columns=["file"])["file"].tolist())
     return done | {str(parent) for file in done for parent in PurePath(file).parents}
+
+
+def check_same_model(out: Path, model_version: str) -> None:
+    """Refuse to add one model's rows to another's: a resumed run would skip the files the first model read,
+    and the study verdicts would judge its scores at the second model's operating points."""
+    if not out.exists() or not any(out.glob("*.parquet")):
+        return
+    try:
+        held = set(pd.read_parquet(out, columns=["model"])["model"].tolist())
+    except (KeyError, ValueError):  # pyarrow says a missing column either way, by version
+        held = {"a model it did not record (an older hemo)"}
+    if held - {model_version}:
+        raise ValueError(f"{out} holds results of {', '.join(sorted(held))}; this run uses {model_version}. Scores of "
+                         "two models are never mixed in one output: choose another --out, or run that model again")
 
 
 def studies(out: Path, info: ModelInfo) -> pd.DataFrame:
@@ -99,9 +114,11 @@ def run(inputs: list[str], out: str | Path, model: str, workers: int = 1, addres
     import ray
 
     from hemo.inputs import find_files
-    from hemo.model import load
+    from hemo.model import load, version
 
     out = Path(out)
+    model_version = version(model)
+    check_same_model(out, model_version)
     files = [str(f) for f in find_files(inputs)]
     skipped = done_files(out)
     todo = [f for f in files if f not in skipped]
@@ -115,7 +132,8 @@ def run(inputs: list[str], out: str | Path, model: str, workers: int = 1, addres
         if todo:
             dataset = ray.data.from_items([{"file": f} for f in todo],
                                           override_num_blocks=max(1, len(todo) // batch_size))
-            dataset = dataset.map_batches(SliceWorker, fn_constructor_args=(str(Path(model).resolve()), window),
+            dataset = dataset.map_batches(SliceWorker, fn_constructor_args=(str(Path(model).resolve()), window,
+                                                                            model_version),
                                           batch_size=batch_size, concurrency=workers, num_cpus=1, batch_format="numpy")
             dataset.write_parquet(str(out))
     finally:

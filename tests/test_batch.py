@@ -11,6 +11,7 @@ import pytest
 from conftest import dicom_bytes, head_phantom
 from test_archive import zipped
 from hemo.cli import main
+from hemo.model import version
 
 pytest.importorskip("ray.data")
 
@@ -29,6 +30,7 @@ def test_batch_matches_predict_writes_errors_and_resumes(small_model_path, tmp_p
     out = tmp_path / "results.parquet"
     assert main(["batch", str(folder), "--out", str(out), "--model", str(small_model_path), "--workers", "1"]) == 0
     table = pd.read_parquet(out)
+    assert set(table["model"]) == {version(small_model_path)}  # every row, errors too, names what scored it
     errors = table[table["verdict"] == "error"]
     assert len(table) == 10 and len(errors) == 1 and errors["file"].iloc[0].endswith("broken.dcm")
     assert errors["error"].iloc[0].startswith("broken.dcm: ") and errors["probability"].isna().all()
@@ -60,3 +62,20 @@ def test_batch_judges_each_series_of_a_study_apart(small_model_path, tmp_path):
     pd.DataFrame(rows, columns=COLUMNS).to_parquet(out / "part.parquet")
     found = studies(out, load(small_model_path)[1])
     assert found["series_uid"].tolist() == ["1.2.9.7.1", "1.2.9.7.2"] and found["slices"].tolist() == [3, 3]
+
+
+def test_a_batch_never_adds_one_models_rows_to_anothers(small_model_path, tmp_path, capsys):
+    from hemo.batch import COLUMNS, _row
+
+    (tmp_path / "IM1").write_bytes(dicom_bytes((head_phantom(128) + 1024).astype(np.int16)))
+    for held, said in (("retrained.keras (sha256 0123456789ab)", "holds results of retrained.keras (sha256 "),
+                       (None, "holds results of a model it did not record (an older hemo)")):
+        out = tmp_path / f"results-{held is None}.parquet"
+        out.mkdir()
+        row = _row("old/IM0", 0, "1.2.9.1", "1.2.9.1.1", 0.0, 0.1, 0.1, "likely normal", 0.5, model=held or "")
+        columns = COLUMNS if held else [c for c in COLUMNS if c != "model"]
+        pd.DataFrame([row], columns=columns).to_parquet(out / "part.parquet")
+        assert main(["batch", str(tmp_path / "IM1"), "--out", str(out), "--model", str(small_model_path)]) == 2
+        error = capsys.readouterr().err
+        assert said in error and f"this run uses {version(small_model_path)}" in error and "another --out" in error
+        assert len(pd.read_parquet(out)) == 1  # nothing added
