@@ -432,8 +432,30 @@ def _training_options(parser: argparse.ArgumentParser) -> None:
                         help="split the CPU into N logical devices (try --distribute mirrored without a GPU)")
 
 
+class _Version(argparse.Action):
+    """``--version``: hemo's and the shipped model's (its SHA-256 is read only when asked), for a bug report."""
+
+    def __init__(self, option_strings, dest, **kwargs) -> None:
+        super().__init__(option_strings, dest, nargs=0, help="print hemo's version and the shipped model's, and exit")
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        from importlib.metadata import PackageNotFoundError
+        from importlib.metadata import version as installed
+
+        from hemo.model import version
+
+        try:
+            package = installed("hemo")
+        except PackageNotFoundError:
+            package = "from a checkout"
+        model = version(DEFAULT_MODEL) if DEFAULT_MODEL.exists() else f"none at {DEFAULT_MODEL}"
+        print(f"hemo {package}; model {model}")
+        parser.exit()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m hemo", description=__doc__)
+    parser.add_argument("--version", action=_Version)
     commands = parser.add_subparsers(dest="command", required=True)
 
     train = commands.add_parser("train", help="train the hybrid model with a patient-level split")

@@ -14,6 +14,7 @@ import pytest
 
 from conftest import ROOT, head_phantom
 from hemo.cli import main
+from hemo.model import version
 
 pytest.importorskip("setuptools")
 
@@ -46,6 +47,9 @@ def test_the_installed_hemo_command_reads_a_slice_with_the_shipped_model_and_its
     assert done.stdout.startswith("study,series,slice,file,")  # the table
     assert "study 1: 1 slice, highest slice: " in done.stderr
     assert "How far to trust a slice's verdict: on 1,993 slices" in done.stderr  # the evaluation shipped beside it
+    said = subprocess.run([sys.executable, str(target / "bin" / "hemo"), "--version"], cwd=elsewhere, env=env,
+                          capture_output=True, text=True, timeout=300).stdout
+    assert said == f"hemo 0.1.0; model {version(ROOT / 'models' / 'hemo-hybrid.keras')}\n"  # for a bug report
 
 
 def test_hemo_app_starts_streamlit_on_the_packaged_entry_point_with_the_model_asked_for(tmp_path):
