@@ -104,6 +104,16 @@ def cmd_evaluate(args) -> int:
     return 0
 
 
+def cmd_audit(args) -> int:
+    from hemo.audit import audit, format_audit
+
+    metrics = audit(args.results, args.labels)
+    print(format_audit(metrics))
+    if args.json:
+        Path(args.json).write_text(json.dumps(metrics, indent=1) + "\n")
+    return 0
+
+
 def cmd_calibrate(args) -> int:
     from hemo.calibrate import run
 
@@ -544,6 +554,13 @@ def main(argv: list[str] | None = None) -> int:
     batch.add_argument("--address", help="a Ray cluster: auto or ray://host:10001 (default: start Ray here)")
     batch.add_argument("--window", choices=WINDOW_NAMES, default=None)
     batch.set_defaults(run=cmd_batch)
+
+    audit = commands.add_parser("audit", help="a 'hemo batch' output against the archive's labels: the metrics of "
+                                "'evaluate', at the model's operating points")
+    audit.add_argument("results", help="the Parquet folder of 'hemo batch --out' (its -studies.csv beside it)")
+    audit.add_argument("labels", help="a CSV with 'label' (1 haemorrhage, 0 none) and 'file' or 'study_uid'")
+    audit.add_argument("--json", help="write the metrics here (the keys of 'evaluate --json', and 'labelled')")
+    audit.set_defaults(run=cmd_audit)
 
     bench = commands.add_parser("bench", help="per-slice prediction and explanation times on this machine")
     bench.add_argument("--model", default=None, help="a saved model (default: a freshly built one)")

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import csv
+import json
 
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.metrics import roc_auc_score
 
 from conftest import dicom_bytes, head_phantom
 from test_archive import zipped
@@ -50,6 +52,23 @@ def test_batch_matches_predict_writes_errors_and_resumes(small_model_path, tmp_p
     again = pd.read_parquet(out)
     assert len(again) == 11 and not again.duplicated(["file", "frame"]).any()  # the zip too was not read again
 
+    labels = tmp_path / "labels.csv"  # an auditor's labels for the archive: study1 bleeds, one file never read
+    pd.DataFrame({"file": [*again["file"], str(folder / "lost.dcm")],
+                  "label": [int("study1" in f) for f in again["file"]] + [0]}).to_csv(labels, index=False)
+    assert main(["audit", str(out), str(labels), "--json", str(tmp_path / "audit.json")]) == 0
+    audited = json.loads((tmp_path / "audit.json").read_text())
+    scored = again[again["probability"].notna()]
+    truth = scored["file"].str.contains("study1").astype(int)
+    assert (audited["n"], audited["positives"], audited["labelled"]) == (
+        10, 4, {"labels": 12, "not_in_results": 1, "errors": 1, "series_partly_labelled": 0})
+    assert audited["auc"] == pytest.approx(roc_auc_score(truth, scored["probability"]))
+    called = (scored["probability"] >= scored["threshold"]).to_numpy()
+    assert audited["sensitivity"] == pytest.approx(called[truth.to_numpy() == 1].mean())
+    studies = pd.read_csv(tmp_path / "results-studies.csv")
+    assert audited["studies"] == 3 and audited["study_sensitivity"] == float(
+        studies.loc[studies["study_uid"] == "1.2.9.1", "verdict"].iloc[0] == "indicative of haemorrhage")
+    assert audited["model"] == [version(small_model_path)]
+
 
 def test_batch_judges_each_series_of_a_study_apart(small_model_path, tmp_path):
     from hemo.batch import COLUMNS, _row, studies
@@ -79,3 +98,28 @@ def test_a_batch_never_adds_one_models_rows_to_anothers(small_model_path, tmp_pa
         error = capsys.readouterr().err
         assert said in error and f"this run uses {version(small_model_path)}" in error and "another --out" in error
         assert len(pd.read_parquet(out)) == 1  # nothing added
+
+
+def test_an_audit_by_study_reads_the_series_verdicts_and_refuses_labels_it_cannot_read(tmp_path, capsys):
+    from hemo.batch import COLUMNS, _row
+
+    out = tmp_path / "results.parquet"
+    out.mkdir()
+    rows = [_row(f"s{s}/IM{z}", 0, f"1.2.9.{s}", f"1.2.9.{s}.1", z, 0.1, p, "x", 0.3, model="m (sha256 0)")
+            for s, p in ((1, 0.9), (2, 0.2), (3, 0.5)) for z in range(2)]
+    pd.DataFrame(rows, columns=COLUMNS).to_parquet(out / "part.parquet")
+    pd.DataFrame({"study_uid": ["1.2.9.1", "1.2.9.2", "1.2.9.3"], "series_uid": ["1.2.9.1.1", "1.2.9.2.1", "1.2.9.3.1"],
+                  "probability": [0.9, 0.2, 0.5], "threshold": [0.4] * 3, "method": ["mean of the top k slices"] * 3,
+                  "verdict": ["indicative of haemorrhage", "likely normal", "indicative of haemorrhage"]}).to_csv(
+        tmp_path / "results-studies.csv", index=False)
+    labels = tmp_path / "labels.csv"
+    labels.write_text("study_uid,label\n1.2.9.1,1\n1.2.9.2,0\n1.2.9.3,0\n")
+    assert main(["audit", str(out), str(labels)]) == 0
+    said = capsys.readouterr().out
+    assert "series (mean of the top k slices, 3): AUC 1.000; sensitivity 1.000, specificity 0.500" in said
+    for text, refused in (("file,diagnosis\na,1\n", "needs a 'label' column"),
+                          ("study_uid,label\n1.2.9.1,yes\n", "must be 1 (haemorrhage) or 0"),
+                          ("study_uid,label\n1.2.9.1,1\n1.2.9.1,0\n", "labelled twice"),
+                          ("study_uid,label\n9.9,1\n", "none of the 1 labelled study_uid values")):
+        labels.write_text(text)
+        assert main(["audit", str(out), str(labels)]) == 2 and refused in capsys.readouterr().err

@@ -1,0 +1,119 @@
+"""An archive's results against its own labels: what ``hemo batch`` found, measured as ``hemo evaluate`` measures.
+
+An auditor runs ``hemo batch`` over a labelled archive and then asks how the model did there, at the operating
+points it shipped with. The labels are a CSV with a ``label`` column (1: haemorrhage, 0: none) and a key:
+``file`` (one label per file, as the batch names it: every frame of a multi-frame file takes it) or
+``study_uid`` (one per study). Slice labels give the slice metrics and, for each series whose analysed slices
+are all labelled, a series label (any slice with haemorrhage); study labels give the series metrics only. A
+study's series are judged apart, as the batch judged them. Nothing here loads a model: the batch rows carry
+each slice's probability and threshold, and ``<out>-studies.csv`` each series' verdict.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import roc_auc_score
+
+KEYS = ("file", "study_uid")
+
+
+def read_labels(path: Path) -> tuple[str, pd.DataFrame]:
+    """(key column, labels with that key and an integer ``label``), refusing what cannot be read one way."""
+    table = pd.read_csv(path, dtype=str, keep_default_na=False)
+    key = next((k for k in KEYS if k in table.columns), None)
+    if key is None or "label" not in table.columns:
+        raise ValueError(f"{path} needs a 'label' column and a 'file' or 'study_uid' column; it has "
+                         f"{', '.join(table.columns) or 'none'}")
+    values = table["label"].str.strip().str.lower().map({"1": 1, "0": 0, "true": 1, "false": 0, "1.0": 1, "0.0": 0})
+    if values.isna().any():
+        bad = table["label"][values.isna()].iloc[0]
+        raise ValueError(f"{path}: every label must be 1 (haemorrhage) or 0 (none); found {bad!r}")
+    if table[key].duplicated().any():
+        raise ValueError(f"{path}: {key} {table[key][table[key].duplicated()].iloc[0]!r} is labelled twice")
+    return key, pd.DataFrame({key: table[key], "label": values.astype(int)})
+
+
+def _series(rows: pd.DataFrame) -> pd.Series:
+    """Each row's series, as the batch grouped them (UIDs; the folder where a file had none)."""
+    return rows["study_uid"].astype(str) + "/" + rows["series_uid"].astype(str)
+
+
+def _study_metrics(labels: np.ndarray, probability: np.ndarray, called: np.ndarray, thresholds: np.ndarray,
+                   methods: set[str]) -> dict:
+    both = len(set(labels.tolist())) == 2
+    return {
+        "studies": int(len(labels)),
+        "study_method": " / ".join(sorted(methods)),
+        "study_auc": float(roc_auc_score(labels, probability)) if both else None,
+        "study_threshold": float(thresholds[0]) if len(set(thresholds.tolist())) == 1 else None,
+        "study_sensitivity": float(called[labels == 1].mean()) if (labels == 1).any() else None,
+        "study_specificity": float((~called)[labels == 0].mean()) if (labels == 0).any() else None,
+    }
+
+
+def audit(out: str | Path, labels_path: str | Path) -> dict:
+    """The metrics of ``hemo evaluate --json`` (slice keys with slice labels, study keys for the series) on the
+    labelled part of a batch output, with what could not be matched counted under ``labelled``."""
+    from hemo.evaluate import report
+
+    out, labels_path = Path(out), Path(labels_path)
+    if not out.exists() or not any(out.glob("*.parquet")):
+        raise ValueError(f"{out} holds no results of 'hemo batch'")
+    rows = pd.read_parquet(out)
+    key, labels = read_labels(labels_path)
+    found = labels[key].isin(set(rows[key].astype(str)))
+    if not found.any():
+        raise ValueError(f"none of the {len(labels)} labelled {key} values of {labels_path} is in {out} (a file is "
+                         f"named as the batch listed it, e.g. {rows[key].iloc[0]!r})")
+    counted = {"labels": int(len(labels)), "not_in_results": int((~found).sum())}
+    rows = rows.assign(series=_series(rows))
+    scored = rows[rows["probability"].notna()]
+    metrics: dict = {"model": sorted(set(rows["model"])) if "model" in rows else None}
+    if key == "file":
+        labelled = scored.merge(labels, on="file")
+        counted["errors"] = int(rows.merge(labels, on="file")["probability"].isna().sum())
+        thresholds = labelled["threshold"].unique()
+        if len(thresholds) > 1:
+            raise ValueError(f"{out} holds slices judged at {len(thresholds)} operating points (older runs of "
+                             "several models): audit one model's output")
+        studies = labelled["study_uid"].where(labelled["study_uid"] != "", labelled["series"])  # a patient, nearly
+        metrics.update(report(labelled["label"].to_numpy(), labelled["probability"].to_numpy(), float(thresholds[0]),
+                              studies.to_numpy()))
+        whole = scored.groupby("series")["file"].apply(lambda f: f.isin(set(labels["file"])).all())
+        series_labels = labelled[labelled["series"].isin(whole[whole].index)].groupby("series")["label"].max()
+        counted["series_partly_labelled"] = int((~whole).sum())
+    else:
+        series_labels = scored.drop_duplicates("series").merge(labels, on="study_uid").set_index("series")["label"]
+    studies_csv = out.with_name(out.stem + "-studies.csv")
+    if studies_csv.exists() and len(series_labels):
+        verdicts = pd.read_csv(studies_csv, dtype={"study_uid": str, "series_uid": str}, keep_default_na=False)
+        verdicts = verdicts.assign(series=_series(verdicts)).set_index("series").loc[series_labels.index]
+        metrics.update(_study_metrics(series_labels.to_numpy(), verdicts["probability"].to_numpy(float),
+                                      (verdicts["verdict"] == "indicative of haemorrhage").to_numpy(),
+                                      verdicts["threshold"].to_numpy(float), set(verdicts["method"])))
+    metrics["labelled"] = counted
+    return metrics
+
+
+def format_audit(metrics: dict) -> str:
+    """``hemo.evaluate.format_report`` where there are slice metrics; the series line alone where there are not."""
+    from hemo.evaluate import format_report
+
+    counted = metrics["labelled"]
+    lines = [f"models: {', '.join(metrics['model'] or ['not recorded'])}",
+             f"labels: {counted['labels']}, of which {counted['not_in_results']} not in the results"
+             + (f", {counted['errors']} on files not analysed (error rows)" if "errors" in counted else "")
+             + (f"; {counted['series_partly_labelled']} series partly labelled, left out of the series metrics"
+                if counted.get("series_partly_labelled") else "")]
+    if "per_class" in metrics:
+        return "\n".join([*lines, format_report(metrics)])
+    if "study_auc" in metrics:
+        def number(value) -> str:
+            return "n/a" if value is None else f"{value:.3f}"
+        lines.append(f"series ({metrics['study_method']}, {metrics['studies']}): AUC {number(metrics['study_auc'])}; "
+                     f"sensitivity {number(metrics['study_sensitivity'])}, specificity "
+                     f"{number(metrics['study_specificity'])}")
+    return "\n".join(lines)
