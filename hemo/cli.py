@@ -464,7 +464,8 @@ class _Version(argparse.Action):
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m hemo", description=__doc__)
+    named = Path(sys.argv[0]).name == "hemo"  # the installed command, else python -m hemo
+    parser = argparse.ArgumentParser(prog="hemo" if named else "python -m hemo", description=__doc__)
     parser.add_argument("--version", action=_Version)
     commands = parser.add_subparsers(dest="command", required=True)
 
