@@ -325,6 +325,9 @@ def test_model_card_shows_metrics(app):
     assert not app.exception
     table = app.table[0].value
     assert "ROC AUC (slice level)" in list(table["metric"])
+    from hemo.model import version
+
+    assert f"Model in use: {version(ROOT / 'models' / 'hemo-hybrid.keras')}" in [c.value for c in app.caption]
     evaluation = json.loads((ROOT / "models" / "evaluation.json").read_text())
     assert f"{evaluation['auc']:.3f}" in " ".join(table["value"])
     if "study_auc" in evaluation:  # two patient-level AUCs: each says which rule it measures

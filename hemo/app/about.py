@@ -10,6 +10,8 @@ from hemo.trust import replicate_range
 
 st.title("About hemo and its model")
 st.warning(resources.NOTICE)
+if resources.model_path().exists():  # what a report or a bug report should name
+    st.caption(f"Model in use: {resources.model_version(str(resources.model_path()))}")
 metrics = resources.shipped_json("evaluation.json")
 number = resources.number
 if metrics:
