@@ -88,9 +88,13 @@ def audit(out: str | Path, labels_path: str | Path) -> dict:
     else:
         series_labels = scored.drop_duplicates("series").merge(labels, on="study_uid").set_index("series")["label"]
     studies_csv = out.with_name(out.stem + "-studies.csv")
-    if studies_csv.exists() and len(series_labels):
+    if studies_csv.exists() and len(series_labels):  # else no series metrics: rerun the batch to write them
         verdicts = pd.read_csv(studies_csv, dtype={"study_uid": str, "series_uid": str}, keep_default_na=False)
-        verdicts = verdicts.assign(series=_series(verdicts)).set_index("series").loc[series_labels.index]
+        verdicts = verdicts.assign(series=_series(verdicts)).set_index("series")
+        missing = ~series_labels.index.isin(verdicts.index)  # an interrupted batch: its last run wrote none for them
+        counted["series_without_verdict"] = int(missing.sum())
+        series_labels = series_labels[~missing]
+        verdicts = verdicts.loc[series_labels.index]
         metrics.update(_study_metrics(series_labels.to_numpy(), verdicts["probability"].to_numpy(float),
                                       (verdicts["verdict"] == "indicative of haemorrhage").to_numpy(),
                                       verdicts["threshold"].to_numpy(float), set(verdicts["method"])))
@@ -107,7 +111,9 @@ def format_audit(metrics: dict) -> str:
              f"labels: {counted['labels']}, of which {counted['not_in_results']} not in the results"
              + (f", {counted['errors']} on files not analysed (error rows)" if "errors" in counted else "")
              + (f"; {counted['series_partly_labelled']} series partly labelled, left out of the series metrics"
-                if counted.get("series_partly_labelled") else "")]
+                if counted.get("series_partly_labelled") else "")
+             + (f"; {counted['series_without_verdict']} series without a verdict in the -studies.csv (run the same "
+                "'hemo batch' again to write it)" if counted.get("series_without_verdict") else "")]
     if "per_class" in metrics:
         return "\n".join([*lines, format_report(metrics)])
     if "study_auc" in metrics:

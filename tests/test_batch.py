@@ -59,8 +59,8 @@ def test_batch_matches_predict_writes_errors_and_resumes(small_model_path, tmp_p
     audited = json.loads((tmp_path / "audit.json").read_text())
     scored = again[again["probability"].notna()]
     truth = scored["file"].str.contains("study1").astype(int)
-    assert (audited["n"], audited["positives"], audited["labelled"]) == (
-        10, 4, {"labels": 12, "not_in_results": 1, "errors": 1, "series_partly_labelled": 0})
+    assert (audited["n"], audited["positives"], audited["labelled"]) == (10, 4, {
+        "labels": 12, "not_in_results": 1, "errors": 1, "series_partly_labelled": 0, "series_without_verdict": 0})
     assert audited["auc"] == pytest.approx(roc_auc_score(truth, scored["probability"]))
     called = (scored["probability"] >= scored["threshold"]).to_numpy()
     assert audited["sensitivity"] == pytest.approx(called[truth.to_numpy() == 1].mean())
@@ -117,6 +117,11 @@ def test_an_audit_by_study_reads_the_series_verdicts_and_refuses_labels_it_canno
     assert main(["audit", str(out), str(labels)]) == 0
     said = capsys.readouterr().out
     assert "series (mean of the top k slices, 3): AUC 1.000; sensitivity 1.000, specificity 0.500" in said
+    verdicts = pd.read_csv(tmp_path / "results-studies.csv")  # an interrupted batch wrote none for the third
+    verdicts[verdicts["study_uid"] != "1.2.9.3"].to_csv(tmp_path / "results-studies.csv", index=False)
+    assert main(["audit", str(out), str(labels)]) == 0
+    said = capsys.readouterr().out
+    assert "series (mean of the top k slices, 2): AUC 1.000" in said and "1 series without a verdict" in said
     for text, refused in (("file,diagnosis\na,1\n", "needs a 'label' column"),
                           ("study_uid,label\n1.2.9.1,yes\n", "must be 1 (haemorrhage) or 0"),
                           ("study_uid,label\n1.2.9.1,1\n1.2.9.1,0\n", "labelled twice"),
