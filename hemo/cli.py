@@ -171,7 +171,7 @@ def cmd_calibrate(args) -> int:
     return 0
 
 
-def _ordered_rows(found, kept: list, written: dict) -> list[dict]:
+def _ordered_rows(found, kept: list, written: dict, model: str) -> list[dict]:
     """The results table once every file is read: each study's slices in scan order, with their reading alone and
     with their neighbours; then what could not be read, in the order it came. ``written``: each result's file
     column and explanation stem, by ``id``."""
@@ -179,11 +179,11 @@ def _ordered_rows(found, kept: list, written: dict) -> list[dict]:
 
     in_studies = {id(r) for study in found for r in study.slices}
     ordered = [r for study in found for r in study.slices] + [r for r in kept if id(r) not in in_studies]
-    rows = slice_rows(found, ordered, lambda result: written[id(result)][0])
+    rows = slice_rows(found, ordered, lambda result: written[id(result)][0], model)
     return [{**line, "explanation": written[id(result)][1]} for line, result in zip(rows, ordered)]
 
 
-def _read_all(args, analyzer, files: list[Path], out: Path | None, partial) -> tuple[list, dict]:
+def _read_all(args, analyzer, files: list[Path], out: Path | None, partial, model: str) -> tuple[list, dict]:
     """Every result of ``files`` (light, unless a report needs the maps) and, by ``id``, its file column and
     explanation stem. ``partial`` (a text file or None) gets each row as its file is done, numbered by study and
     series but not yet by slice, so that an interruption keeps what was read."""
@@ -211,17 +211,19 @@ def _read_all(args, analyzer, files: list[Path], out: Path | None, partial) -> t
         written[id(kept[-1])] = (str(path.parent / result.source) if args.names else "", stem)  # zip/member
         if writer:
             place = (*numbers((result.slice.study, result.slice.series)), None) if result.analysed else (None,) * 3
-            writer.writerow({**row(result, *place, written[id(kept[-1])][0]), "explanation": stem})
+            writer.writerow({**row(result, *place, written[id(kept[-1])][0], model=model), "explanation": stem})
     return kept, written
 
 
 def cmd_predict(args) -> int:
     from hemo.analysis import Analyzer
+    from hemo.model import version
     from hemo.study import HIGHEST, min_series, studies
     from hemo.table import FIELDS
     from hemo.trust import slice_trust, study_trust
 
     analyzer = Analyzer.load(args.model)
+    model_version = version(args.model)
     out = Path(args.explain) if args.explain else None
     if out is not None and out.exists() and any(out.iterdir()):
         raise ValueError(f"--explain folder {out} is not empty; hemo never overwrites explanation files")
@@ -229,13 +231,13 @@ def cmd_predict(args) -> int:
 
     files = find_files(args.paths)  # before the table is opened: it may lie in a folder being read
     with open(args.csv, "w", newline="") if args.csv else contextlib.nullcontext() as partial:
-        kept, written = _read_all(args, analyzer, files, out, partial)
+        kept, written = _read_all(args, analyzer, files, out, partial, model_version)
     found = studies(kept, analyzer)
     final = Path(f"{args.csv}.part") if args.csv else None
     with open(final, "w", newline="") if final else contextlib.nullcontext(sys.stdout) as stream:
         writer = csv.DictWriter(stream, fieldnames=[*FIELDS, "explanation"])
         writer.writeheader()
-        writer.writerows(_ordered_rows(found, kept, written))
+        writer.writerows(_ordered_rows(found, kept, written, model_version))
     if final:
         final.replace(args.csv)  # in one step: the file holds the rows read so far or the whole table, never half
     measured = _validation_numbers(args.model)
@@ -265,17 +267,14 @@ def cmd_predict(args) -> int:
     failed = sum(not r.analysed for r in kept)
     if failed and not args.names:
         print(f"{failed} file(s) or frame(s) not analysed (verdict 'error'); --names shows which", file=sys.stderr)
-    _take_away(args, found, analyzer)
+    _take_away(args, found, analyzer, model_version)
     return 0
 
 
-def _take_away(args, found, analyzer) -> None:
+def _take_away(args, found, analyzer, model_version: str) -> None:
     """--report (one PDF page per study) and --dicom-out (key-slice Secondary Captures and an SR per study)."""
     if not (args.report or args.dicom_out) or not found:
         return
-    from hemo.model import version
-
-    model_version = version(args.model)
     if args.report:
         from hemo.report import studies_pdf
 

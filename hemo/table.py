@@ -14,7 +14,7 @@ from hemo.analysis import SliceResult
 from hemo.study import Study, places
 
 FIELDS = ["study", "series", "slice", "file", "frame", "probability", "verdict", "threshold",
-          "probability_with_neighbours", "threshold_with_neighbours", "error", "note"]
+          "probability_with_neighbours", "threshold_with_neighbours", "error", "note", "model"]
 STUDY_FIELDS = ["study", "series", "slices", "verdict", "probability", "threshold", "rule", "highest_slice",
                 "highest_probability", "slices_above_with_neighbours", "threshold_with_neighbours", "note"]
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
@@ -33,10 +33,11 @@ def without_name(message: str, source: str) -> str:
 
 
 def row(result: SliceResult, study: int | None, series: int | None, number: int | None, name: str,
-        neighbours: tuple[float, float] | None = None) -> dict:
+        neighbours: tuple[float, float] | None = None, model: str = "") -> dict:
     """One slice's row; ``series`` counts within its study (1 when it came alone); ``name`` is what identifies
     the file (its name, or "" to hide it everywhere); ``neighbours``: the slice read with its neighbours and
-    that reading's threshold, where its study read the series so (``Study.with_neighbours``)."""
+    that reading's threshold, where its study read the series so (``Study.with_neighbours``); ``model``: what
+    scored it (``hemo.model.version``), so a table saved today still says so after the model changes."""
     analysed = result.analysed
     error = result.error or ""
     if not name:
@@ -54,10 +55,12 @@ def row(result: SliceResult, study: int | None, series: int | None, number: int 
         "threshold_with_neighbours": round(neighbours[1], 4) if neighbours else "",
         "error": error,
         "note": " ".join(result.warnings),
+        "model": model,
     }.items()}
 
 
-def slice_rows(found: list[Study], results: list[SliceResult], name: Callable[[SliceResult], str]) -> list[dict]:
+def slice_rows(found: list[Study], results: list[SliceResult], name: Callable[[SliceResult], str],
+               model: str = "") -> list[dict]:
     """Each result's row, numbered by study, series and place in scan order as the app, the PDF and the SR number
     slices (``hemo.study.places``), with its reading with neighbours where its study has one; ``name(result)``
     fills the file column ("" hides it)."""
@@ -66,7 +69,7 @@ def slice_rows(found: list[Study], results: list[SliceResult], name: Callable[[S
     for result in results:
         study, number = where.get(id(result), (None, None))
         place = (study.number, study.series or 1, number) if study else (None, None, None)
-        rows.append(row(result, *place, name(result), study.with_neighbours(number) if study else None))
+        rows.append(row(result, *place, name(result), study.with_neighbours(number) if study else None, model))
     return rows
 
 

@@ -55,6 +55,10 @@ def test_analyse_png_dicom_and_a_bad_file(app):
     assert len(app.get("plotly_chart")) >= 2  # attention heatmaps
     assert len(app.image) >= 4  # slices and Grad-CAM overlays
     assert "file" not in app.dataframe[0].value.columns and len(app.dataframe[0].value) == 3
+    from hemo.app.resources import model_path
+    from hemo.model import version
+
+    assert set(app.dataframe[0].value["model"]) == {version(model_path())}  # what scored them, in the download too
     assert "Doe" not in shown and "SECRET" not in shown
     for name in ("slice.png", "scan.dcm", "broken.png"):  # file names may be patient names: hidden by default
         assert name not in shown

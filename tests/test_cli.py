@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from hemo.cli import main
+from hemo.model import version
 from conftest import ROOT, dicom_bytes, head_phantom
 
 
@@ -74,6 +75,7 @@ def test_predict_keeps_going_past_bad_files(small_model_path, tmp_path):
                  "--method", "gradcam++"]) == 0
     rows = list(csv.DictReader(open(table)))
     assert all(r["file"] == "" for r in rows), "file names are often patient names: only --names writes them"
+    assert {r["model"] for r in rows} == {version(small_model_path)}  # a table saved today names what scored it
     assert all(0 <= float(r["probability"]) <= 1 and r["verdict"] != "error" for r in rows[:2])
     assert "not a readable" in rows[2]["error"] and "broken" not in rows[2]["error"] and rows[2]["probability"] == ""
     assert [r["explanation"] for r in rows] == ["00001_f0", "00002_f0", ""]

@@ -371,7 +371,8 @@ def page() -> None:
     _slice_trust(found, analyzer)
     for study in found:
         _study_section(study, labels, opacity, analyzer)
-    table = pd.DataFrame(slice_rows(found, results, lambda r: r.source if show_names else ""))
+    table = pd.DataFrame(slice_rows(found, results, lambda r: r.source if show_names else "",
+                                    resources.model_version(str(resources.model_path()))))
     if not show_names:
         table = table.drop(columns=["file"])
     typed = {"study": "Int64", "series": "Int64", "slice": "Int64", "probability": float, "threshold": float,
