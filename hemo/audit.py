@@ -75,6 +75,8 @@ def audit(out: str | Path, labels_path: str | Path) -> dict:
     if key == "file":
         labelled = scored.merge(labels, on="file")
         counted["errors"] = int(rows.merge(labels, on="file")["probability"].isna().sum())
+        if labelled.empty:
+            raise ValueError(f"none of the labelled files of {labels_path} was analysed: each is an error row in {out}")
         thresholds = labelled["threshold"].unique()
         if len(thresholds) > 1:
             raise ValueError(f"{out} holds slices judged at {len(thresholds)} operating points (older runs of "
@@ -82,9 +84,9 @@ def audit(out: str | Path, labels_path: str | Path) -> dict:
         studies = labelled["study_uid"].where(labelled["study_uid"] != "", labelled["series"])  # a patient, nearly
         metrics.update(report(labelled["label"].to_numpy(), labelled["probability"].to_numpy(), float(thresholds[0]),
                               studies.to_numpy()))
-        whole = scored.groupby("series")["file"].apply(lambda f: f.isin(set(labels["file"])).all())
-        series_labels = labelled[labelled["series"].isin(whole[whole].index)].groupby("series")["label"].max()
-        counted["series_partly_labelled"] = int((~whole).sum())
+        share = scored.assign(known=scored["file"].isin(set(labels["file"]))).groupby("series")["known"].mean()
+        series_labels = labelled[labelled["series"].isin(share[share == 1].index)].groupby("series")["label"].max()
+        counted["series_partly_labelled"] = int(((share > 0) & (share < 1)).sum())
     else:
         series_labels = scored.drop_duplicates("series").merge(labels, on="study_uid").set_index("series")["label"]
     studies_csv = out.with_name(out.stem + "-studies.csv")

@@ -122,6 +122,10 @@ def test_an_audit_by_study_reads_the_series_verdicts_and_refuses_labels_it_canno
     assert main(["audit", str(out), str(labels)]) == 0
     said = capsys.readouterr().out
     assert "series (mean of the top k slices, 2): AUC 1.000" in said and "1 series without a verdict" in said
+    labels.write_text("file,label\ns1/IM0,1\ns1/IM1,0\ns2/IM0,0\n")  # s2 partly labelled, s3 not at all
+    assert main(["audit", str(out), str(labels), "--json", str(tmp_path / "a.json")]) == 0
+    audited = json.loads((tmp_path / "a.json").read_text())
+    assert (audited["n"], audited["studies"], audited["labelled"]["series_partly_labelled"]) == (3, 1, 1)  # s1 alone
     for text, refused in (("file,diagnosis\na,1\n", "needs a 'label' column"),
                           ("study_uid,label\n1.2.9.1,yes\n", "must be 1 (haemorrhage) or 0"),
                           ("study_uid,label\n1.2.9.1,1\n1.2.9.1,0\n", "labelled twice"),
