@@ -462,3 +462,15 @@ def test_a_model_with_a_bleed_decoder_shows_its_map_beside_grad_cam(monkeypatch,
     assert "a weighted mean (the decoder's weight 0.25) of the logits" in texts(at)  # the weight it scores with
     against = [m.value for m in at.markdown if m.value.startswith("**Against the annotation:**")]
     assert len(against) == 2 and "of the bleed map lies inside" in against[1]
+
+
+def test_the_packaged_entry_point_that_hemo_app_runs_serves_the_same_pages():
+    at = AppTest.from_file(str(ROOT / "hemo" / "app" / "main.py"), default_timeout=180)
+    at.run()
+    assert not at.exception and at.title[0].value == "Analyse head CT"
+    at.file_uploader[0].upload("slice.png", png_slice(), "image/png")
+    at.run()
+    assert len(slice_verdicts(at)) == 1
+    at.switch_page(str(ROOT / "hemo" / "app" / "about.py"))
+    at.run()
+    assert not at.exception and at.title[0].value == "About hemo and its model"
