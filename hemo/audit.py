@@ -11,6 +11,7 @@ each slice's probability and threshold, and ``<out>-studies.csv`` each series' v
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -54,9 +55,25 @@ def _study_metrics(labels: np.ndarray, probability: np.ndarray, called: np.ndarr
     }
 
 
-def audit(out: str | Path, labels_path: str | Path) -> dict:
+def expected(metrics: dict, model: Path) -> dict | None:
+    """What the model's own evaluation (``evaluation.json`` beside it) measured at the same operating points, when
+    the rows were scored by that model file; the study numbers only for the rule the series were judged by."""
+    from hemo.model import version
+
+    path = model.parent / "evaluation.json"
+    if metrics["model"] != [version(model)] or not path.exists():
+        return None
+    shipped = json.loads(path.read_text())
+    keys = ["auc", "sensitivity", "specificity"]
+    if shipped.get("study_method") == metrics.get("study_method"):
+        keys += ["study_auc", "study_sensitivity", "study_specificity"]
+    return {"title": shipped.get("title", "the model's evaluation"), **{k: shipped.get(k) for k in keys}}
+
+
+def audit(out: str | Path, labels_path: str | Path, model: str | Path | None = None) -> dict:
     """The metrics of ``hemo evaluate --json`` (slice keys with slice labels, study keys for the series) on the
-    labelled part of a batch output, with what could not be matched counted under ``labelled``."""
+    labelled part of a batch output, with what could not be matched counted under ``labelled`` and, given the
+    ``model`` that scored the rows, what its own evaluation expected under ``expected``."""
     from hemo.evaluate import report
 
     out, labels_path = Path(out), Path(labels_path)
@@ -101,6 +118,8 @@ def audit(out: str | Path, labels_path: str | Path) -> dict:
                                       (verdicts["verdict"] == "indicative of haemorrhage").to_numpy(),
                                       verdicts["threshold"].to_numpy(float), set(verdicts["method"])))
     metrics["labelled"] = counted
+    if model is not None:
+        metrics["expected"] = expected(metrics, Path(model))
     return metrics
 
 
@@ -116,6 +135,14 @@ def format_audit(metrics: dict) -> str:
                 if counted.get("series_partly_labelled") else "")
              + (f"; {counted['series_without_verdict']} series without a verdict in the -studies.csv (run the same "
                 "'hemo batch' again to write it)" if counted.get("series_without_verdict") else "")]
+    shipped = metrics.get("expected")
+    if shipped:
+        def said(prefix: str) -> str:
+            values = [shipped.get(f"{prefix}{k}") for k in ("auc", "sensitivity", "specificity")]
+            return ", ".join(f"{name} {value:.3f}" for name, value in zip(("AUC", "sensitivity", "specificity"), values)
+                             if value is not None)
+        lines.append(f"expected ({shipped['title']}): slices {said('')}"
+                     + (f"; studies {said('study_')}" if "study_auc" in shipped else ""))
     if "per_class" in metrics:
         return "\n".join([*lines, format_report(metrics)])
     if "study_auc" in metrics:

@@ -107,7 +107,7 @@ def cmd_evaluate(args) -> int:
 def cmd_audit(args) -> int:
     from hemo.audit import audit, format_audit
 
-    metrics = audit(args.results, args.labels)
+    metrics = audit(args.results, args.labels, args.model)
     print(format_audit(metrics))
     if args.json:
         Path(args.json).write_text(json.dumps(metrics, indent=1) + "\n")
@@ -560,6 +560,8 @@ def main(argv: list[str] | None = None) -> int:
     audit.add_argument("results", help="the Parquet folder of 'hemo batch --out' (its -studies.csv beside it)")
     audit.add_argument("labels", help="a CSV with 'label' (1 haemorrhage, 0 none) and 'file' or 'study_uid'")
     audit.add_argument("--json", help="write the metrics here (the keys of 'evaluate --json', and 'labelled')")
+    audit.add_argument("--model", default=str(DEFAULT_MODEL),
+                       help="the model that scored the rows: its evaluation is printed beside the audit's numbers")
     audit.set_defaults(run=cmd_audit)
 
     bench = commands.add_parser("bench", help="per-slice prediction and explanation times on this machine")

@@ -132,3 +132,38 @@ def test_an_audit_by_study_reads_the_series_verdicts_and_refuses_labels_it_canno
                           ("study_uid,label\n9.9,1\n", "none of the 1 labelled study_uid values")):
         labels.write_text(text)
         assert main(["audit", str(out), str(labels)]) == 2 and refused in capsys.readouterr().err
+
+
+def test_an_audit_sets_the_models_own_evaluation_beside_its_numbers(small_model_path, tmp_path, capsys):
+    import shutil
+
+    from hemo.batch import COLUMNS, _row
+
+    model = tmp_path / "model" / small_model_path.name
+    shutil.copytree(small_model_path.parent, model.parent)
+    (model.parent / "evaluation.json").write_text(json.dumps({
+        "title": "Out-of-fold CV", "auc": 0.934, "sensitivity": 0.817, "specificity": 0.864,
+        "study_method": "mean of the top 12 slices", "study_auc": 0.946, "study_sensitivity": 0.931,
+        "study_specificity": 0.757}))
+    out = tmp_path / "results.parquet"
+    out.mkdir()
+    rows = [_row(f"s{s}/IM{z}", 0, f"1.2.9.{s}", f"1.2.9.{s}.1", z, 0.1, 0.2 * s + 0.1 * z, "x", 0.5,
+                 model=version(model)) for s in (1, 2, 3) for z in range(2)]
+    pd.DataFrame(rows, columns=COLUMNS).to_parquet(out / "part.parquet")
+    labels = tmp_path / "labels.csv"
+    pd.DataFrame({"file": [r["file"] for r in rows], "label": [0, 0, 0, 1, 1, 1]}).to_csv(labels, index=False)
+    for rule, studies in (("mean of the top 12 slices", "; studies AUC 0.946, sensitivity 0.931, specificity 0.757"),
+                          ("highest slice", "")):  # another rule's study numbers would mislead
+        pd.DataFrame({"study_uid": ["1.2.9.1", "1.2.9.2", "1.2.9.3"], "series_uid": ["1.2.9.1.1", "1.2.9.2.1",
+                      "1.2.9.3.1"], "probability": [0.3, 0.6, 0.8], "threshold": [0.5] * 3, "method": [rule] * 3,
+                      "verdict": ["likely normal"] + ["indicative of haemorrhage"] * 2}).to_csv(
+            tmp_path / "results-studies.csv", index=False)
+        assert main(["audit", str(out), str(labels), "--model", str(model)]) == 0
+        said = capsys.readouterr().out
+        assert f"expected (Out-of-fold CV): slices AUC 0.934, sensitivity 0.817, specificity 0.864{studies}\n" in said
+    assert main(["audit", str(out), str(labels), "--model", str(small_model_path)]) == 0  # no evaluation beside it
+    assert "expected (" not in capsys.readouterr().out
+    pd.DataFrame([{**r, "model": "retrained.keras (sha256 0123)"} for r in rows], columns=COLUMNS).to_parquet(
+        out / "part.parquet")
+    assert main(["audit", str(out), str(labels), "--model", str(model)]) == 0  # not the model that scored them
+    assert "expected (" not in capsys.readouterr().out
