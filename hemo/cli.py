@@ -263,7 +263,7 @@ def cmd_predict(args) -> int:
         with open(args.studies, "w", newline="") as stream:
             writer = csv.DictWriter(stream, fieldnames=STUDY_FIELDS)
             writer.writeheader()
-            writer.writerows(study_row(study) for study in found)
+            writer.writerows(study_row(study, model_version) for study in found)
     failed = sum(not r.analysed for r in kept)
     if failed and not args.names:
         print(f"{failed} file(s) or frame(s) not analysed (verdict 'error'); --names shows which", file=sys.stderr)

@@ -16,7 +16,7 @@ from hemo.study import Study, places
 FIELDS = ["study", "series", "slice", "file", "frame", "probability", "verdict", "threshold",
           "probability_with_neighbours", "threshold_with_neighbours", "error", "note", "model"]
 STUDY_FIELDS = ["study", "series", "slices", "verdict", "probability", "threshold", "rule", "highest_slice",
-                "highest_probability", "slices_above_with_neighbours", "threshold_with_neighbours", "note"]
+                "highest_probability", "slices_above_with_neighbours", "threshold_with_neighbours", "note", "model"]
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
@@ -73,10 +73,11 @@ def slice_rows(found: list[Study], results: list[SliceResult], name: Callable[[S
     return rows
 
 
-def study_row(study: Study) -> dict:
+def study_row(study: Study, model: str = "") -> dict:
     """One study's (or series') verdict as the app and the PDF give it: its rule, its operating point, its
     highest slice (numbered in scan order, as the slice rows are) and, where it read the series with
-    neighbours, how many slices that reading puts at or above its own threshold; no identifiers."""
+    neighbours, how many slices that reading puts at or above its own threshold; no identifiers. ``model``: what
+    scored it, as in :func:`row`."""
     # Study.top's place in scan order (list.index would compare the results' arrays)
     top = max(range(len(study.slices)), key=lambda i: study.slices[i].probability)
     context = study.refined_threshold is not None
@@ -93,4 +94,5 @@ def study_row(study: Study) -> dict:
         "slices_above_with_neighbours": sum(p >= study.refined_threshold for p in study.refined) if context else "",
         "threshold_with_neighbours": round(study.refined_threshold, 4) if context else "",
         "note": " ".join(sorted(study.notes)),
+        "model": model,
     }.items()}

@@ -96,6 +96,7 @@ def test_predict_reads_the_images_of_a_folder_as_one_study_or_with_each_as_cases
         table = tmp_path / f"studies{len(each)}.csv"
         assert main(["predict", str(folder), "--model", str(small_model_path), "--studies", str(table), *each]) == 0
         counts[bool(each)] = sorted(int(r["slices"]) for r in csv.DictReader(open(table)))
+        assert {r["model"] for r in csv.DictReader(open(table))} == {version(small_model_path)}
     assert counts == {False: [1, 3], True: [1, 1, 1, 1]}  # the DICOM keeps its own study either way
 
 

@@ -371,8 +371,8 @@ def page() -> None:
     _slice_trust(found, analyzer)
     for study in found:
         _study_section(study, labels, opacity, analyzer)
-    table = pd.DataFrame(slice_rows(found, results, lambda r: r.source if show_names else "",
-                                    resources.model_version(str(resources.model_path()))))
+    model = resources.model_version(str(resources.model_path()))
+    table = pd.DataFrame(slice_rows(found, results, lambda r: r.source if show_names else "", model))
     if not show_names:
         table = table.drop(columns=["file"])
     typed = {"study": "Int64", "series": "Int64", "slice": "Int64", "probability": float, "threshold": float,
@@ -384,7 +384,7 @@ def page() -> None:
     left.download_button("Download results (CSV)", table.to_csv(index=False), "hemo-results.csv", "text/csv")
     if found:
         right.download_button("Download study verdicts (CSV)",
-                              pd.DataFrame([study_row(study) for study in found]).to_csv(index=False),
+                              pd.DataFrame([study_row(study, model) for study in found]).to_csv(index=False),
                               "hemo-studies.csv", "text/csv")
 
 
