@@ -7,9 +7,12 @@ that read an evaluation need no Keras.
 
 from __future__ import annotations
 
-#: What a model's evaluation keeps of each other CV run of its recipe (``tools/replicates.py``): one run's numbers
-#: are one draw, and the study numbers of this recipe moved by more between runs than any change tried moved them.
-REPLICATED = ("auc", "context_auc", "study_auc", "study_sensitivity", "study_specificity")
+#: What a model's evaluation keeps of each other CV run of its recipe (``tools/replicates.py``), and how the About
+#: page names it: one run's numbers are one draw, and the study numbers of this recipe moved by more between runs
+#: than any change tried moved them.
+REPLICATED = {"auc": "ROC AUC (slice level)", "context_auc": "ROC AUC of slices read with neighbours",
+              "study_auc": "Study AUC", "study_sensitivity": "Study sensitivity",
+              "study_specificity": "Study specificity"}
 
 
 def replicate_range(metrics: dict | None, key: str) -> tuple[float, float] | None:

@@ -6,7 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from hemo.app import resources
-from hemo.trust import replicate_range
+from hemo.trust import REPLICATED, replicate_range
 
 st.title("About hemo and its model")
 st.warning(resources.NOTICE)
@@ -39,9 +39,7 @@ if metrics:
         if key in metrics:
             rows.append({"metric": label, "value": number(metrics[key])})
     runs = len(metrics.get("replicates") or [])
-    for key, label in (("auc", "ROC AUC (slice level)"), ("context_auc", "ROC AUC of slices read with neighbours"),
-                       ("study_auc", "Study AUC"), ("study_sensitivity", "Study sensitivity"),
-                       ("study_specificity", "Study specificity")):
+    for key, label in REPLICATED.items():
         spread = replicate_range(metrics, key)
         if spread:
             rows.append({"metric": f"{label}, {runs} more CV run{'s' if runs > 1 else ''} of the same recipe",
