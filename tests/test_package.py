@@ -16,7 +16,8 @@ from conftest import ROOT, head_phantom
 from hemo.cli import main
 from hemo.model import version
 
-pytest.importorskip("setuptools")
+pytest.importorskip("setuptools")  # the build backend, used in place (no download) ...
+pytest.importorskip("wheel")  # ... and what setuptools before 70.1 builds wheels with
 
 
 @pytest.mark.skipif(not (ROOT / "models" / "hemo-hybrid.keras").exists(), reason="no shipped model")
