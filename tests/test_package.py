@@ -16,12 +16,11 @@ from conftest import ROOT, head_phantom
 from hemo.cli import main
 from hemo.model import version
 
-pytest.importorskip("setuptools")  # the build backend, used in place (no download) ...
-pytest.importorskip("wheel")  # ... and what setuptools before 70.1 builds wheels with
-
 
 @pytest.mark.skipif(not (ROOT / "models" / "hemo-hybrid.keras").exists(), reason="no shipped model")
 def test_the_installed_hemo_command_reads_a_slice_with_the_shipped_model_and_its_numbers(tmp_path):
+    pytest.importorskip("setuptools")  # the build backend, used in place (no download) ...
+    pytest.importorskip("wheel")  # ... and what setuptools before 70.1 builds wheels with
     source = tmp_path / "source"  # a copy: building writes build/ and *.egg-info beside the sources
     for folder in ("hemo", "models"):
         shutil.copytree(ROOT / folder, source / folder, ignore=shutil.ignore_patterns("__pycache__"))
