@@ -84,7 +84,7 @@ def audit(out: str | Path, labels_path: str | Path, model: str | Path | None = N
     found = labels[key].isin(set(rows[key].astype(str)))
     if not found.any():
         raise ValueError(f"none of the {len(labels)} labelled {key} values of {labels_path} is in {out} (a file is "
-                         f"named as the batch listed it, e.g. {rows[key].iloc[0]!r})")
+                         "named as the batch listed it: the path given to 'hemo batch', then its place under it)")
     counted = {"labels": int(len(labels)), "not_in_results": int((~found).sum())}
     rows = rows.assign(series=_series(rows))
     scored = rows[rows["probability"].notna()]
