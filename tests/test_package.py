@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tomllib
 from unittest import mock
 
 import cv2
@@ -49,7 +50,8 @@ def test_the_installed_hemo_command_reads_a_slice_with_the_shipped_model_and_its
     assert "How far to trust a slice's verdict: on 1,993 slices" in done.stderr  # the evaluation shipped beside it
     said = subprocess.run([sys.executable, str(target / "bin" / "hemo"), "--version"], cwd=elsewhere, env=env,
                           capture_output=True, text=True, timeout=300).stdout
-    assert said == f"hemo 0.1.0; model {version(ROOT / 'models' / 'hemo-hybrid.keras')}\n"  # for a bug report
+    release = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+    assert said == f"hemo {release}; model {version(ROOT / 'models' / 'hemo-hybrid.keras')}\n"  # for a bug report
 
 
 def test_hemo_app_starts_streamlit_on_the_packaged_entry_point_with_the_model_asked_for(tmp_path):
