@@ -11,12 +11,9 @@ each slice's probability and threshold, and ``<out>-studies.csv`` each series' v
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
-from sklearn.metrics import roc_auc_score
 
 KEYS = ("file", "study_uid")
 
@@ -42,28 +39,14 @@ def _series(rows: pd.DataFrame) -> pd.Series:
     return rows["study_uid"].astype(str) + "/" + rows["series_uid"].astype(str)
 
 
-def _study_metrics(labels: np.ndarray, probability: np.ndarray, called: np.ndarray, thresholds: np.ndarray,
-                   methods: set[str]) -> dict:
-    both = len(set(labels.tolist())) == 2
-    return {
-        "studies": int(len(labels)),
-        "study_method": " / ".join(sorted(methods)),
-        "study_auc": float(roc_auc_score(labels, probability)) if both else None,
-        "study_threshold": float(thresholds[0]) if len(set(thresholds.tolist())) == 1 else None,
-        "study_sensitivity": float(called[labels == 1].mean()) if (labels == 1).any() else None,
-        "study_specificity": float((~called)[labels == 0].mean()) if (labels == 0).any() else None,
-    }
-
-
 def expected(metrics: dict, model: Path) -> dict | None:
     """What the model's own evaluation (``evaluation.json`` beside it) measured at the same operating points, when
     the rows were scored by that model file; the study numbers only for the rule the series were judged by."""
-    from hemo.model import version
+    from hemo.model import evaluation, version
 
-    path = model.parent / "evaluation.json"
-    if metrics["model"] != [version(model)] or not path.exists():
+    shipped = evaluation(model) if metrics["model"] == [version(model)] else None
+    if shipped is None:
         return None
-    shipped = json.loads(path.read_text())
     keys = ["auc", "sensitivity", "specificity"]
     if shipped.get("study_method") == metrics.get("study_method"):
         keys += ["study_auc", "study_sensitivity", "study_specificity"]
@@ -74,7 +57,7 @@ def audit(out: str | Path, labels_path: str | Path, model: str | Path | None = N
     """The metrics of ``hemo evaluate --json`` (slice keys with slice labels, study keys for the series) on the
     labelled part of a batch output, with what could not be matched counted under ``labelled`` and, given the
     ``model`` that scored the rows, what its own evaluation expected under ``expected``."""
-    from hemo.evaluate import report
+    from hemo.evaluate import report, study_metrics
 
     out, labels_path = Path(out), Path(labels_path)
     if not out.exists() or not any(out.glob("*.parquet")):
@@ -114,9 +97,8 @@ def audit(out: str | Path, labels_path: str | Path, model: str | Path | None = N
         counted["series_without_verdict"] = int(missing.sum())
         series_labels = series_labels[~missing]
         verdicts = verdicts.loc[series_labels.index]
-        metrics.update(_study_metrics(series_labels.to_numpy(), verdicts["probability"].to_numpy(float),
-                                      (verdicts["verdict"] == "indicative of haemorrhage").to_numpy(),
-                                      verdicts["threshold"].to_numpy(float), set(verdicts["method"])))
+        metrics.update(study_metrics(series_labels.to_numpy(), verdicts["probability"].to_numpy(float),
+                                     verdicts["threshold"].to_numpy(float), set(verdicts["method"])))
     metrics["labelled"] = counted
     if model is not None:
         metrics["expected"] = expected(metrics, Path(model))
@@ -124,8 +106,8 @@ def audit(out: str | Path, labels_path: str | Path, model: str | Path | None = N
 
 
 def format_audit(metrics: dict) -> str:
-    """``hemo.evaluate.format_report`` where there are slice metrics; the series line alone where there are not."""
-    from hemo.evaluate import format_report
+    """``hemo.evaluate.format_report`` where there are slice metrics; the study line alone where there are not."""
+    from hemo.evaluate import format_report, study_line
 
     counted = metrics["labelled"]
     lines = [f"models: {', '.join(metrics['model'] or ['not recorded'])}",
@@ -146,9 +128,5 @@ def format_audit(metrics: dict) -> str:
     if "per_class" in metrics:
         return "\n".join([*lines, format_report(metrics)])
     if "study_auc" in metrics:
-        def number(value) -> str:
-            return "n/a" if value is None else f"{value:.3f}"
-        lines.append(f"series ({metrics['study_method']}, {metrics['studies']}): AUC {number(metrics['study_auc'])}; "
-                     f"sensitivity {number(metrics['study_sensitivity'])}, specificity "
-                     f"{number(metrics['study_specificity'])}")
+        lines.append(study_line(metrics))
     return "\n".join(lines)

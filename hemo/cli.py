@@ -217,7 +217,7 @@ def _read_all(args, analyzer, files: list[Path], out: Path | None, partial, mode
 
 def cmd_predict(args) -> int:
     from hemo.analysis import Analyzer
-    from hemo.model import version
+    from hemo.model import evaluation, version
     from hemo.study import HIGHEST, min_series, studies
     from hemo.table import FIELDS
     from hemo.trust import slice_trust, study_trust
@@ -240,7 +240,7 @@ def cmd_predict(args) -> int:
         writer.writerows(_ordered_rows(found, kept, written, model_version))
     if final:
         final.replace(args.csv)  # in one step: the file holds the rows read so far or the whole table, never half
-    measured = _validation_numbers(args.model)
+    measured = evaluation(args.model)
     for study in found:
         count = len(study.slices)
         print(f"{study.label.lower()}: {count} slice{'s' if count != 1 else ''}, {study.method}: {study.verdict} "
@@ -267,18 +267,18 @@ def cmd_predict(args) -> int:
     failed = sum(not r.analysed for r in kept)
     if failed and not args.names:
         print(f"{failed} file(s) or frame(s) not analysed (verdict 'error'); --names shows which", file=sys.stderr)
-    _take_away(args, found, analyzer, model_version)
+    _take_away(args, found, analyzer, model_version, measured)
     return 0
 
 
-def _take_away(args, found, analyzer, model_version: str) -> None:
+def _take_away(args, found, analyzer, model_version: str, measured: dict | None) -> None:
     """--report (one PDF page per study) and --dicom-out (key-slice Secondary Captures and an SR per study)."""
     if not (args.report or args.dicom_out) or not found:
         return
     if args.report:
         from hemo.report import studies_pdf
 
-        Path(args.report).write_bytes(studies_pdf(found, model_version, _validation_numbers(args.model),
+        Path(args.report).write_bytes(studies_pdf(found, model_version, measured,
                                                   analyzer.info.provenance))
         print(f"wrote {args.report}", file=sys.stderr)
     if args.dicom_out:
@@ -292,12 +292,6 @@ def _take_away(args, found, analyzer, model_version: str) -> None:
                     raise FileExistsError(f"{folder / name} exists already; choose an empty --dicom-out folder")
                 (folder / name).write_bytes(data)
         print(f"wrote DICOM results to {folder}", file=sys.stderr)
-
-
-def _validation_numbers(model: str) -> dict | None:
-    """The evaluation JSON that ships beside the model, if any (shown in reports)."""
-    path = Path(model).parent / "evaluation.json"
-    return json.loads(path.read_text()) if path.exists() else None
 
 
 def cmd_explain_check(args) -> int:

@@ -116,6 +116,10 @@ def report(labels: np.ndarray, scores: np.ndarray, threshold: float, patients: n
     return result
 
 
+def _number(value) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
+
+
 def format_report(metrics: dict) -> str:
     """The paper's classification report, the confusion matrix and the headline numbers as text."""
     lines = [f"{'':>14}{'precision':>11}{'recall':>9}{'f1-score':>10}{'support':>9}"]
@@ -127,27 +131,46 @@ def format_report(metrics: dict) -> str:
               f"{'':>14}{'normal':>9}{'haemorr.':>10}", f"{'normal':>14}{tn:>9d}{fp:>10d}",
               f"{'haemorrhage':>14}{fn:>9d}{tp:>10d}", ""]
 
-    def number(value) -> str:
-        return "n/a" if value is None else f"{value:.3f}"
-
     ci = metrics.get("auc_ci") or [None, None]
-    lines.append(f"ROC AUC {number(metrics['auc'])} (95% CI {number(ci[0])}-{number(ci[1])})")
-    lines.append(f"threshold {metrics['threshold']:.3f}: sensitivity {number(metrics['sensitivity'])}, "
-                 f"specificity {number(metrics['specificity'])}")
+    lines.append(f"ROC AUC {_number(metrics['auc'])} (95% CI {_number(ci[0])}-{_number(ci[1])})")
+    lines.append(f"threshold {metrics['threshold']:.3f}: sensitivity {_number(metrics['sensitivity'])}, "
+                 f"specificity {_number(metrics['specificity'])}")
     if "patients" in metrics:
         lines.append(f"patient-level AUC (highest slice per patient, {metrics['patients']} patients): "
-                     f"{number(metrics['patient_auc'])}")
+                     f"{_number(metrics['patient_auc'])}")
     if "study_auc" in metrics:
-        lines.append(f"study level ({metrics['study_method']}, {metrics['studies']} studies): AUC "
-                     f"{number(metrics['study_auc'])}; threshold {number(metrics['study_threshold'])}: sensitivity "
-                     f"{number(metrics['study_sensitivity'])}, specificity {number(metrics['study_specificity'])}")
+        lines.append(study_line(metrics))
     if "context_auc" in metrics:
         lines.append(f"slices of a series read with {metrics['context_width']} neighbours on either side: AUC "
-                     f"{number(metrics['context_auc'])}; threshold {number(metrics['context_threshold'])}: sensitivity "
-                     f"{number(metrics['context_sensitivity'])}, specificity {number(metrics['context_specificity'])}")
+                     f"{_number(metrics['context_auc'])}; threshold {_number(metrics['context_threshold'])}: "
+                     f"sensitivity {_number(metrics['context_sensitivity'])}, specificity "
+                     f"{_number(metrics['context_specificity'])}")
     if metrics.get("brier") is not None:
         lines.append(f"Brier score of the shown probabilities: {metrics['brier']:.4f}")
     return "\n".join(lines)
+
+
+def study_line(metrics: dict) -> str:
+    """The study keys of an evaluation in one line."""
+    return (f"study level ({metrics['study_method']}, {metrics['studies']} studies): AUC "
+            f"{_number(metrics['study_auc'])}; threshold {_number(metrics['study_threshold'])}: sensitivity "
+            f"{_number(metrics['study_sensitivity'])}, specificity {_number(metrics['study_specificity'])}")
+
+
+def study_metrics(labels, scores, thresholds, methods: set[str]) -> dict:
+    """The study keys of an evaluation (``study_auc``, ``study_sensitivity``, ...): each study called at the
+    operating point of the rule that scored it (``thresholds``, one per study; ``methods``: those rules)."""
+    labels, scores = np.asarray(labels).astype(int), np.asarray(scores, float)
+    thresholds = np.asarray(thresholds, float)
+    predicted = scores >= thresholds
+    return {
+        "studies": len(labels),
+        "study_method": " / ".join(sorted(methods)),  # two methods: some studies were too short for the rule
+        "study_auc": float(roc_auc_score(labels, scores)) if len(set(labels.tolist())) == 2 else None,
+        "study_threshold": float(thresholds[0]) if len(set(thresholds.tolist())) == 1 else None,
+        "study_sensitivity": float(predicted[labels == 1].mean()) if (labels == 1).any() else None,
+        "study_specificity": float((~predicted)[labels == 0].mean()) if (labels == 0).any() else None,
+    }
 
 
 def study_report(model, info, model_path, data) -> dict:
@@ -188,16 +211,7 @@ def study_report(model, info, model_path, data) -> dict:
         scores.append(score)
         thresholds.append(threshold)
         methods.add(method)
-    labels_, scores_ = np.array(labels), np.array(scores)
-    predicted = scores_ >= np.array(thresholds)  # each study at its own rule's operating point
-    metrics.update({
-        "studies": len(labels),
-        "study_method": " / ".join(sorted(methods)),  # two methods: some patients were too short for the rule
-        "study_auc": float(roc_auc_score(labels_, scores_)) if len(set(labels)) == 2 else None,
-        "study_threshold": thresholds[0] if len(set(thresholds)) == 1 else None,
-        "study_sensitivity": float(predicted[labels_ == 1].mean()) if (labels_ == 1).any() else None,
-        "study_specificity": float((~predicted)[labels_ == 0].mean()) if (labels_ == 0).any() else None,
-    })
+    metrics.update(study_metrics(labels, scores, thresholds, methods))
     if info.context and np.isfinite(read).any():  # the slices the context read, at the context's operating point
         kept = np.isfinite(read)
         within = report(data.labels[kept], read[kept], info.context["threshold"], data.patients[kept])

@@ -206,6 +206,12 @@ def version(path: str | Path) -> str:
     return f"{path.name} (sha256 {hashlib.sha256(path.read_bytes()).hexdigest()[:12]})"
 
 
+def evaluation(path: str | Path) -> dict | None:
+    """The evaluation JSON that ships beside a model file (its cross-validated numbers), if any."""
+    record = Path(path).parent / "evaluation.json"
+    return json.loads(record.read_text()) if record.exists() else None
+
+
 def predict(model: keras.Model, images: np.ndarray, batch_size: int = 32) -> np.ndarray:
     """Probability of haemorrhage for a batch (N, 256, 256, 1) of 0..255 slices."""
     return np.asarray(model.predict(images, batch_size=batch_size, verbose=0))[:, 1]

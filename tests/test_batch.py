@@ -116,12 +116,13 @@ def test_an_audit_by_study_reads_the_series_verdicts_and_refuses_labels_it_canno
     labels.write_text("study_uid,label\n1.2.9.1,1\n1.2.9.2,0\n1.2.9.3,0\n")
     assert main(["audit", str(out), str(labels)]) == 0
     said = capsys.readouterr().out
-    assert "series (mean of the top k slices, 3): AUC 1.000; sensitivity 1.000, specificity 0.500" in said
+    assert ("study level (mean of the top k slices, 3 studies): AUC 1.000; threshold 0.400: sensitivity 1.000, "
+            "specificity 0.500") in said
     verdicts = pd.read_csv(tmp_path / "results-studies.csv")  # an interrupted batch wrote none for the third
     verdicts[verdicts["study_uid"] != "1.2.9.3"].to_csv(tmp_path / "results-studies.csv", index=False)
     assert main(["audit", str(out), str(labels)]) == 0
     said = capsys.readouterr().out
-    assert "series (mean of the top k slices, 2): AUC 1.000" in said and "1 series without a verdict" in said
+    assert "(mean of the top k slices, 2 studies): AUC 1.000" in said and "1 series without a verdict" in said
     labels.write_text("file,label\ns1/IM0,1\ns1/IM1,0\ns2/IM0,0\n")  # s2 partly labelled, s3 not at all
     assert main(["audit", str(out), str(labels), "--json", str(tmp_path / "a.json")]) == 0
     audited = json.loads((tmp_path / "a.json").read_text())
