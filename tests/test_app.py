@@ -125,6 +125,29 @@ def test_images_dropped_on_their_own_are_separate_cases_until_the_user_says_they
     assert len(trust) == 1 and "Judged by its highest slice, an upload of several slices is flagged" in trust[0]
 
 
+def test_several_studies_are_summed_up_above_them_highest_probability_first(app):
+    for number, blob in enumerate([(120, 140), None, (128, 40)]):  # the shipped model: 0.0006, 0.0008, 0.0042
+        image = np.clip(head_phantom(256, blob=blob) / 4 + 60, 0, 255).astype(np.uint8)
+        app.file_uploader[0].upload(f"{number}.png", cv2.imencode(".png", image)[1].tobytes(), "image/png")
+    app.run()
+    assert not app.exception
+    overview = app.dataframe[0].value  # above the studies; the slice table comes last
+    assert overview["study"].tolist() == ["Study 3", "Study 2", "Study 1"], overview
+    assert overview["probability"].is_monotonic_decreasing
+    flagged = int((overview["verdict"] == "indicative of haemorrhage").sum())
+    assert f"3 studies: {flagged} indicative of haemorrhage, {3 - flagged} likely normal" in [
+        s.value for s in app.subheader]
+    assert "file" not in overview and "model" not in overview  # file names identify; the model is said once
+    assert ((overview["probability"] >= overview["threshold"]) == (overview["verdict"] == "indicative of "
+                                                                  "haemorrhage")).all()
+
+
+def test_one_study_needs_no_overview(app):
+    app.file_uploader[0].upload("0.png", png_slice(), "image/png")
+    app.run()
+    assert len(app.dataframe) == 1 and not any(s.value.endswith("likely normal") for s in app.subheader)
+
+
 def test_each_folder_of_an_uploaded_folder_of_images_is_a_study_of_its_own(app):
     for patient in ("049", "050"):  # the browser sends each file's path within the folder
         for number in range(2):

@@ -7,7 +7,7 @@ import pandas as pd
 import streamlit as st
 
 from hemo import plots
-from hemo.analysis import SliceResult
+from hemo.analysis import POSITIVE, SliceResult
 from hemo.annotation import aligned_mask, outline, overlap
 from hemo.app import resources
 from hemo.archive import MAX_BYTES, expand, is_zip
@@ -204,6 +204,22 @@ def _slice_trust(found: list[Study], analyzer) -> None:
         st.caption(said)
 
 
+def _overview(verdicts: pd.DataFrame, found: list[Study]) -> None:
+    """Every study's verdict in one table above the studies, highest probability first: a teacher's twenty examples
+    or an export's series are read at a glance, and a flagged one is found without scrolling past the others."""
+    flagged = sum(study.verdict == POSITIVE for study in found)
+    st.subheader(f"{len(found)} studies: {flagged} indicative of haemorrhage, {len(found) - flagged} likely normal")
+    shown = verdicts.drop(columns=["study", "series", "model", "note"])
+    for column in shown.columns.drop(["verdict", "rule"]):  # blank where a study was not read with neighbours
+        shown[column] = pd.to_numeric(shown[column], errors="coerce")
+    if all(len(study.slices) == 1 for study in found):  # a study's only slice is its highest
+        shown = shown.drop(columns=["highest_slice", "highest_probability"])
+    shown = shown.dropna(axis="columns", how="all")  # no study was read with neighbours
+    shown.insert(0, "study", [study.label for study in found])
+    st.dataframe(shown.sort_values("probability", ascending=False), hide_index=True)
+    st.caption("Each study's section below holds its slices, their evidence and its report.")
+
+
 def _study_section(study: Study, labels: Labels, opacity: float, analyzer) -> None:
     st.subheader(f"{study.label}: {len(study.slices)} slice{'s' if len(study.slices) > 1 else ''}")
     st.markdown(f"Study verdict ({study.how}): " + _verdict_line(study.probability, study.threshold, study.verdict))
@@ -369,9 +385,12 @@ def page() -> None:
     labels = Labels(found, show_names)
     _errors([r for r in results if r.error], labels)
     _slice_trust(found, analyzer)
+    model = resources.model_version(str(resources.model_path()))
+    verdicts = pd.DataFrame([study_row(study, model) for study in found])
+    if len(found) > 1:
+        _overview(verdicts, found)
     for study in found:
         _study_section(study, labels, opacity, analyzer)
-    model = resources.model_version(str(resources.model_path()))
     table = pd.DataFrame(slice_rows(found, results, lambda r: r.source if show_names else "", model))
     if not show_names:
         table = table.drop(columns=["file"])
@@ -383,9 +402,8 @@ def page() -> None:
     left, right = st.columns(2)
     left.download_button("Download results (CSV)", table.to_csv(index=False), "hemo-results.csv", "text/csv")
     if found:
-        right.download_button("Download study verdicts (CSV)",
-                              pd.DataFrame([study_row(study, model) for study in found]).to_csv(index=False),
-                              "hemo-studies.csv", "text/csv")
+        right.download_button("Download study verdicts (CSV)", verdicts.to_csv(index=False), "hemo-studies.csv",
+                              "text/csv")
 
 
 page()
