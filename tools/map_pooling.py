@@ -7,7 +7,10 @@ score in logits (``head+bleed``). A peak is one cell: a thin bleed spread over s
 bleed, may read weaker than its area says, and one bright cell at the skull may read stronger. This reads
 each finished fold's held-out slices through the fold's model and decoder and scores the map several ways:
 the peak, the mean of its top 2, 4 and 8 cells, and the expected bleed area (the sum of the cells'
-probabilities, as a logit of its share of the map). Each is joined with the head as ``head+bleed`` is and
+probabilities, as a logit of its share of the map), and the top 4 of its left-right asymmetry (each cell less
+the highest of the 3 x 3 cells around its mirror image, at least 0: a head is near-symmetric, a bleed seldom
+is, so a rim the model lights on both sides would drop out; the 3 x 3 forgives a head a little off the crop's
+centre). Each is joined with the head as ``head+bleed`` is and
 printed as a pooled slice AUC of the finished folds, alone and read with ``--width`` neighbours, with the
 patient-paired 95 % interval of its difference from the peak. Several variants on the same slices: the
 highest is chosen on these slices, so read it as a lead to confirm on another run, not as a result.
@@ -20,13 +23,14 @@ import sys
 from pathlib import Path
 
 import numpy as np
+from scipy.ndimage import maximum_filter
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from sklearn.metrics import roc_auc_score  # noqa: E402
 
-from hemo.bleed import attach, combined, load_decoder, peaks, probabilities  # noqa: E402
+from hemo.bleed import attach, combined, load_decoder, peaks, probabilities, top_cells  # noqa: E402
 from hemo.calibrate import studies_of  # noqa: E402
 from hemo.context import in_series  # noqa: E402
 from hemo.evaluate import bootstrap_auc_difference  # noqa: E402
@@ -40,7 +44,9 @@ def poolings(logits: np.ndarray) -> dict[str, np.ndarray]:
     """Slice scores in (0, 1) from decoder logit maps (N, S, S, 1): peak, top-k means and the area share."""
     found = {"peak": peaks(logits)}
     found.update({f"top{k}": peaks(logits, k) for k in TOP})
-    found["area"] = probabilities(logits).reshape(len(logits), -1).mean(axis=1)
+    maps = probabilities(logits)[..., 0]
+    found["area"] = maps.reshape(len(maps), -1).mean(axis=1)
+    found["top4-asymmetry"] = top_cells(np.clip(maps - maximum_filter(maps[:, :, ::-1], size=(1, 3, 3)), 0, 1), 4)
     return found
 
 
@@ -77,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
         base = read(combined(oof["scores"], oof["peak"]))
         print(f"head+bleed, {'each slice alone' if not width else f'with {width} neighbours'}: "
               f"peak {roc_auc_score(labels, base):.3f}")
-        for name in (*(f"top{k}" for k in TOP), "area"):
+        for name in (*(f"top{k}" for k in TOP), "area", "top4-asymmetry"):
             other = read(combined(oof["scores"], oof[name]))
             low, high = bootstrap_auc_difference(labels, base, other, patients)
             print(f"  {name}: {roc_auc_score(labels, other):.3f} (difference {low:+.3f} to {high:+.3f}); "
