@@ -41,6 +41,8 @@ def _config(args):
 
     if args.mask_weight <= 0 and (args.mask_target != "share" or args.map_size != MAP_SIZE):
         raise SystemExit("--mask-target and --map-size shape the bleed decoder, which only --mask-weight trains")
+    if args.mask_weight <= 0 and args.map_score_weight > 0:
+        raise SystemExit("--map-score-weight trains the bleed decoder's slice score, which only --mask-weight trains")
     if args.focal > 0 and args.label_smoothing > 0:  # smoothed targets make focal loss punish confident slices
         raise SystemExit("--focal needs hard labels: add --label-smoothing 0 (focal loss already keeps the head "
                          "from overconfidence, and on smoothed targets it penalises every sure slice)")
@@ -53,7 +55,7 @@ def _config(args):
                        shoulder=args.shoulder, transplant=args.transplant,
                        freeze_below=args.freeze_below, train_bn=args.train_bn, schedule=args.schedule,
                        distribute=args.distribute, ema=args.ema, size_weight=args.size_weight,
-                       label_smoothing=args.label_smoothing, focal=args.focal)
+                       label_smoothing=args.label_smoothing, focal=args.focal, map_score_weight=args.map_score_weight)
 
 
 def cmd_train(args) -> int:
@@ -428,6 +430,10 @@ def _training_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--focal", type=float, default=0.0,
                         help="> 0: the paper head's loss is focal with this gamma (e.g. 2): confident, easy slices "
                              "count less than the hard ones (a skull rim, a bleed of a few pixels)")
+    parser.add_argument("--map-score-weight", type=float, default=0.0,
+                        help="> 0: the bleed decoder also learns the slice score read from its map (the mean of its "
+                             "4 highest cells against the slice's label), weighted so within its loss; needs "
+                             "--mask-weight")
     parser.add_argument("--distribute", choices=DISTRIBUTE,
                         help="data-parallel training: 'mirrored' over this host's GPUs (or --cpu-devices); "
                              "--batch-size is the global batch, split across replicas")

@@ -52,6 +52,7 @@ class TrainConfig:
     ema: float = 0.0  # > 0: fine-tuning ends on the moving average of its weights, with this momentum per step
     size_weight: float = 0.0  # > 0: the paper head weighs a bleed slice up as its bleed is smaller (size_weights)
     focal: float = 0.0  # > 0: the paper head's loss is focal with this gamma (easy slices count less)
+    map_score_weight: float = 0.0  # > 0: the decoder also learns its top-4 slice score (hemo.bleed.slice_term)
 
 
 def size_weights(labels: np.ndarray, masks: np.ndarray | None, power: float, limit: float = 3.0) -> np.ndarray:
@@ -274,7 +275,7 @@ def _compile(model: keras.Model, config: TrainConfig, steps: int, average: bool 
     classification = _classification(config)
     if isinstance(model.output, dict):
         model.compile(optimizer=_optimizer(config, steps, average),
-                      loss={"probabilities": classification, "bleed": bleed.bleed_loss},
+                      loss={"probabilities": classification, "bleed": bleed.loss(config.map_score_weight)},
                       loss_weights={"probabilities": 1.0, "bleed": config.mask_weight},
                       metrics={"probabilities": [keras.metrics.CategoricalAccuracy(name="accuracy")]})
     else:

@@ -213,6 +213,27 @@ def test_the_bleed_decoder_keeps_learning_when_it_is_sure_there_is_no_blood():
     assert float(bleed_loss(no_blood, np.zeros_like(no_blood))[0]) == pytest.approx(np.log(2), abs=1e-6)
 
 
+def test_the_map_score_term_makes_one_bright_cell_on_a_normal_slice_cost_what_it_costs_the_slice_score():
+    from hemo.bleed import bleed_loss, loss, slice_term
+
+    no_blood = np.zeros((1, 32, 32, 1), np.float32)
+    logits = np.full_like(no_blood, -10.0)
+    logits[0, 3, 16] = 5.0  # one sure cell at the skull; the top-4 slice score reads about 0.25
+    cells, scored = float(bleed_loss(no_blood, logits)[0]), float(slice_term(no_blood, logits)[0])
+    assert cells < 0.01 and scored == pytest.approx(-np.log(1 - (1 / (1 + np.exp(-5)) + 3 / (1 + np.exp(10))) / 4),
+                                                    rel=1e-3)
+    assert float(loss(2.0)(no_blood, logits)[0]) == pytest.approx(cells + 2 * scored, rel=1e-5)
+    assert loss(0.0) is bleed_loss
+    tiny = no_blood.copy()
+    tiny[0, 20, 20] = 0.2  # a bleed of a fifth of a cell: the cell loss is content with 0.2 there
+    at_target = np.full_like(no_blood, -10.0)
+    at_target[0, 20, 20] = np.log(0.2 / 0.8)
+    assert float(slice_term(tiny, at_target)[0]) > 2.5  # the slice score asks for more than the cell's share
+    with pytest.raises(SystemExit, match="--mask-weight"):
+        from hemo.cli import main
+        main(["cv", "x.npz", "--map-score-weight", "1"])
+
+
 def test_a_bleed_smaller_than_a_map_cell_asks_for_a_sure_peak_only_with_any_targets():
     from dataclasses import replace
 
