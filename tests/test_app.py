@@ -54,18 +54,19 @@ def test_analyse_png_dicom_and_a_bad_file(app):
         assert 0.0 <= probability <= 1.0
     assert len(app.get("plotly_chart")) >= 2  # attention heatmaps
     assert len(app.image) >= 4  # slices and Grad-CAM overlays
-    assert "file" not in app.dataframe[0].value.columns and len(app.dataframe[0].value) == 3
+    slices = app.dataframe[-1].value  # the slice table, last (the two studies' overview comes first)
+    assert "file" not in slices.columns and len(slices) == 3
     from hemo.app.resources import model_path
     from hemo.model import version
 
-    assert set(app.dataframe[0].value["model"]) == {version(model_path())}  # what scored them, in the download too
+    assert set(slices["model"]) == {version(model_path())}  # what scored them, in the download too
     assert "Doe" not in shown and "SECRET" not in shown
     for name in ("slice.png", "scan.dcm", "broken.png"):  # file names may be patient names: hidden by default
         assert name not in shown
     assert "not a medical device" in texts(app) + "\n".join(w.value for w in app.warning)
     assert sum("noise in brain tissue (HU): 0.0" in c.value for c in app.caption) == 1  # the DICOM's, measured
     app.sidebar.toggle[0].set_value(True).run()
-    assert list(app.dataframe[0].value["file"]) == ["slice.png", "scan.dcm", "broken.png"]
+    assert list(app.dataframe[-1].value["file"]) == ["slice.png", "scan.dcm", "broken.png"]
     assert "broken.png" in texts(app)
 
 
@@ -97,7 +98,7 @@ def test_a_long_series_shows_each_slice_read_with_its_neighbours_when_the_model_
     shown = texts(app)
     assert "Purple: each slice read with its neighbours" in shown
     assert "With its neighbours: probability" in shown and f"(threshold {context['threshold']:.3f})" in shown
-    table = app.dataframe[0].value  # the table, and the CSV made from it, carry both readings of each slice
+    table = app.dataframe[-1].value  # the table, and the CSV made from it, carry both readings of each slice
     assert table["probability_with_neighbours"].between(0, 1).all() and len(table) == count
     assert (table["threshold_with_neighbours"] == round(context["threshold"], 4)).all()
 
@@ -138,6 +139,7 @@ def test_several_studies_are_summed_up_above_them_highest_probability_first(app)
     assert f"3 studies: {flagged} indicative of haemorrhage, {3 - flagged} likely normal" in [
         s.value for s in app.subheader]
     assert "file" not in overview and "model" not in overview  # file names identify; the model is said once
+    assert "Report of all 3 studies (PDF, a page each)" in [button.label for button in app.get("download_button")]
     assert ((overview["probability"] >= overview["threshold"]) == (overview["verdict"] == "indicative of "
                                                                   "haemorrhage")).all()
 
@@ -230,7 +232,7 @@ def test_two_series_of_one_study_are_one_study_numbered_by_series(app):
     app.run()
     assert not app.exception
     assert {s.value for s in app.subheader} >= {"Study 1 · series 1: 2 slices", "Study 1 · series 2: 2 slices"}
-    table = app.dataframe[0].value
+    table = app.dataframe[-1].value
     assert table["study"].tolist() == [1] * 4 and sorted(table["series"].tolist()) == [1, 1, 2, 2]
 
 
@@ -294,7 +296,7 @@ def test_hostile_corpus_in_the_app(app):
     boxes = [e.value.split("**")[1].split() for e in app.error]  # one box per reason: "N files", else one file
     assert sum(int(who[0]) if who[1:2] == ["files"] else 1 for who in boxes) >= refused
     assert len(boxes) < refused  # files that fail alike share their box
-    frame = app.dataframe[0].value
+    frame = app.dataframe[-1].value
     assert frame["probability"].notna().sum() >= 2 + sum(1 for *_, e in cases if e != "error")
 
 
@@ -304,7 +306,7 @@ def test_same_file_twice_is_shown_twice(app):
     app.file_uploader[0].upload("same.png", data, "image/png")
     app.run()
     assert not app.exception
-    assert len(app.dataframe[0].value) == 2 and len(slice_verdicts(app)) == 2
+    assert len(app.dataframe[-1].value) == 2 and len(slice_verdicts(app)) == 2
 
 
 def test_window_change_reruns_dicom(app):
@@ -406,8 +408,8 @@ def test_two_sessions_get_their_own_results():
     second.file_uploader[0].upload("second.png", cv2.imencode(".png", blank)[1].tobytes(), "image/png")
     first.run()
     second.run()
-    assert len(first.dataframe[0].value) == 1 and len(second.dataframe[0].value) == 1
-    assert first.dataframe[0].value["probability"][0] != second.dataframe[0].value["probability"][0]
+    assert len(first.dataframe[-1].value) == 1 and len(second.dataframe[-1].value) == 1
+    assert first.dataframe[-1].value["probability"][0] != second.dataframe[-1].value["probability"][0]
 
 
 def test_a_series_is_analysed_in_batches_across_its_files_once_for_every_session(monkeypatch):
@@ -427,7 +429,7 @@ def test_a_series_is_analysed_in_batches_across_its_files_once_for_every_session
             at.file_uploader[0].upload(name, data, "application/dicom")
         at.run()
         assert not at.exception
-        tables.append(at.dataframe[0].value)
+        tables.append(at.dataframe[-1].value)
     assert batches == [6]  # one batch across the six files, and nothing again for the second session
     assert tables[0].equals(tables[1])
     later = resources._now() + resources.KEEP_SECONDS  # past the cache's hour: its entries are gone, analysed anew
@@ -448,7 +450,7 @@ def test_annotation_beside_a_slice_gets_outlined_with_overlap_numbers(app):
     app.file_uploader[0].upload("14_HGE_Seg.jpg", cv2.imencode(".jpg", mask)[1].tobytes(), "image/jpeg")
     app.run()
     assert not app.exception
-    assert len(app.dataframe[0].value) == 1  # the annotation is not analysed as a slice
+    assert len(app.dataframe[-1].value) == 1  # the annotation is not analysed as a slice
     against = [m.value for m in app.markdown if m.value.startswith("**Against the annotation:**")]
     assert "of the Grad-CAM energy lies inside" in against[0]
     share = float(against[0].split("covers ")[1].split("%")[0])

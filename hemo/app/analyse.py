@@ -117,18 +117,24 @@ def _bleed_map(result: SliceResult, opacity: float, mask: np.ndarray | None) -> 
                        f"annotated bleed ({found.mask_fraction:.1%} of the slice).")
 
 
+def _report(found: list[Study], analyzer):
+    """The PDF report of ``found`` (a page per study), made when its button is clicked, not on every rerun."""
+    from hemo.report import studies_pdf
+
+    def pdf() -> bytes:
+        return studies_pdf(found, resources.model_version(str(resources.model_path())),
+                           resources.shipped_json("evaluation.json"), analyzer.info.provenance)
+    return pdf
+
+
 def _take_away(study: Study, analyzer) -> None:
     """The study as a PDF report and as DICOM for PACS (Secondary Captures + SR, zipped); no identifiers."""
     import io
     import zipfile
 
     from hemo.dicom_export import export
-    from hemo.report import studies_pdf
 
     model_version = resources.model_version(str(resources.model_path()))
-
-    def pdf() -> bytes:
-        return studies_pdf([study], model_version, resources.shipped_json("evaluation.json"), analyzer.info.provenance)
 
     def dicom_zip() -> bytes:
         archive = io.BytesIO()
@@ -138,7 +144,7 @@ def _take_away(study: Study, analyzer) -> None:
         return archive.getvalue()
 
     left, right = st.columns(2)  # made on click, not on every rerun (a slider move in the viewer)
-    left.download_button("Study report (PDF)", pdf, f"hemo-{study.slug}.pdf", "application/pdf",
+    left.download_button("Study report (PDF)", _report([study], analyzer), f"hemo-{study.slug}.pdf", "application/pdf",
                          key=f"pdf-{study.slug}")
     right.download_button("Results for PACS (DICOM SC + SR, zip)", dicom_zip, f"hemo-{study.slug}-dicom.zip",
                           "application/zip", key=f"dicom-{study.slug}")
@@ -204,7 +210,7 @@ def _slice_trust(found: list[Study], analyzer) -> None:
         st.caption(said)
 
 
-def _overview(verdicts: pd.DataFrame, found: list[Study]) -> None:
+def _overview(verdicts: pd.DataFrame, found: list[Study], analyzer) -> None:
     """Every study's verdict in one table above the studies, highest probability first: a teacher's twenty examples
     or an export's series are read at a glance, and a flagged one is found without scrolling past the others."""
     flagged = sum(study.verdict == POSITIVE for study in found)
@@ -217,7 +223,9 @@ def _overview(verdicts: pd.DataFrame, found: list[Study]) -> None:
     shown = shown.dropna(axis="columns", how="all")  # no study was read with neighbours
     shown.insert(0, "study", [study.label for study in found])
     st.dataframe(shown.sort_values("probability", ascending=False), hide_index=True)
-    st.caption("Each study's section below holds its slices, their evidence and its report.")
+    st.download_button(f"Report of all {len(found)} studies (PDF, a page each)", _report(found, analyzer),
+                       "hemo-studies.pdf", "application/pdf", key="pdf-all")
+    st.caption("Each study's section below holds its slices, their evidence and its own report.")
 
 
 def _study_section(study: Study, labels: Labels, opacity: float, analyzer) -> None:
@@ -388,7 +396,7 @@ def page() -> None:
     model = resources.model_version(str(resources.model_path()))
     verdicts = pd.DataFrame([study_row(study, model) for study in found])
     if len(found) > 1:
-        _overview(verdicts, found)
+        _overview(verdicts, found, analyzer)
     for study in found:
         _study_section(study, labels, opacity, analyzer)
     table = pd.DataFrame(slice_rows(found, results, lambda r: r.source if show_names else "", model))
