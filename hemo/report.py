@@ -166,8 +166,9 @@ def _page(pdf: FPDF, study: Study, model_version: str, metrics: dict | None, pro
     pdf.set_font("Helvetica", "B", 12)
     pdf.cell(0, 7, f"Study verdict: {study.verdict}", new_x="LMARGIN", new_y="NEXT")
     pdf.set_font("Helvetica", size=9)
-    pdf.multi_cell(0, 5, f"Probability {study.probability:.3f}, operating point {study.threshold:.3f}: {study.how} "
-                         f"({len(study.slices)} slices).", new_x="LMARGIN", new_y="NEXT")
+    count = f" ({len(study.slices)} slices)" if len(study.slices) > 1 else ""  # one slice: ``how`` says so
+    pdf.multi_cell(0, 5, f"Probability {study.probability:.3f}, operating point {study.threshold:.3f}: {study.how}"
+                         f"{count}.", new_x="LMARGIN", new_y="NEXT")
     pdf.set_font("Helvetica", size=8)
     for note in _notes(study):
         pdf.multi_cell(0, 4, _latin1(note), new_x="LMARGIN", new_y="NEXT")

@@ -14,7 +14,7 @@ from conftest import dicom_bytes, head_phantom
 from hemo.cli import main
 from hemo.dicom_export import export
 from hemo.report import key_slices, studies_pdf
-from hemo.study import studies
+from hemo.study import HIGHEST, studies
 
 pypdf = pytest.importorskip("pypdf")
 SECRETS = ("Doe", "Jane", "PID-SECRET-42", "ACC-SECRET-7", "19700101")
@@ -42,6 +42,11 @@ def test_pdf_report_has_the_verdict_the_notice_and_no_identifiers(study):
     for secret in (*SECRETS, "Doe_Jane"):
         assert secret not in text
     assert "bleed map" not in text  # the model has no decoder
+    assert "(5 slices)." in text
+    from dataclasses import replace
+
+    alone = pdf_text(studies_pdf([replace(study, slices=study.slices[:1], method=HIGHEST)], "m.keras"))
+    assert "its only slice, at the slice operating point." in alone and "slices)" not in alone
 
 
 def test_reports_show_the_bleed_map_of_the_key_slices_when_the_model_has_a_decoder(study):
