@@ -433,7 +433,8 @@ def _training_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--map-score-weight", type=float, default=0.0,
                         help="> 0: the bleed decoder also learns the slice score read from its map (the mean of its "
                              "4 highest cells against the slice's label), weighted so within its loss; needs "
-                             "--mask-weight")
+                             "--mask-weight. On CT-ICH it lowered the shipped slice score (BENCHMARKS): an option to "
+                             "measure again, not a recommendation")
     parser.add_argument("--distribute", choices=DISTRIBUTE,
                         help="data-parallel training: 'mirrored' over this host's GPUs (or --cpu-devices); "
                              "--batch-size is the global batch, split across replicas")
