@@ -41,7 +41,8 @@ TOP = (2, 4, 8)
 
 
 def poolings(logits: np.ndarray) -> dict[str, np.ndarray]:
-    """Slice scores in (0, 1) from decoder logit maps (N, S, S, 1): peak, top-k means and the area share."""
+    """Slice scores in (0, 1) from decoder logit maps (N, S, S, 1): peak, top-k means, the area share and the top 4
+    of the left-right asymmetry."""
     found = {"peak": peaks(logits)}
     found.update({f"top{k}": peaks(logits, k) for k in TOP})
     maps = probabilities(logits)[..., 0]
