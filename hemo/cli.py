@@ -24,6 +24,14 @@ def _progress(done: int, total: int) -> None:
         print(f"\rreading slices {done}/{total}", end="\n" if done == total else "", file=sys.stderr, flush=True)
 
 
+def _files_read(done: int, total: int) -> None:
+    """One line that counts up on a terminal; in a log, a line per file (where an interrupted run stopped)."""
+    if sys.stderr.isatty():
+        print(f"\rread {done} of {total} files", end="", file=sys.stderr, flush=True)
+    else:
+        print(f"[{done}/{total}]", file=sys.stderr, flush=True)
+
+
 def _verbosity() -> int:
     """Keras progress bars on a terminal, one line per epoch in a log file."""
     return 1 if sys.stderr.isatty() else 2
@@ -203,7 +211,7 @@ def _read_all(args, analyzer, files: list[Path], out: Path | None, partial, mode
         if index != last:  # a file's results come together, files in order, several files analysed at once
             if partial:
                 partial.flush()
-            print(f"[{index}/{len(files)}]", file=sys.stderr, flush=True)
+            _files_read(index, len(files))
             last = index
         stem = ""
         if out and result.analysed:
@@ -214,6 +222,8 @@ def _read_all(args, analyzer, files: list[Path], out: Path | None, partial, mode
         if writer:
             place = (*numbers((result.slice.study, result.slice.series)), None) if result.analysed else (None,) * 3
             writer.writerow({**row(result, *place, written[id(kept[-1])][0], model=model), "explanation": stem})
+    if last and sys.stderr.isatty():
+        print(file=sys.stderr)  # ends the counting line
     return kept, written
 
 
@@ -221,7 +231,7 @@ def cmd_predict(args) -> int:
     from hemo.analysis import Analyzer
     from hemo.model import evaluation, version
     from hemo.study import HIGHEST, min_series, studies
-    from hemo.table import FIELDS
+    from hemo.table import FIELDS, terminal
     from hemo.trust import slice_trust, study_trust
 
     analyzer = Analyzer.load(args.model)
@@ -235,13 +245,17 @@ def cmd_predict(args) -> int:
     with open(args.csv, "w", newline="") if args.csv else contextlib.nullcontext() as partial:
         kept, written = _read_all(args, analyzer, files, out, partial, model_version)
     found = studies(kept, analyzer)
-    final = Path(f"{args.csv}.part") if args.csv else None
-    with open(final, "w", newline="") if final else contextlib.nullcontext(sys.stdout) as stream:
-        writer = csv.DictWriter(stream, fieldnames=[*FIELDS, "explanation"])
-        writer.writeheader()
-        writer.writerows(_ordered_rows(found, kept, written, model_version))
-    if final:
-        final.replace(args.csv)  # in one step: the file holds the rows read so far or the whole table, never half
+    rows = _ordered_rows(found, kept, written, model_version)
+    if not args.csv and sys.stdout.isatty():  # a person reading: aligned columns; a pipe or a file gets the CSV
+        terminal(rows, sys.stdout)
+    else:
+        final = Path(f"{args.csv}.part") if args.csv else None
+        with open(final, "w", newline="") if final else contextlib.nullcontext(sys.stdout) as stream:
+            writer = csv.DictWriter(stream, fieldnames=[*FIELDS, "explanation"])
+            writer.writeheader()
+            writer.writerows(rows)
+        if final:
+            final.replace(args.csv)  # in one step: the file holds the rows read so far or the whole table, never half
     measured = evaluation(args.model)
     for study in found:
         count = len(study.slices)
@@ -528,7 +542,8 @@ def main(argv: list[str] | None = None) -> int:
     predict.add_argument("--explain", help="folder for Grad-CAM overlays, attention weights and bleed maps "
                          "(a model with a decoder)")
     predict.add_argument("--method", choices=["gradcam", "gradcam++"], default="gradcam")
-    predict.add_argument("--csv", help="write the table here instead of the terminal")
+    predict.add_argument("--csv", help="write the table (CSV) here; without it a terminal shows aligned columns "
+                                        "and a pipe gets the CSV")
     predict.add_argument("--names", action="store_true",
                          help="put each file's path in the table and its errors (off: file names are often "
                               "patient names, so rows are told apart by study and slice number)")

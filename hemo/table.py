@@ -8,7 +8,7 @@ prefixed with an apostrophe.
 from __future__ import annotations
 
 import math
-from typing import Callable
+from typing import Callable, TextIO
 
 from hemo.analysis import SliceResult
 from hemo.study import Study, places
@@ -96,3 +96,35 @@ def study_row(study: Study, model: str = "") -> dict:
         "note": " ".join(sorted(study.notes)),
         "model": model,
     }.items()}
+
+
+
+def _cell(value) -> str:
+    return f"{value:.4f}" if isinstance(value, float) else str(value)
+
+
+def terminal(rows: list[dict], stream: TextIO) -> None:
+    """The slice rows as a person reads them in a terminal: one aligned line per slice, without the columns that
+    repeat on every row (note, model, thresholds: said once, below the table and with each study's verdict).
+
+    The CSV stays what a pipe or ``--csv`` gets: the wide table is for programs, and a 250-character note on each
+    of 300 lines is not for reading."""
+    heads = {"study": "study", "series": "series", "slice": "slice", "file": "file", "probability": "probability",
+             "probability_with_neighbours": "with neighbours", "verdict": "verdict"}
+    said = {"series": lambda v: v not in ("", 1), "file": bool, "probability_with_neighbours": lambda v: v != ""}
+    shown = [key for key in heads if key not in said or any(map(said[key], (r[key] for r in rows)))]
+    cells = {key: [heads[key], *(_cell(r[key]) for r in rows)] for key in shown}
+    for line, r in enumerate(rows, start=1):  # the reason beside "error" (without the file's name unless shown)
+        if r["error"]:
+            cells["verdict"][line] = f"error: {r['error']}"
+    widths = {key: max(map(len, column)) for key, column in cells.items()}
+    for line in range(len(rows) + 1):  # text left-aligned, numbers right-aligned
+        stream.write("  ".join(cells[k][line].ljust(widths[k]) if k in ("file", "verdict") else
+                               cells[k][line].rjust(widths[k]) for k in shown).rstrip() + "\n")
+    def values(key: str) -> list[float]:
+        return sorted({r[key] for r in rows} - {""})
+
+    points = [f"{t:.4f} for a slice alone" for t in values("threshold")]
+    points += [f"{t:.4f} read with its neighbours" for t in values("threshold_with_neighbours")]
+    if points:
+        stream.write(f"indicative at or above the slice operating point: {', '.join(points)}\n")

@@ -1,6 +1,7 @@
 import csv
 import json
 import shutil
+import sys
 from pathlib import Path
 
 import cv2
@@ -83,6 +84,26 @@ def test_predict_keeps_going_past_bad_files(small_model_path, tmp_path):
     attention = json.loads((explained / "00002_f0_attention.json").read_text())
     assert np.array(attention["attention"]).shape == (2, 10, 10)
 
+
+
+def test_predict_shows_a_terminal_aligned_columns_and_a_pipe_the_csv(small_model_path, tmp_path, capsys,
+                                                                     monkeypatch):
+    for number in range(2):
+        cv2.imwrite(str(tmp_path / f"{number}.png"), np.clip(head_phantom(128) / 4 + 60, 0, 255).astype(np.uint8))
+    (tmp_path / "broken.png").write_bytes(b"not an image at all")
+    files = [str(tmp_path / name) for name in ("0.png", "1.png", "broken.png")]
+    assert main(["predict", *files, "--model", str(small_model_path)]) == 0
+    piped = capsys.readouterr().out  # capsys's stdout is no terminal: the CSV, as before
+    assert piped.startswith("study,series,slice,file,frame,probability,verdict,threshold")
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: True)
+    assert main(["predict", *files, "--model", str(small_model_path)]) == 0
+    head, first, second, failed, points = capsys.readouterr().out.splitlines()
+    assert head.split() == ["study", "slice", "probability", "verdict"]  # no empty or repeated columns
+    assert first.split()[:2] == ["1", "1"] and second.split()[:2] == ["1", "2"]
+    assert first[head.index("verdict"):].startswith(("likely normal", "indicative of haemorrhage"))  # aligned
+    assert failed.split()[:1] == ["error:"] and "not a readable" in failed and "broken" not in failed
+    threshold = next(csv.DictReader(piped.splitlines()))["threshold"]
+    assert points == f"indicative at or above the slice operating point: {float(threshold):.4f} for a slice alone"
 
 def test_predict_reads_the_images_of_a_folder_as_one_study_or_with_each_as_cases_of_their_own(small_model_path,
                                                                                                tmp_path):
