@@ -6,6 +6,7 @@ import argparse
 import contextlib
 import csv
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -604,5 +605,8 @@ def main(argv: list[str] | None = None) -> int:
     except (FileNotFoundError, FileExistsError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # `hemo predict scan/ | head`: the reader took what it wanted and left
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # else Python's flush at exit fails again
+        return 1
     finally:
         print(f"({time.time() - started:.0f} s)", file=sys.stderr)

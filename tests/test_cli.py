@@ -1,6 +1,7 @@
 import csv
 import json
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -104,6 +105,14 @@ def test_predict_shows_a_terminal_aligned_columns_and_a_pipe_the_csv(small_model
     assert failed.split()[:1] == ["error:"] and "not a readable" in failed and "broken" not in failed
     threshold = next(csv.DictReader(piped.splitlines()))["threshold"]
     assert points == f"indicative at or above the slice operating point: {float(threshold):.4f} for a slice alone"
+
+
+def test_predict_into_a_pipe_closed_early_ends_quietly(small_model_path, tmp_path):
+    cv2.imwrite(str(tmp_path / "0.png"), np.clip(head_phantom(128) / 4 + 60, 0, 255).astype(np.uint8))
+    # `true` leaves before hemo has imported TensorFlow: every write to the table meets a closed pipe
+    done = subprocess.run(f"{sys.executable} -m hemo predict {tmp_path / '0.png'} --model {small_model_path} | true",
+                          shell=True, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert "Traceback" not in done.stderr and "BrokenPipeError" not in done.stderr, done.stderr[-2000:]
 
 def test_predict_reads_the_images_of_a_folder_as_one_study_or_with_each_as_cases_of_their_own(small_model_path,
                                                                                                tmp_path):
