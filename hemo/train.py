@@ -362,9 +362,12 @@ def fit(train: datasets.Dataset, validation: datasets.Dataset | None, config: Tr
     return Fitted(model, plain(history), trained if masks else None)
 
 
-def save_trained(fitted: Fitted, path: Path, config: TrainConfig, threshold: float) -> None:
-    """The paper's model and its ModelInfo; with a decoder, the decoder beside it (``<stem>-bleed.keras``)."""
-    info = ModelInfo(config.backbone, config.pretrained, threshold, input_window=list(TRAIN_WINDOW))
+def save_trained(fitted: Fitted, path: Path, config: TrainConfig, threshold: float,
+                 trained_on: dict | None = None) -> None:
+    """The paper's model and its ModelInfo; with a decoder, the decoder beside it (``<stem>-bleed.keras``).
+    ``trained_on``: the patients whose slices trained it (:func:`hemo.datasets.fingerprint`)."""
+    info = ModelInfo(config.backbone, config.pretrained, threshold, input_window=list(TRAIN_WINDOW),
+                     trained_on=trained_on)
     if fitted.hybrid is not None:
         decoder_path = save_plain(bleed.decoder(fitted.hybrid), path.with_name(path.stem + "-bleed.keras"))
         info.bleed = {"file": decoder_path.name, "map_size": bleed.map_size(fitted.hybrid)}
@@ -391,7 +394,8 @@ def train(data: datasets.Dataset, out_dir: str | Path, config: TrainConfig, spli
         started = time.time()
         fitted = fit(data, None, config, verbose, backup=out / "backup")
         history = fitted.history
-        save_trained(fitted, out / "hemo-hybrid.keras", config, 0.5)
+        save_trained(fitted, out / "hemo-hybrid.keras", config, 0.5,
+                     {"data": source, "patients": datasets.fingerprint(data)})
         run = _run_record(config, source, split, len(data), 0, time.time() - started, history)
         (out / "history.json").write_text(json.dumps({"history": history, "run": run}, indent=1) + "\n")
         return {"run": run}
@@ -412,7 +416,9 @@ def train(data: datasets.Dataset, out_dir: str | Path, config: TrainConfig, spli
     scores = predict(fitted.model, val_set.inputs())
     threshold = choose_threshold(val_set.labels, scores)
     metrics = report(val_set.labels, scores, threshold, val_set.patients if split == "patient" else None)
-    save_trained(fitted, out / "hemo-hybrid.keras", config, threshold)
+    touched = np.unique(train_set.patients)  # a slice split trains on slices of nearly every patient
+    save_trained(fitted, out / "hemo-hybrid.keras", config, threshold,
+                 {"data": source, "patients": datasets.fingerprint(data, touched)})
     run = {**_run_record(config, source, split, len(train_set), len(val_set), seconds, history),
            "val_fraction": val_fraction}
     (out / "history.json").write_text(json.dumps({"history": history, "run": run}, indent=1) + "\n")
@@ -459,7 +465,8 @@ def cross_validate(data: datasets.Dataset, config: TrainConfig, folds: int = 5, 
                     logits = fitted.hybrid.predict(val_set.inputs(), batch_size=32, verbose=0)["bleed"]
                     decoded = {bleed.oof_key(cells): bleed.peaks(logits, cells)
                                for cells in sorted(set(bleed.SLICE_SCORES.values()) - {0})}
-                save_trained(fitted, folder / "hemo-hybrid.keras", config, 0.5)  # for audits; no operating point
+                save_trained(fitted, folder / "hemo-hybrid.keras", config, 0.5,  # for audits; no operating point
+                             {"patients": datasets.fingerprint(train_set)})
                 np.savez(folder / "oof.npz", scores=scores, embeddings=embeddings, labels=val_set.labels,
                          patients=val_set.patients, names=val_set.names, seconds=seconds, epochs=epochs,
                          config=json.dumps(asdict(config)), **decoded)

@@ -45,6 +45,14 @@ def test_train_writes_model_history_split_and_metrics(class_folders, tmp_path, c
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["n"] == 4 and metrics["patients"] == 2
     assert "ROC AUC" in capsys.readouterr().out
+    model, result = str(out / "hemo-hybrid.keras"), tmp_path / "evaluated.json"
+    assert main(["evaluate", str(class_folders), "--model", model, "--json", str(result)]) == 0
+    said = capsys.readouterr().out  # its own training patients are named as such, not taken for new ones
+    assert said.startswith("WARNING: 6 of these patients (12 of 16 slices) trained this model")
+    assert json.loads(result.read_text())["trained_patients"] == 6
+    assert main(["evaluate", str(class_folders), "--model", model, "--json", str(result), "--patients",
+                 str(out / "split.json"), "--part", "validation"]) == 0
+    assert "WARNING" not in capsys.readouterr().out and json.loads(result.read_text())["trained_patients"] == 0
 
 
 def test_slice_split_warns_that_it_leaks_and_init_continues_a_model(class_folders, small_model_path, tmp_path, capsys):
