@@ -212,6 +212,27 @@ def test_series_viewer_moves_through_slices_without_recomputing(app, monkeypatch
     assert len(positional) == 5 * files and set(positional) == {0}  # 5 reruns above
 
 
+
+def test_the_viewer_draws_grad_cam_the_bleed_map_or_nothing_over_the_slice(app):
+    for z in range(4):  # more than three slices: the viewer
+        app.file_uploader[0].upload(f"v{z}.dcm", dicom_bytes((head_phantom(256, (90 + 8 * z, 120)) + 1024)
+                                                             .astype(np.int16), position=(0, 0, 5.0 * z)),
+                                    "application/dicom")
+    app.run()
+    choice = app.radio(key="viewer-study1-overlay")
+    assert choice.options == ["Grad-CAM", "bleed map", "none"] and choice.value == "Grad-CAM"
+
+    def pictures() -> dict[str, str]:  # each image's caption and what it shows (the media URL hashes the pixels)
+        return {image.proto.imgs[0].caption: image.proto.imgs[0].url for image in app.image}
+
+    viewed = next(caption for caption in pictures() if caption.startswith("Study 1 · slice"))
+    assert pictures()[viewed] == pictures()["Grad-CAM of the EfficientNet stage"]  # the slice's own details below
+    choice.set_value("bleed map").run()
+    assert not app.exception
+    assert pictures()[viewed] == pictures()["Bleed map"]
+    choice.set_value("none").run()
+    assert pictures()[viewed] == pictures()["slice (window shown; the model sees its own)"]
+
 def test_two_studies_get_two_verdicts(app):
     for study in ("1.2.3.1", "1.2.3.2"):
         for z in (0.0, 5.0):

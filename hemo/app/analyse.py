@@ -150,6 +150,13 @@ def _take_away(study: Study, analyzer) -> None:
                           "application/zip", key=f"dicom-{study.slug}")
 
 
+#: What the viewer draws over the slice (the bleed map only where the model has a decoder), and its bar's caption.
+GRAD_CAM, BLEED, NONE = "Grad-CAM", "bleed map", "none"
+OVERLAYS = {GRAD_CAM: lambda r, opacity: r.overlay(opacity), BLEED: lambda r, opacity: r.bleed_overlay(opacity),
+            NONE: lambda r, opacity: r.slice.shown.astype("uint8")}
+BARS = {GRAD_CAM: "Grad-CAM × probability", BLEED: "probability of blood in each cell"}
+
+
 def _viewer(study: Study, labels: Labels, opacity: float, said: frozenset[str]) -> None:
     """One slice at a time: slider, key-slice buttons, and a click on the curve all move the same index.
 
@@ -177,13 +184,15 @@ def _viewer(study: Study, labels: Labels, opacity: float, said: frozenset[str]) 
                       on_click=go_to, args=(index + 1,))
     number = st.slider("Slice (scan order)", 1, count, key=key)
     result = study.slices[number - 1]
-    show_overlay = st.toggle("Grad-CAM overlay", value=True, key=f"{key}-overlay")
+    shown = st.radio("Overlay", [*OVERLAYS] if result.bleed is not None else [GRAD_CAM, NONE], horizontal=True,
+                     key=f"{key}-overlay", help="Grad-CAM: where the paper's model looked. Bleed map: where its "
+                     "decoder, trained on the radiologists' masks, sees blood. Both on the bar's fixed 0..1 scale.")
     left, right = st.columns([1, 1])
     with left:
-        st.image(result.overlay(opacity) if show_overlay else result.slice.shown.astype("uint8"),
+        st.image(OVERLAYS[shown](result, opacity),
                  caption=f"{labels.of(result)}: {result.verdict} ({result.probability:.3f})", width="stretch")
-        if show_overlay:
-            st.image(colour_bar(), caption="0 ← Grad-CAM × probability → 1", width="stretch")
+        if shown != NONE:
+            st.image(colour_bar(), caption=f"0 ← {BARS[shown]} → 1", width="stretch")
     with right:
         positions = [r.position if r.position is not None else i for i, r in enumerate(study.slices, start=1)]
         in_context = study.refined_threshold is not None
