@@ -357,8 +357,10 @@ def cmd_batch(args) -> int:
         raise ValueError("hemo batch needs Ray Data: pip install 'ray[data]'") from error
 
     counts = run(args.inputs, args.out, args.model, args.workers, args.address, args.window)
-    print(f"{counts['files']} files: {counts['analysed']} analysed, {counts['skipped']} already in {args.out}; "
-          f"{counts['studies']} studies in {Path(args.out).stem}-studies.csv", file=sys.stderr)
+    verdicts = Path(args.out).with_name(Path(args.out).stem + "-studies.csv")  # where hemo.batch.run writes them
+    print(f"{counts['files']} file{'s' * (counts['files'] != 1)}: {counts['analysed']} analysed, {counts['skipped']} "
+          f"already in {args.out}; {counts['studies']} stud{'y' if counts['studies'] == 1 else 'ies'} in {verdicts}",
+          file=sys.stderr)
     return 0
 
 

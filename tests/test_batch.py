@@ -18,7 +18,7 @@ from hemo.model import version
 pytest.importorskip("ray.data")
 
 
-def test_batch_matches_predict_writes_errors_and_resumes(small_model_path, tmp_path):
+def test_batch_matches_predict_writes_errors_and_resumes(small_model_path, tmp_path, capsys):
     folder = tmp_path / "archive"
     for study in range(2):
         for z in range(3):
@@ -31,6 +31,7 @@ def test_batch_matches_predict_writes_errors_and_resumes(small_model_path, tmp_p
         (head_phantom(128) + 1024).astype(np.int16), position=(0, 0, z), study="1.2.9.2") for z in range(3)}))
     out = tmp_path / "results.parquet"
     assert main(["batch", str(folder), "--out", str(out), "--model", str(small_model_path), "--workers", "1"]) == 0
+    assert f"3 studies in {tmp_path / 'results-studies.csv'}" in capsys.readouterr().err  # where to find them
     table = pd.read_parquet(out)
     assert set(table["model"]) == {version(small_model_path)}  # every row, errors too, names what scored it
     errors = table[table["verdict"] == "error"]
