@@ -235,14 +235,16 @@ def cmd_predict(args) -> int:
     from hemo.table import FIELDS, terminal
     from hemo.trust import slice_trust, study_trust
 
-    analyzer = Analyzer.load(args.model)
-    model_version = version(args.model)
+    from hemo.inputs import find_files
+
+    files = find_files(args.paths)  # before the table is opened (it may lie in a folder being read) or the model
+    if not files:
+        raise ValueError(f"no files to read in {', '.join(args.paths)}")
     out = Path(args.explain) if args.explain else None
     if out is not None and out.exists() and any(out.iterdir()):
         raise ValueError(f"--explain folder {out} is not empty; hemo never overwrites explanation files")
-    from hemo.inputs import find_files
-
-    files = find_files(args.paths)  # before the table is opened: it may lie in a folder being read
+    analyzer = Analyzer.load(args.model)
+    model_version = version(args.model)
     with open(args.csv, "w", newline="") if args.csv else contextlib.nullcontext() as partial:
         kept, written = _read_all(args, analyzer, files, out, partial, model_version)
     found = studies(kept, analyzer)

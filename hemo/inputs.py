@@ -20,9 +20,12 @@ AT_ONCE = 16
 
 def find_files(paths: list[str]) -> list[Path]:
     """Every file under the given folders (sorted), and the given files; hidden files and bleed masks skipped,
-    and in folders DICOMDIR and macOS forks too."""
+    and in folders DICOMDIR and macOS forks too. A path that is not there is a mistyped argument, not a bad file:
+    FileNotFoundError, before anything is read."""
     files = []
     for path in map(Path, paths):
+        if not path.exists():
+            raise FileNotFoundError(f"no such file or folder: {path}")
         if path.is_dir():
             found = sorted(p for p in path.rglob("*") if p.is_file() and not ignored(p.relative_to(path)))
         else:

@@ -122,6 +122,17 @@ def test_predict_into_a_pipe_closed_early_ends_quietly(small_model_path, tmp_pat
                           shell=True, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert "Traceback" not in done.stderr and "BrokenPipeError" not in done.stderr, done.stderr[-2000:]
 
+
+def test_predict_stops_at_a_path_that_is_not_there_or_holds_nothing(small_model_path, tmp_path, capsys):
+    cv2.imwrite(str(tmp_path / "0.png"), np.clip(head_phantom(128) / 4 + 60, 0, 255).astype(np.uint8))
+    (tmp_path / "empty").mkdir()
+    table = tmp_path / "out.csv"
+    assert main(["predict", str(tmp_path / "0.png"), str(tmp_path / "scna"), "--model", str(small_model_path),
+                 "--csv", str(table)]) == 2  # a mistyped folder: not a table with one "error" row and exit 0
+    assert f"error: no such file or folder: {tmp_path / 'scna'}" in capsys.readouterr().err and not table.exists()
+    assert main(["predict", str(tmp_path / "empty"), "--model", str(small_model_path)]) == 2
+    assert f"error: no files to read in {tmp_path / 'empty'}" in capsys.readouterr().err
+
 def test_predict_reads_the_images_of_a_folder_as_one_study_or_with_each_as_cases_of_their_own(small_model_path,
                                                                                                tmp_path):
     folder = tmp_path / "examples"
