@@ -16,7 +16,7 @@ from typing import Callable, Iterable, Sequence
 import cv2
 import numpy as np
 
-from hemo import sanity
+from hemo import sanity, seen
 from hemo.errors import HemoInputError
 from hemo.explain import Explainer, overlay
 from hemo.imaging import Slice, read_slices, stack
@@ -107,6 +107,7 @@ class Analyzer:
         self.explainer = explainer
         self.info: ModelInfo = explainer.info
         self.study_model = study
+        self.trained = seen.known(self.info.trained_on)  # the model's training slices, to say so when met again
 
     @classmethod
     def load(cls, path: str | Path = DEFAULT_MODEL, warm: bool = False) -> "Analyzer":
@@ -145,6 +146,8 @@ class Analyzer:
             except HemoInputError as error:
                 results.append(SliceResult(name, s.frame, error=str(error)))
                 continue
+            if self.trained and seen.digest(s.pixels) in self.trained:
+                notes += (seen.NOTE,)
             results.append(SliceResult(name, s.frame, slice=s, threshold=self.info.threshold,
                                        warnings=s.warnings + notes))
         return results

@@ -7,7 +7,6 @@ patient's slices together unless the caller asks for the paper's (leaky) slice s
 from __future__ import annotations
 
 import csv
-import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path, PurePath
@@ -324,26 +323,6 @@ def indices(dataset: Dataset, patients: Iterable[str]) -> np.ndarray:
     Compared as text: folds and split files name patients as strings, a hand-built Dataset may use ints.
     """
     return np.flatnonzero(np.isin(dataset.patients.astype(str), [str(p) for p in patients]))
-
-
-def fingerprint(dataset: Dataset, patients: Iterable[str] | None = None) -> list[str]:
-    """A hash of each patient's prepared slices (of all patients, or of ``patients``): enough to know a patient
-    again in another copy of the same data, and neither its name nor anything of its images (a model's metadata
-    is shared; an archive's patient names are identifiers). Sorted: it says nothing of which patient is which."""
-    wanted = None if patients is None else {str(p) for p in patients}
-    hashes = []
-    for patient in np.unique(dataset.patients):
-        if wanted is None or str(patient) in wanted:
-            slices = sorted(hashlib.sha256(image.tobytes()).digest() for image in
-                            dataset.images[dataset.patients == patient])
-            hashes.append(hashlib.sha256(b"".join(slices)).hexdigest()[:16])
-    return sorted(hashes)
-
-
-def seen(dataset: Dataset, trained: list[str] | None) -> list[str]:
-    """The patients of ``dataset`` that a model with this training :func:`fingerprint` was trained on."""
-    known = set(trained or [])
-    return [str(p) for p in np.unique(dataset.patients) if fingerprint(dataset, [p])[0] in known]
 
 
 def write_split(path: str | Path, split: dict) -> None:

@@ -125,9 +125,9 @@ def format_report(metrics: dict) -> str:
     data holds patients the model was trained on, a warning that these numbers are not those of new patients."""
     lines = []
     if metrics.get("trained_patients"):
-        lines += [f"WARNING: {metrics['trained_patients']} of these patients ({metrics['trained_slices']} of "
-                  f"{metrics['n']} slices) trained this model: its numbers on them are not what it does on new "
-                  "patients (the cross-validated numbers are in its model card).", ""]
+        lines += [f"WARNING: {metrics['trained_slices']} of these {metrics['n']} slices ({metrics['trained_patients']} "
+                  "patients) trained this model: its numbers on them are not what it does on new patients (the "
+                  "cross-validated numbers are in its model card).", ""]
     lines.append(f"{'':>14}{'precision':>11}{'recall':>9}{'f1-score':>10}{'support':>9}")
     for name, row in metrics["per_class"].items():
         lines.append(f"{name:>14}{row['precision']:>11.3f}{row['recall']:>9.3f}{row['f1']:>10.3f}{row['support']:>9d}")
@@ -189,9 +189,10 @@ def study_report(model, info, model_path, data) -> dict:
 
     from sklearn.metrics import brier_score_loss
 
-    from hemo import bleed, datasets, study_model
+    from hemo import bleed, study_model
     from hemo.imaging import natural_key
     from hemo.model import embed
+    from hemo.seen import seen
     from hemo.study import in_context, series_score
 
     raw, embeddings = embed(model, data.inputs())
@@ -201,9 +202,9 @@ def study_report(model, info, model_path, data) -> dict:
                                                       cells=bleed.cells_of(info.slice_score)), info.decoder_weight)
     shown = info.calibrate(raw)
     metrics = report(data.labels, shown, info.threshold, data.patients)
-    trained = datasets.seen(data, (info.trained_on or {}).get("patients"))  # its own training patients again?
-    metrics["trained_patients"] = len(trained)
-    metrics["trained_slices"] = int(np.isin(data.patients.astype(str), trained).sum())
+    trained = seen(data.images, info.trained_on)  # its own training slices again?
+    metrics["trained_slices"] = int(trained.sum())
+    metrics["trained_patients"] = len(np.unique(data.patients[trained]))
     metrics["brier"] = float(brier_score_loss(data.labels, shown)) if len(data.labels) else None
     stored = (info.study or {}).get("file")
     net = study_model.load(Path(model_path).parent / stored) if stored else None

@@ -65,8 +65,8 @@ class ModelInfo:
     #: Slices of an ordered series read with their neighbours (hemo.context): {"width", "calibration",
     #: "threshold"}, chosen out of fold by hemo calibrate; None: every slice is read alone.
     context: dict | None = None
-    #: The patients whose slices trained the weights, {"data": ..., "patients": [a hash of each one's slices]}
-    #: (hemo.datasets.fingerprint), so that ``evaluate`` can say when it meets them again. None: not recorded.
+    #: The slices that trained the weights, {"data": ..., "slices": "<a short hash of each>"} (hemo.seen), so
+    #: that evaluate, the app and the CLI can say when they meet one again. None: not recorded.
     trained_on: dict | None = None
 
     def calibrate(self, scores):

@@ -16,7 +16,7 @@ from typing import NamedTuple
 import keras
 import numpy as np
 
-from hemo import bleed, datasets, distribution
+from hemo import bleed, datasets, distribution, seen
 from hemo.augment import TRAIN_WINDOW, augment
 from hemo.evaluate import choose_threshold, report
 from hemo.history import plain
@@ -365,7 +365,7 @@ def fit(train: datasets.Dataset, validation: datasets.Dataset | None, config: Tr
 def save_trained(fitted: Fitted, path: Path, config: TrainConfig, threshold: float,
                  trained_on: dict | None = None) -> None:
     """The paper's model and its ModelInfo; with a decoder, the decoder beside it (``<stem>-bleed.keras``).
-    ``trained_on``: the patients whose slices trained it (:func:`hemo.datasets.fingerprint`)."""
+    ``trained_on``: the slices that trained it (:func:`hemo.seen.fingerprint`)."""
     info = ModelInfo(config.backbone, config.pretrained, threshold, input_window=list(TRAIN_WINDOW),
                      trained_on=trained_on)
     if fitted.hybrid is not None:
@@ -395,7 +395,7 @@ def train(data: datasets.Dataset, out_dir: str | Path, config: TrainConfig, spli
         fitted = fit(data, None, config, verbose, backup=out / "backup")
         history = fitted.history
         save_trained(fitted, out / "hemo-hybrid.keras", config, 0.5,
-                     {"data": source, "patients": datasets.fingerprint(data)})
+                     {"data": source, "slices": seen.fingerprint(data.images)})
         run = _run_record(config, source, split, len(data), 0, time.time() - started, history)
         (out / "history.json").write_text(json.dumps({"history": history, "run": run}, indent=1) + "\n")
         return {"run": run}
@@ -416,9 +416,8 @@ def train(data: datasets.Dataset, out_dir: str | Path, config: TrainConfig, spli
     scores = predict(fitted.model, val_set.inputs())
     threshold = choose_threshold(val_set.labels, scores)
     metrics = report(val_set.labels, scores, threshold, val_set.patients if split == "patient" else None)
-    touched = np.unique(train_set.patients)  # a slice split trains on slices of nearly every patient
     save_trained(fitted, out / "hemo-hybrid.keras", config, threshold,
-                 {"data": source, "patients": datasets.fingerprint(data, touched)})
+                 {"data": source, "slices": seen.fingerprint(train_set.images)})
     run = {**_run_record(config, source, split, len(train_set), len(val_set), seconds, history),
            "val_fraction": val_fraction}
     (out / "history.json").write_text(json.dumps({"history": history, "run": run}, indent=1) + "\n")
@@ -466,7 +465,7 @@ def cross_validate(data: datasets.Dataset, config: TrainConfig, folds: int = 5, 
                     decoded = {bleed.oof_key(cells): bleed.peaks(logits, cells)
                                for cells in sorted(set(bleed.SLICE_SCORES.values()) - {0})}
                 save_trained(fitted, folder / "hemo-hybrid.keras", config, 0.5,  # for audits; no operating point
-                             {"patients": datasets.fingerprint(train_set)})
+                             {"slices": seen.fingerprint(train_set.images)})
                 np.savez(folder / "oof.npz", scores=scores, embeddings=embeddings, labels=val_set.labels,
                          patients=val_set.patients, names=val_set.names, seconds=seconds, epochs=epochs,
                          config=json.dumps(asdict(config)), **decoded)

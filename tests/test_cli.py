@@ -48,7 +48,7 @@ def test_train_writes_model_history_split_and_metrics(class_folders, tmp_path, c
     model, result = str(out / "hemo-hybrid.keras"), tmp_path / "evaluated.json"
     assert main(["evaluate", str(class_folders), "--model", model, "--json", str(result)]) == 0
     said = capsys.readouterr().out  # its own training patients are named as such, not taken for new ones
-    assert said.startswith("WARNING: 6 of these patients (12 of 16 slices) trained this model")
+    assert said.startswith("WARNING: 12 of these 16 slices (6 patients) trained this model")
     assert json.loads(result.read_text())["trained_patients"] == 6
     assert main(["evaluate", str(class_folders), "--model", model, "--json", str(result), "--patients",
                  str(out / "split.json"), "--part", "validation"]) == 0
