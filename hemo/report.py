@@ -14,6 +14,7 @@ import numpy as np
 from fpdf import FPDF
 from PIL import Image
 
+from hemo import seen
 from hemo.study import Study
 from hemo.trust import replicates_sentence
 
@@ -148,7 +149,11 @@ def _notes(study: Study) -> list[str]:
     the app does; a study of one slice has only that slice's notes, and the page shows no slice row to carry them."""
     if len(study.slices) == 1:
         return [f"Note: {note}" for note in study.slices[0].warnings]
-    return [f"Every slice: {note}" for note in sorted(study.notes)]
+    said = [f"Every slice: {note}" for note in sorted(study.notes)]
+    trained = sum(seen.NOTE in r.warnings for r in study.slices)  # a page must not pass these off as new either
+    if 0 < trained < len(study.slices):
+        said.append(f"{trained} of {len(study.slices)} slices: {seen.NOTE}")
+    return said
 
 
 def _page(pdf: FPDF, study: Study, model_version: str, metrics: dict | None, provenance: dict | None,

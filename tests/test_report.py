@@ -100,6 +100,19 @@ def test_the_pdf_says_once_what_every_slice_of_the_study_carries_and_still_fits_
     assert len(pypdf.PdfReader(io.BytesIO(data)).pages) == 1 and min(lowest) > 5 * 72 / 25.4  # 5 mm above the foot
 
 
+
+def test_the_pdf_says_how_many_of_a_studys_slices_the_model_was_trained_on(study):
+    from dataclasses import replace
+
+    from hemo import seen
+
+    trained = [replace(r, warnings=r.warnings + (seen.NOTE,)) if i < 2 else r for i, r in enumerate(study.slices)]
+    text = " ".join(pdf_text(studies_pdf([replace(study, slices=trained)], "m.keras")).split())
+    assert f"2 of {len(study.slices)} slices: Seen in training: the model was trained on this very image" in text
+    every = [replace(r, warnings=r.warnings + (seen.NOTE,)) for r in study.slices]
+    text = " ".join(pdf_text(studies_pdf([replace(study, slices=every)], "m.keras")).split())
+    assert "Every slice: Seen in training" in text and "slices: Seen in training" not in text
+
 def test_the_pdf_curve_draws_the_slices_read_with_their_neighbours_when_the_study_has_them(study):
     from dataclasses import replace
 
