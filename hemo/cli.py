@@ -316,12 +316,16 @@ def _take_away(args, found, analyzer, model_version: str, measured: dict | None)
 def cmd_explain_check(args) -> int:
     from hemo.annotation import faithfulness, overlap
     from hemo.explain import Explainer
+    from hemo.seen import seen
 
     data = _load_data(args.data)
     if data.masks is None:
         raise ValueError(f"{args.data} has no bleed annotations (CT-ICH's <n>_HGE_Seg.jpg beside <n>.jpg)")
     annotated = data.subset(np.flatnonzero(data.masks.reshape(len(data), -1).max(1) > 127))
     explainer = Explainer.load(args.model)
+    if trained := int(seen(annotated.images, explainer.info.trained_on).sum()):
+        print(f"WARNING: {trained} of these {len(annotated)} annotated slices trained this model: its maps on them "
+              "show what it learnt from them, not where it looks on a new patient's scan.")
     rows = []
     for start in range(0, len(annotated), 16):
         part = annotated.subset(np.arange(start, min(start + 16, len(annotated))))

@@ -248,16 +248,24 @@ def test_files_are_analysed_together_and_handed_on_in_order(small_model_path, tm
     assert np.allclose([r.probability for *_, r in found if r.analysed], alone, atol=1e-5)  # as file by file
 
 
-def test_explain_check_measures_grad_cam_against_the_annotations(small_model_path, tmp_path):
+def test_explain_check_measures_grad_cam_against_the_annotations(small_model_path, tmp_path, capsys):
     from conftest import ct_ich_folder
+    from hemo import datasets, seen
 
-    table = tmp_path / "check.csv"
-    assert main(["explain-check", str(ct_ich_folder(tmp_path / "data", patients=2, slices=5)), "--model",
-                 str(small_model_path), "--csv", str(table)]) == 0
+    table, data = tmp_path / "check.csv", ct_ich_folder(tmp_path / "data", patients=2, slices=5)
+    assert main(["explain-check", str(data), "--model", str(small_model_path), "--csv", str(table)]) == 0
     with open(table) as f:
         rows = list(csv.DictReader(f))
     assert len(rows) == 3  # the annotated slices of the one patient with a bleed
     assert all(0 <= float(r["energy_inside"]) <= 1 and 0 < float(r["mask_fraction"]) < 1 for r in rows)
+    assert "WARNING" not in capsys.readouterr().out
+    model = tmp_path / "model"  # the same model, had it been trained on these slices
+    shutil.copytree(small_model_path.parent, model)
+    meta = model / small_model_path.with_suffix(".json").name
+    meta.write_text(json.dumps({**json.loads(meta.read_text()),
+                                "trained_on": {"slices": seen.fingerprint(datasets.load(data).images)}}))
+    assert main(["explain-check", str(data), "--model", str(model / small_model_path.name), "--csv", str(table)]) == 0
+    assert "WARNING: 3 of these 3 annotated slices trained this model" in capsys.readouterr().out
 
 
 def test_label_smoothing_reaches_the_training_config():
