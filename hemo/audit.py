@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from hemo import seen
+
 KEYS = ("file", "study_uid")
 
 
@@ -84,11 +86,13 @@ def audit(out: str | Path, labels_path: str | Path, model: str | Path | None = N
         studies = labelled["study_uid"].where(labelled["study_uid"] != "", labelled["series"])  # a patient, nearly
         metrics.update(report(labelled["label"].to_numpy(), labelled["probability"].to_numpy(), float(thresholds[0]),
                               studies.to_numpy()))
+        counted["trained"] = _trained(labelled)
         share = scored.assign(known=scored["file"].isin(set(labels["file"]))).groupby("series")["known"].mean()
         series_labels = labelled[labelled["series"].isin(share[share == 1].index)].groupby("series")["label"].max()
         counted["series_partly_labelled"] = int(((share > 0) & (share < 1)).sum())
     else:
         series_labels = scored.drop_duplicates("series").merge(labels, on="study_uid").set_index("series")["label"]
+        counted["trained"] = _trained(scored[scored["study_uid"].isin(set(labels["study_uid"]))])
     studies_csv = out.with_name(out.stem + "-studies.csv")
     if studies_csv.exists() and len(series_labels):  # else no series metrics: rerun the batch to write them
         verdicts = pd.read_csv(studies_csv, dtype={"study_uid": str, "series_uid": str}, keep_default_na=False)
@@ -105,6 +109,11 @@ def audit(out: str | Path, labels_path: str | Path, model: str | Path | None = N
     return metrics
 
 
+def _trained(rows: pd.DataFrame) -> int:
+    """How many of these slice rows the model was trained on (its note says so, ``hemo.seen``)."""
+    return int(rows["note"].str.contains(seen.NOTE, regex=False).sum()) if "note" in rows else 0
+
+
 def format_audit(metrics: dict) -> str:
     """``hemo.evaluate.format_report`` where there are slice metrics; the study line alone where there are not."""
     from hemo.evaluate import format_report, study_line
@@ -117,6 +126,9 @@ def format_audit(metrics: dict) -> str:
                 if counted.get("series_partly_labelled") else "")
              + (f"; {counted['series_without_verdict']} series without a verdict in the -studies.csv (run the same "
                 "'hemo batch' again to write it)" if counted.get("series_without_verdict") else "")]
+    if counted.get("trained"):
+        lines.append(f"WARNING: {counted['trained']} of the labelled slices trained this model: its numbers on them "
+                     "are not what it does on new patients (the cross-validated numbers are in its model card).")
     shipped = metrics.get("expected")
     if shipped:
         def said(prefix: str) -> str:

@@ -61,7 +61,8 @@ def test_batch_matches_predict_writes_errors_and_resumes(small_model_path, tmp_p
     scored = again[again["probability"].notna()]
     truth = scored["file"].str.contains("study1").astype(int)
     assert (audited["n"], audited["positives"], audited["labelled"]) == (10, 4, {
-        "labels": 12, "not_in_results": 1, "errors": 1, "series_partly_labelled": 0, "series_without_verdict": 0})
+        "labels": 12, "not_in_results": 1, "errors": 1, "trained": 0, "series_partly_labelled": 0,
+        "series_without_verdict": 0})
     assert audited["auc"] == pytest.approx(roc_auc_score(truth, scored["probability"]))
     called = (scored["probability"] >= scored["threshold"]).to_numpy()
     assert audited["sensitivity"] == pytest.approx(called[truth.to_numpy() == 1].mean())
@@ -102,6 +103,7 @@ def test_a_batch_never_adds_one_models_rows_to_anothers(small_model_path, tmp_pa
 
 
 def test_an_audit_by_study_reads_the_series_verdicts_and_refuses_labels_it_cannot_read(tmp_path, capsys):
+    from hemo import seen
     from hemo.batch import COLUMNS, _row
 
     out = tmp_path / "results.parquet"
@@ -128,6 +130,14 @@ def test_an_audit_by_study_reads_the_series_verdicts_and_refuses_labels_it_canno
     assert main(["audit", str(out), str(labels), "--json", str(tmp_path / "a.json")]) == 0
     audited = json.loads((tmp_path / "a.json").read_text())
     assert (audited["n"], audited["studies"], audited["labelled"]["series_partly_labelled"]) == (3, 1, 1)  # s1 alone
+    trained = pd.DataFrame(rows, columns=COLUMNS)  # the model's own training slices, as hemo.seen notes them
+    trained.loc[trained["file"].str.startswith("s1/"), "note"] = seen.NOTE
+    trained.to_parquet(out / "part.parquet")
+    assert main(["audit", str(out), str(labels)]) == 0
+    assert "WARNING: 2 of the labelled slices trained this model" in capsys.readouterr().out
+    labels.write_text("study_uid,label\n1.2.9.1,1\n1.2.9.2,0\n")
+    assert main(["audit", str(out), str(labels)]) == 0
+    assert "WARNING: 2 of the labelled slices trained this model" in capsys.readouterr().out
     for text, refused in (("file,diagnosis\na,1\n", "needs a 'label' column"),
                           ("study_uid,label\n1.2.9.1,yes\n", "must be 1 (haemorrhage) or 0"),
                           ("study_uid,label\n1.2.9.1,1\n1.2.9.1,0\n", "labelled twice"),
