@@ -17,7 +17,7 @@ import pydicom
 from pydicom.sr.codedict import codes
 from pydicom.uid import generate_uid
 
-from hemo.report import key_slice_note, key_slices
+from hemo.report import key_slice_note, key_slices, study_notes
 from hemo.study import Study
 
 MANUFACTURER = "hemo (research demo, not a medical device)"
@@ -82,8 +82,9 @@ def _number(name: hd.sr.CodedConcept, value: float) -> hd.sr.NumContentItem:
 
 
 def structured_report(study: Study, evidence: list[pydicom.Dataset], model_version: str) -> hd.sr.ComprehensiveSR:
-    """The findings: verdict, probability, operating point and method, each key slice's numbers (alone, with
-    its neighbours, its bleed map) and the neighbours' reading of the series, referencing the key-slice images.
+    """The findings: verdict, probability, operating point and method, the notes the PDF gives beside the verdict
+    (as comments), each key slice's numbers (alone, with its neighbours, its bleed map) and the neighbours' reading of
+    the series, referencing the key-slice images.
 
     Why the per-slice numbers: a PACS shows the SR without hemo's curve, and the verdict alone does not say
     which slices carried it.
@@ -101,6 +102,8 @@ def structured_report(study: Study, evidence: list[pydicom.Dataset], model_versi
                   hd.sr.TextContentItem(name=_CONTEXT, value=f"{above} of {len(study.refined)} slices at or above "
                                         f"their operating point {study.refined_threshold:.3f}",
                                         relationship_type=_CONTAINS)]
+    items += [hd.sr.TextContentItem(name=codes.DCM.Comment, value=note, relationship_type=_CONTAINS)
+              for note in study_notes(study)]  # a tilt, a training slice: what a reader must weigh the verdict by
     for number, result in key_slices(study):
         items.append(hd.sr.TextContentItem(name=_KEY_SLICE, relationship_type=_CONTAINS,
                                            value=f"slice {number} of {len(study.slices)}: "

@@ -144,9 +144,10 @@ def studies_pdf(studies: list[Study], model_version: str, metrics: dict | None =
     return bytes(pdf.output())
 
 
-def _notes(study: Study) -> list[str]:
-    """What the page says beside the verdict: the notes of the whole series (a tilt, an 8-bit export), once, as
-    the app does; a study of one slice has only that slice's notes, and the page shows no slice row to carry them."""
+def study_notes(study: Study) -> list[str]:
+    """What a report says beside the verdict (the PDF page, the SR): the notes of the whole series (a tilt, an 8-bit
+    export), once, as the app does; a study of one slice has only that slice's notes, and no report shows a slice
+    row to carry them."""
     if len(study.slices) == 1:
         return [f"Note: {note}" for note in study.slices[0].warnings]
     said = [f"Every slice: {note}" for note in sorted(study.notes)]
@@ -175,7 +176,7 @@ def _page(pdf: FPDF, study: Study, model_version: str, metrics: dict | None, pro
     pdf.multi_cell(0, 5, f"Probability {study.probability:.3f}, operating point {study.threshold:.3f}: {study.how}"
                          f"{count}.", new_x="LMARGIN", new_y="NEXT")
     pdf.set_font("Helvetica", size=8)
-    for note in _notes(study):
+    for note in study_notes(study):
         pdf.multi_cell(0, 4, _latin1(note), new_x="LMARGIN", new_y="NEXT")
     _curve(pdf, study, 22, pdf.get_y() + 4, 140, 40)
     pdf.set_y(pdf.get_y() + 53)

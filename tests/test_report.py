@@ -153,6 +153,7 @@ def test_the_dicom_report_carries_each_key_slice_and_the_neighbours_reading(stud
     assert float(highest.MeasuredValueSequence[0].NumericValue) == pytest.approx(0.6)
     [counted] = by_name["Slices read with their neighbours"]
     assert counted.TextValue == "2 of 5 slices at or above their operating point 0.250"
+    assert "Comment" not in by_name  # no note to weigh the verdict by
     keys = [item.TextValue for item in by_name["Key slice"]]
     assert keys == [f"slice {n} of 5: probability {r.probability:.3f} alone, {read.refined[n - 1]:.3f} with its "
                     f"neighbours" for n, r in key_slices(read)]
@@ -162,6 +163,21 @@ def test_the_dicom_report_carries_each_key_slice_and_the_neighbours_reading(stud
     report = pydicom.dcmread(io.BytesIO(next(data for name, data in alone.items() if name.endswith("report.dcm"))))
     names = {item.ConceptNameCodeSequence[0].CodeMeaning for item in report.ContentSequence}
     assert "Key slice" in names and "Slices read with their neighbours" not in names
+
+
+def test_the_dicom_report_carries_the_notes_the_pdf_gives_beside_the_verdict(study):
+    from dataclasses import replace
+
+    from hemo import seen
+    from hemo.acquisition import tilt_note
+
+    slices = [replace(r, warnings=r.warnings + (tilt_note(18.5),) + ((seen.NOTE,) if i < 2 else ()))
+              for i, r in enumerate(study.slices)]
+    files = export(replace(study, slices=slices), "m.keras")
+    report = pydicom.dcmread(io.BytesIO(files[next(n for n in files if n.endswith("report.dcm"))]))
+    comments = [item.TextValue for item in report.ContentSequence
+                if item.ConceptNameCodeSequence[0].CodeMeaning == "Comment"]
+    assert comments == [f"Every slice: {tilt_note(18.5)}", f"2 of 5 slices: {seen.NOTE}"]
 
 
 def test_dicom_results_read_back_reference_the_study_and_carry_no_identifiers(study):
