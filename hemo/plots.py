@@ -13,15 +13,35 @@ TRAIN, VALIDATION = "#1f77b4", "#ff7f0e"
 COLOUR = {"train": TRAIN, "validation": VALIDATION}
 
 
+#: Fixed scales for the training curves: accuracy on 0..1, a loss from 0, so that a run's curve is not magnified into
+#: a cliff by an axis fitted to it, and two runs' charts read alike.
+ACCURACY_AXIS = {"range": [0, 1.02], "title": "accuracy"}
+LOSS_AXIS = {"rangemode": "tozero"}
+
+
 def curves(history: pd.DataFrame) -> go.Figure:
-    """Accuracy and loss per epoch, train and validation (the paper's Figs. 5 and 6)."""
+    """Accuracy and loss per epoch, train and validation (the paper's Figs. 5 and 6), on fixed scales."""
     figure = make_subplots(rows=1, cols=2, subplot_titles=("Accuracy", "Loss"))
     for column, metric in enumerate(("accuracy", "loss"), start=1):
         for prefix, name in sides(history):
             figure.add_scatter(x=history["epoch"], y=history[prefix + metric], name=f"{name} {metric}",
                                line={"color": COLOUR[name], "dash": "solid" if metric == "accuracy" else "dot"},
                                row=1, col=column)
+    figure.update_yaxes(ACCURACY_AXIS, row=1, col=1).update_yaxes({**LOSS_AXIS, "title": "loss (cross-entropy)"},
+                                                                  row=1, col=2)
     return figure.update_xaxes(title="epoch").update_layout(height=360, margin={"t": 40})
+
+
+def bleed_loss(history: pd.DataFrame) -> go.Figure:
+    """The bleed decoder's loss on the masks per epoch (a model trained with ``--mask-weight``): a decoder that
+    stops learning shows here as a flat line from the first epochs."""
+    figure = go.Figure()
+    for prefix, name in [("", "train"), ("val_", "validation")]:
+        if prefix + "bleed_loss" in history:
+            figure.add_scatter(x=history["epoch"], y=history[prefix + "bleed_loss"], name=name, mode="lines+markers",
+                               line={"color": COLOUR[name]})
+    return figure.update_layout(title="Bleed decoder loss (the masks)", xaxis_title="epoch",
+                                yaxis={**LOSS_AXIS, "title": "cross-entropy + Dice"}, height=320)
 
 
 def gap(history: pd.DataFrame) -> go.Figure:
@@ -37,7 +57,8 @@ def loss_vs_accuracy(history: pd.DataFrame) -> go.Figure:
     for prefix, name in sides(history):
         figure.add_scatter(x=history[prefix + "loss"], y=history[prefix + "accuracy"], mode="markers+lines", name=name,
                            text=[f"epoch {e}" for e in history["epoch"]], marker={"color": COLOUR[name]})
-    return figure.update_layout(title="Loss vs accuracy", xaxis_title="loss", yaxis_title="accuracy", height=320)
+    return figure.update_layout(title="Loss vs accuracy", xaxis={**LOSS_AXIS, "title": "loss"}, yaxis=ACCURACY_AXIS,
+                                height=320)
 
 
 def smoothed_accuracy(history: pd.DataFrame, weight: float = 0.6) -> go.Figure:
@@ -48,12 +69,13 @@ def smoothed_accuracy(history: pd.DataFrame, weight: float = 0.6) -> go.Figure:
                            line={"color": COLOUR[name], "width": 1}, opacity=0.35)
         figure.add_scatter(x=history["epoch"], y=smooth(history[prefix + "accuracy"], weight),
                            name=f"{name} (smoothed)", line={"color": COLOUR[name], "width": 3})
-    return figure.update_layout(title="Smoothed accuracy", xaxis_title="epoch", height=320)
+    return figure.update_layout(title="Smoothed accuracy", xaxis_title="epoch", yaxis=ACCURACY_AXIS, height=320)
 
 
 def learning_rate(history: pd.DataFrame) -> go.Figure:
     figure = go.Figure(go.Scatter(x=history["epoch"], y=history["learning_rate"], mode="lines+markers"))
-    return figure.update_layout(title="Learning rate", xaxis_title="epoch", yaxis_type="log", height=300)
+    return figure.update_layout(title="Learning rate", xaxis_title="epoch", yaxis={"type": "log", "title": "rate"},
+                                height=300)
 
 
 def confusion(metrics: dict) -> go.Figure:

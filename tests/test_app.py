@@ -349,8 +349,13 @@ def test_dashboard_renders_all_charts_from_history(app, tmp_path):
     assert not app.exception
     charts = app.get("plotly_chart")
     shipped = json.loads((ROOT / "models" / "history.json").read_text())["history"]
-    optional = ("val_accuracy" in shipped) + ("learning_rate" in shipped)  # gap; learning rate
-    assert len(charts) == 3 + optional + 2  # curves, scatter, smoothed (+ optional) + confusion, ROC
+    optional = ("val_accuracy" in shipped) + ("learning_rate" in shipped) + ("bleed_loss" in shipped)
+    assert len(charts) == 3 + optional + 2  # curves, scatter, smoothed (+ gap, rate, decoder) + confusion, ROC
+    layouts = [json.loads(chart.proto.spec)["layout"] for chart in charts]  # fixed scales: accuracy 0..1, loss from 0
+    titled = {layout.get("title", {}).get("text", "curves"): layout for layout in layouts}
+    assert titled["curves"]["yaxis"]["range"] == [0, 1.02] and titled["curves"]["yaxis2"]["rangemode"] == "tozero"
+    assert titled["Loss vs accuracy"]["yaxis"]["range"] == titled["Smoothed accuracy"]["yaxis"]["range"] == [0, 1.02]
+    assert ("Bleed decoder loss (the masks)" in titled) == ("bleed_loss" in shipped)  # the decoder's own curve
     assert any(m.label == "ROC AUC" for m in app.metric)
     history = {"accuracy": [0.6, 0.7, 0.8], "loss": [0.7, 0.6, 0.5], "val_accuracy": [0.55, 0.6, 0.62],
                "val_loss": [0.72, 0.68, 0.69], "learning_rate": [1e-4, 1e-4, 5e-5]}

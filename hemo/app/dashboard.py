@@ -33,6 +33,7 @@ def _history_section() -> None:
     charts = [(plots.gap, "gap")] if "gap" in table else []
     charts += [(plots.loss_vs_accuracy, "scatter"), (plots.smoothed_accuracy, "smoothed")]
     charts += [(plots.learning_rate, "lr")] if "learning_rate" in table else []
+    charts += [(plots.bleed_loss, "bleed")] if "bleed_loss" in table else []
     for start in range(0, len(charts), 2):  # two per row, no empty slot
         for column, (figure, key) in zip(st.columns(2), charts[start:start + 2]):
             column.plotly_chart(figure(table), key=key)
