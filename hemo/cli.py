@@ -230,12 +230,11 @@ def _read_all(args, analyzer, files: list[Path], out: Path | None, partial, mode
 
 def cmd_predict(args) -> int:
     from hemo.analysis import Analyzer
+    from hemo.inputs import find_files
     from hemo.model import evaluation, version
     from hemo.study import HIGHEST, min_series, studies
     from hemo.table import FIELDS, terminal
     from hemo.trust import slice_trust, study_trust
-
-    from hemo.inputs import find_files
 
     files = find_files(args.paths)  # before the table is opened (it may lie in a folder being read) or the model
     if not files:

@@ -122,7 +122,7 @@ def _number(value) -> str:
 
 def format_report(metrics: dict) -> str:
     """The paper's classification report, the confusion matrix and the headline numbers as text; first, when the
-    data holds patients the model was trained on, a warning that these numbers are not those of new patients."""
+    data holds slices the model was trained on (``hemo.seen``), a warning that these are not a new patient's numbers."""
     lines = []
     if metrics.get("trained_patients"):
         lines += [f"WARNING: {metrics['trained_slices']} of these {metrics['n']} slices ({metrics['trained_patients']} "
