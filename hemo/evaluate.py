@@ -179,20 +179,16 @@ def study_metrics(labels, scores, thresholds, methods: set[str]) -> dict:
     }
 
 
-def study_report(model, info, model_path, data) -> dict:
-    """:func:`report` on the shown (calibrated) slice probabilities, plus the study level and the Brier score.
-
-    A study is one patient of ``data``, its slices in the natural order of their file names; it
-    is scored as the app and the CLI score an ordered series (``hemo.study.series_score``).
-    """
+def scored(model, info, model_path, data) -> dict:
+    """Every slice of ``data`` scored as the app scores it (``raw``, calibrated ``shown``, ``read`` with its
+    neighbours where its series is long enough, else NaN) and every patient's series verdict (``studies``: patient,
+    label, score, threshold, method). A study is one patient, its slices in the natural order of their file names,
+    scored as the app and the CLI score an ordered series (``hemo.study.series_score``)."""
     from pathlib import Path
-
-    from sklearn.metrics import brier_score_loss
 
     from hemo import bleed, study_model
     from hemo.imaging import natural_key
     from hemo.model import embed
-    from hemo.seen import seen
     from hemo.study import in_context, series_score
 
     raw, embeddings = embed(model, data.inputs())
@@ -201,27 +197,37 @@ def study_report(model, info, model_path, data) -> dict:
         raw = bleed.combined(raw, bleed.decoder_peaks(model, decoder, data.inputs(),
                                                       cells=bleed.cells_of(info.slice_score)), info.decoder_weight)
     shown = info.calibrate(raw)
+    stored = (info.study or {}).get("file")
+    net = study_model.load(Path(model_path).parent / stored) if stored else None
+    studies, read = [], np.full(len(shown), np.nan)
+    for patient in np.unique(data.patients):
+        index = np.flatnonzero(data.patients == patient)
+        index = np.array(sorted(index, key=lambda i: natural_key(str(data.names[i]))))
+        neighbours = in_context(raw[index], info)
+        if neighbours is not None:
+            read[index] = neighbours
+        score, threshold, method, _ = series_score(shown[index], raw[index], embeddings[index], info, net)
+        studies.append({"patient": str(patient), "label": int(data.labels[index].max()), "score": float(score),
+                        "threshold": float(threshold), "method": method})
+    return {"raw": raw, "shown": shown, "read": read, "studies": studies}
+
+
+def study_report(model, info, model_path, data) -> dict:
+    """:func:`report` on the shown (calibrated) slice probabilities, plus the study level (:func:`scored`), the Brier
+    score, and how many of the slices trained the model (``hemo.seen``)."""
+    from sklearn.metrics import brier_score_loss
+
+    from hemo.seen import seen
+
+    found = scored(model, info, model_path, data)
+    shown, read, studies = found["shown"], found["read"], found["studies"]
     metrics = report(data.labels, shown, info.threshold, data.patients)
     trained = seen(data.images, info.trained_on)  # its own training slices again?
     metrics["trained_slices"] = int(trained.sum())
     metrics["trained_patients"] = len(np.unique(data.patients[trained]))
     metrics["brier"] = float(brier_score_loss(data.labels, shown)) if len(data.labels) else None
-    stored = (info.study or {}).get("file")
-    net = study_model.load(Path(model_path).parent / stored) if stored else None
-    labels, scores, thresholds, methods = [], [], [], set()
-    read = np.full(len(shown), np.nan)  # each slice of a long enough series read with its neighbours
-    for patient in np.unique(data.patients):
-        index = np.flatnonzero(data.patients == patient)
-        index = np.array(sorted(index, key=lambda i: natural_key(str(data.names[i]))))
-        labels.append(int(data.labels[index].max()))
-        neighbours = in_context(raw[index], info)
-        if neighbours is not None:
-            read[index] = neighbours
-        score, threshold, method, _ = series_score(shown[index], raw[index], embeddings[index], info, net)
-        scores.append(score)
-        thresholds.append(threshold)
-        methods.add(method)
-    metrics.update(study_metrics(labels, scores, thresholds, methods))
+    metrics.update(study_metrics([s["label"] for s in studies], [s["score"] for s in studies],
+                                 [s["threshold"] for s in studies], {s["method"] for s in studies}))
     if info.context and np.isfinite(read).any():  # the slices the context read, at the context's operating point
         kept = np.isfinite(read)
         within = report(data.labels[kept], read[kept], info.context["threshold"], data.patients[kept])
