@@ -108,6 +108,18 @@ def cmd_evaluate(args) -> int:
         wanted = json.loads(Path(args.patients).read_text())
         data = data.subset(datasets.indices(data, wanted.get(args.part, [])))
         print(f"evaluating the {len(set(data.patients.tolist()))} {args.part} patients of {args.patients}")
+    if args.unseen:
+        from hemo.seen import seen
+
+        if not info.trained_on:
+            raise ValueError(f"{Path(args.model).name} does not record what it was trained on (a model from before "
+                             "'hemo train' recorded it): --unseen cannot tell its training slices apart")
+        taught = set(data.patients[seen(data.images, info.trained_on)].tolist())  # a patient with any such slice
+        data = data.subset(np.flatnonzero(~np.isin(data.patients, list(taught))))
+        if not len(data):
+            raise ValueError(f"every patient of {args.data} has slices this model was trained on: nothing is unseen")
+        print(f"evaluating the {len(set(data.patients.tolist()))} patients none of whose slices trained the model "
+              f"({len(taught)} left out)")
     metrics = study_report(model, info, Path(args.model), data)
     print(format_report(metrics))
     if args.json:
@@ -517,6 +529,9 @@ def main(argv: list[str] | None = None) -> int:
     evaluate.add_argument("--json", help="write the metrics here")
     evaluate.add_argument("--patients", help="a split.json: evaluate only one part of it")
     evaluate.add_argument("--part", default="validation", help="which part of --patients (default validation)")
+    evaluate.add_argument("--unseen", action="store_true",
+                          help="only the patients none of whose slices trained the model (as its JSON records them): "
+                               "a CV fold's model on its held-out patients, say")
     evaluate.set_defaults(run=cmd_evaluate)
 
     calibrate = commands.add_parser("calibrate", help="operating points, calibration and study model from 'cv --out'")

@@ -29,7 +29,7 @@ def class_folders(tmp_path_factory):
     return root
 
 
-def test_train_writes_model_history_split_and_metrics(class_folders, tmp_path, capsys):
+def test_train_writes_model_history_split_and_metrics(class_folders, small_model_path, tmp_path, capsys):
     out = tmp_path / "run"
     code = main(["train", str(class_folders), "--out", str(out), "--epochs", "1", "--warmup-epochs", "0",
                  "--pretrained", "none", "--batch-size", "8", "--val-fraction", "0.25"])
@@ -53,6 +53,12 @@ def test_train_writes_model_history_split_and_metrics(class_folders, tmp_path, c
     assert main(["evaluate", str(class_folders), "--model", model, "--json", str(result), "--patients",
                  str(out / "split.json"), "--part", "validation"]) == 0
     assert "WARNING" not in capsys.readouterr().out and json.loads(result.read_text())["trained_patients"] == 0
+    assert main(["evaluate", str(class_folders), "--model", model, "--json", str(result), "--unseen"]) == 0
+    said = capsys.readouterr().out  # the same two patients, found from the model's own record
+    assert said.startswith("evaluating the 2 patients none of whose slices trained the model (6 left out)")
+    assert "WARNING" not in said and json.loads(result.read_text())["n"] == 4
+    assert main(["evaluate", str(class_folders), "--model", str(small_model_path), "--unseen"]) == 2
+    assert "does not record what it was trained on" in capsys.readouterr().err  # it cannot tell: it says so
 
 
 def test_slice_split_warns_that_it_leaks_and_init_continues_a_model(class_folders, small_model_path, tmp_path, capsys):
