@@ -40,6 +40,7 @@ def test_cv_writes_out_of_fold_scores_and_resumes(cv_run, capsys):
         assert fold["bleed_peak"].shape == (held_out,) and ((fold["bleed_peak"] >= 0) & (fold["bleed_peak"] <= 1)).all()
         assert (fold["bleed_top4"] <= fold["bleed_peak"] + 1e-9).all() and (fold["bleed_top4"] > 0).all()
     assert read_info(parts[0].parent / "hemo-hybrid.keras").bleed["file"] == "hemo-hybrid-bleed.keras"  # fold model
+    assert read_info(parts[0].parent / "hemo-hybrid.keras").trained_on["slices"]  # what trained it (evaluate --unseen)
     stamp = [p.stat().st_mtime for p in parts]
     capsys.readouterr()
     assert main(args) == 0  # finished folds are read back, not retrained
