@@ -98,7 +98,6 @@ def study_row(study: Study, model: str = "") -> dict:
     }.items()}
 
 
-
 def _cell(value) -> str:
     return f"{value:.4f}" if isinstance(value, float) else str(value)
 
@@ -121,10 +120,8 @@ def terminal(rows: list[dict], stream: TextIO) -> None:
     for line in range(len(rows) + 1):  # text left-aligned, numbers right-aligned
         stream.write("  ".join(cells[k][line].ljust(widths[k]) if k in ("file", "verdict") else
                                cells[k][line].rjust(widths[k]) for k in shown).rstrip() + "\n")
-    def values(key: str) -> list[float]:
-        return sorted({r[key] for r in rows} - {""})
-
-    points = [f"{t:.4f} for a slice alone" for t in values("threshold")]
-    points += [f"{t:.4f} read with its neighbours" for t in values("threshold_with_neighbours")]
+    alone, read = ({r[key] for r in rows} - {""} for key in ("threshold", "threshold_with_neighbours"))
+    points = [f"{t:.4f} for a slice alone" for t in sorted(alone)]
+    points += [f"{t:.4f} read with its neighbours" for t in sorted(read)]
     if points:
         stream.write(f"indicative at or above the slice operating point: {', '.join(points)}\n")

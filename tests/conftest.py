@@ -121,6 +121,19 @@ def ct_ich_folder(root, patients: int = 6, slices: int = 10):
     return root
 
 
+
+def trained_on(model_path: Path, folder: Path, images) -> Path:
+    """A copy of the model at ``model_path`` in ``folder`` whose JSON says ``images`` trained it (``hemo.seen``)."""
+    import json
+    import shutil
+
+    from hemo import seen
+
+    shutil.copytree(model_path.parent, folder)
+    meta = folder / model_path.with_suffix(".json").name
+    meta.write_text(json.dumps({**json.loads(meta.read_text()), "trained_on": {"slices": seen.fingerprint(images)}}))
+    return folder / model_path.name
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     if not (SHARED / "ct-ich").is_dir():

@@ -212,7 +212,6 @@ def test_series_viewer_moves_through_slices_without_recomputing(app, monkeypatch
     assert len(positional) == 5 * files and set(positional) == {0}  # 5 reruns above
 
 
-
 def test_the_viewer_draws_grad_cam_the_bleed_map_or_nothing_over_the_slice(app):
     for z in range(4):  # more than three slices: the viewer
         app.file_uploader[0].upload(f"v{z}.dcm", dicom_bytes((head_phantom(256, (90 + 8 * z, 120)) + 1024)
@@ -232,6 +231,7 @@ def test_the_viewer_draws_grad_cam_the_bleed_map_or_nothing_over_the_slice(app):
     assert pictures()[viewed] == pictures()["Bleed map"]
     choice.set_value("none").run()
     assert pictures()[viewed] == pictures()["slice (window shown; the model sees its own)"]
+
 
 def test_two_studies_get_two_verdicts(app):
     for study in ("1.2.3.1", "1.2.3.2"):

@@ -135,4 +135,3 @@ def test_cq500_layout_takes_the_readers_majority_per_study(tmp_path):
     assert [(r.patient, r.label) for r in records] == [("cq500ct1", 1)] * 2 + [("cq500ct2", 0)] * 2
     data = datasets.load(tmp_path)
     assert len(data) == 4 and sorted(set(data.patients.tolist())) == ["cq500ct1", "cq500ct2"]
-

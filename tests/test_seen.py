@@ -1,10 +1,7 @@
-import json
-import shutil
-
 import cv2
 import numpy as np
 
-from conftest import head_phantom
+from conftest import head_phantom, trained_on
 from hemo import seen
 from hemo.analysis import Analyzer
 from hemo.imaging import read_slices
@@ -27,14 +24,8 @@ def png(blob) -> bytes:
 
 
 def test_a_slice_the_model_was_trained_on_carries_a_note_saying_so(small_model_path, tmp_path):
-    model = tmp_path / "model"
-    shutil.copytree(small_model_path.parent, model)
     taught, new = png((120, 140)), png((128, 40))
-    meta = model / small_model_path.with_suffix(".json").name
-    info = json.loads(meta.read_text())
-    info["trained_on"] = {"data": "phantoms", "slices": seen.fingerprint([read_slices(taught)[0].pixels])}
-    meta.write_text(json.dumps(info))
-    analyzer = Analyzer.load(model / small_model_path.name)
+    analyzer = Analyzer.load(trained_on(small_model_path, tmp_path / "model", [read_slices(taught)[0].pixels]))
     [known], [unknown] = analyzer.read(taught, "a.png"), analyzer.read(new, "b.png")
     assert seen.NOTE in known.warnings and seen.NOTE not in unknown.warnings
 
