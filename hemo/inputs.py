@@ -14,29 +14,37 @@ from hemo.errors import HemoInputError
 if TYPE_CHECKING:
     from hemo.analysis import Analyzer, SliceResult
 
+#: What a CT-ICH bleed mask given as a slice is told.
+MASK_NOT_SLICE = ("a bleed annotation (CT-ICH's <n>_HGE_Seg.jpg, the radiologists' outline of a bleed), not a CT "
+                  "slice: give the slice beside it, <n>.jpg.")
+
 #: How many files (or a zip's members) ``results_of`` analyses together.
 AT_ONCE = 16
 
 
 def find_files(paths: list[str]) -> list[Path]:
-    """Every file under the given folders (sorted), and the given files; hidden files and bleed masks skipped,
-    and in folders DICOMDIR and macOS forks too. A path that is not there is a mistyped argument, not a bad file:
-    FileNotFoundError, before anything is read."""
+    """Every file under the given folders (sorted), and the given files. In folders, hidden files, bleed masks,
+    DICOMDIR, macOS forks and documents are skipped; a file named on its own is always kept, so that what it is
+    is said (:func:`entries`) rather than it leaving the results unseen. A path that is not there is a mistyped
+    argument, not a bad file: FileNotFoundError, before anything is read."""
     files = []
     for path in map(Path, paths):
         if not path.exists():
             raise FileNotFoundError(f"no such file or folder: {path}")
         if path.is_dir():
-            found = sorted(p for p in path.rglob("*") if p.is_file() and not ignored(p.relative_to(path)))
+            files += sorted(p for p in path.rglob("*") if p.is_file() and not ignored(p.relative_to(path))
+                            and not is_annotation(p))
         else:
-            found = [path]
-        files += [f for f in found if not f.name.startswith(".") and not is_annotation(f)]  # named ones are kept
+            files.append(path)
     return files
 
 
 def entries(path: Path) -> list[Entry]:
     """(name, folder, bytes) of the file, or of each file in it when it is a zipped study (bleed masks skipped,
-    as :func:`find_files` skips them). Raises :class:`HemoInputError` for a file or zip that cannot be read."""
+    as :func:`find_files` skips them). Raises :class:`HemoInputError` for a file or zip that cannot be read, and
+    for a bleed mask named on its own."""
+    if is_annotation(path):
+        raise HemoInputError(f"{path.name}: {MASK_NOT_SLICE}")
     try:
         data = path.read_bytes()
     except OSError as error:

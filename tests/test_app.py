@@ -486,6 +486,14 @@ def test_annotation_beside_a_slice_gets_outlined_with_overlap_numbers(app):
     assert len(against) == 1 + decoder  # ...and set against the annotation too
 
 
+def test_an_annotation_without_its_slice_is_named_for_what_it_is(app):
+    mask = ((head_phantom(256, blob=(120, 140)) == 75.0) * 255).astype(np.uint8)
+    app.file_uploader[0].upload("14_HGE_Seg.jpg", cv2.imencode(".jpg", mask)[1].tobytes(), "image/jpeg")
+    app.run()
+    assert not app.exception
+    assert [w.value for w in app.warning if "1 bleed annotation(s)" in w.value and "without their slice" in w.value]
+
+
 def test_a_model_with_a_bleed_decoder_shows_its_map_beside_grad_cam(monkeypatch, tmp_path):
     import keras
 

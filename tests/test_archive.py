@@ -11,7 +11,7 @@ from conftest import dicom_bytes, head_phantom
 from hemo.archive import expand, is_zip
 from hemo.cli import main
 from hemo.errors import HemoInputError
-from hemo.inputs import find_files
+from hemo.inputs import entries, find_files
 
 
 def zipped(files: dict[str, bytes], method: int = zipfile.ZIP_DEFLATED) -> bytes:
@@ -52,6 +52,14 @@ def test_a_folder_export_leaves_out_dicomdir_hidden_folders_and_documents(tmp_pa
         (tmp_path / name).write_bytes(b"x")
     assert find_files([str(tmp_path)]) == [tmp_path / "SERIES" / "IM1", tmp_path / "SERIES" / "IM2.bmp"]
     assert find_files([str(tmp_path / "LICENSE")]) == [tmp_path / "LICENSE"]  # named alone: read, and refused
+
+
+def test_a_bleed_mask_named_alone_is_refused_as_one_not_left_out_unseen(tmp_path):
+    mask = tmp_path / "14_HGE_Seg.jpg"
+    mask.write_bytes(b"x")
+    assert find_files([str(mask)]) == [mask]  # found in a folder it is left out (the test above)
+    with pytest.raises(HemoInputError, match="a bleed annotation .* not a CT slice: give the slice beside it"):
+        entries(mask)
 
 
 def test_a_media_export_is_read_through_its_folder_and_its_dicomdir_named_alone_says_so(small_model_path, tmp_path):

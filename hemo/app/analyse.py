@@ -368,6 +368,11 @@ def page() -> None:
     entries, results = _files([*(files or []), *(folder or [])])
     annotations = {name.rsplit("_", 2)[0]: data for name, _, data, _ in entries if is_annotation(_path(name))}
     entries = [entry for entry in entries if not is_annotation(_path(entry[0]))]
+    orphans = len(annotations.keys() - {name.rsplit(".", 1)[0] for name, *_ in entries})
+    if orphans:
+        st.warning(f"{orphans} bleed annotation(s) (CT-ICH's <n>_HGE_Seg.jpg, the radiologists' outline of a bleed) "
+                   "came without their slice <n>.jpg: an annotation is not a slice to analyse; uploaded with its "
+                   "slice, it is drawn on it.")
     if not entries and not results:
         st.info("Drop one or more head-CT slices, a series folder or a zipped study above. Files stay in memory "
                 "and are never stored.")
