@@ -21,7 +21,7 @@ from pydicom.pixels import iter_pixels
 
 from hemo.acquisition import (TURNED_NOTE, contrast_note, image_orientation, kernel, kernel_note, plane,
                               thin_note, tilt, tilt_note, usual_view)
-from hemo.colour import is_colour
+from hemo.colour import MARKS_NOTE, MARKS_SAID, grey, is_colour
 from hemo.errors import HemoInputError
 from hemo.header import functional_group, read_integer, read_number, read_vector
 
@@ -31,6 +31,10 @@ MAX_FRAME_PIXELS = 4096 * 4096
 MAX_FILE_PIXELS = 80_000_000
 #: A deflated file may not inflate beyond this (a "zip bomb" of a few MB otherwise costs GBs).
 MAX_INFLATED_BYTES = 2 * MAX_FILE_PIXELS + 16_000_000
+
+#: The Manufacturer hemo writes into its own results (``hemo.dicom_export``): read back, they are refused, since a key
+#: slice with its map drawn in colour, turned grey, would be scored as a slice (one with a few coloured cells, 0.996).
+HEMO_MANUFACTURER = "hemo (research demo, not a medical device)"
 
 _ACCEPTED_MODALITIES = {"CT"}
 _SECONDARY_CAPTURE = {"OT", "SC"}
@@ -161,6 +165,9 @@ def _open(data: bytes, name: str) -> pydicom.Dataset:
 
 
 def _check_header(ds: pydicom.Dataset, name: str) -> tuple[int, int, int]:
+    if ds.get("Manufacturer") == HEMO_MANUFACTURER:
+        raise HemoInputError(f"{name}: one of hemo's own results (a key slice with its map, or its report), not a CT "
+                             "slice; give the series it was made from.")
     if "PixelData" not in ds and "DirectoryRecordSequence" in ds:
         raise HemoInputError(f"{name}: the index of a CD or export (its directory records), not an image; give "
                              "its folder instead.")
@@ -216,7 +223,9 @@ def read_frames(data: bytes, name: str) -> list[Frame]:
                 if is_colour(pixels):
                     raise HemoInputError(f"{name}: this DICOM holds a colour picture (a screenshot with a colour "
                                          "overlay?), not a CT slice; send the slice itself.")
-                pixels = pixels.mean(axis=2)
+                pixels, marked = grey(pixels)
+                if marked > MARKS_SAID and MARKS_NOTE not in notes:
+                    notes.append(MARKS_NOTE)
             slope, intercept = (1.0, 0.0) if picture else _rescale(ds, index, name)
             values = pixels.astype(np.float32) * np.float32(slope) + np.float32(intercept)
             if picture and inverted:  # a picture's grey levels, shown dark for high: what a viewer shows is 255 - v

@@ -17,10 +17,10 @@ import pydicom
 from pydicom.sr.codedict import codes
 from pydicom.uid import generate_uid
 
+from hemo.dicom import HEMO_MANUFACTURER
 from hemo.report import key_slice_note, key_slices, study_notes
 from hemo.study import Study
 
-MANUFACTURER = "hemo (research demo, not a medical device)"
 _UID = re.compile(r"^[0-9]+(\.[0-9]+)+$")
 _HAEMORRHAGE = hd.sr.CodedConcept("50960005", "SCT", "Hemorrhage")
 _PROBABILITY = hd.sr.CodedConcept("PROB", "99HEMO", "Probability of intracranial haemorrhage")
@@ -55,7 +55,7 @@ def _captures(study: Study, pictures: list[tuple[int, np.ndarray, str]], series_
             photometric_interpretation=hd.PhotometricInterpretationValues.RGB, bits_allocated=8,
             coordinate_system=hd.CoordinateSystemNames.PATIENT, study_instance_uid=study_uid,
             series_instance_uid=series_uid, series_number=series_number, sop_instance_uid=hd.UID(),
-            instance_number=index, manufacturer=MANUFACTURER, patient_orientation=("L", "P"))
+            instance_number=index, manufacturer=HEMO_MANUFACTURER, patient_orientation=("L", "P"))
         image.SeriesDescription = description
         image.ImageComments = f"slice {number} of {len(study.slices)}: {note}"
         images.append(image)
@@ -117,7 +117,7 @@ def structured_report(study: Study, evidence: list[pydicom.Dataset], model_versi
                                       relationship_type=None)
     root.ContentSequence = hd.sr.ContentSequence(items)
     return hd.sr.ComprehensiveSR(evidence=evidence, content=root, series_instance_uid=hd.UID(), series_number=9902,
-                                 sop_instance_uid=hd.UID(), instance_number=1, manufacturer=MANUFACTURER)
+                                 sop_instance_uid=hd.UID(), instance_number=1, manufacturer=HEMO_MANUFACTURER)
 
 
 def export(study: Study, model_version: str) -> dict[str, bytes]:

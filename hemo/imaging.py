@@ -19,7 +19,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from hemo import dicom
-from hemo.colour import is_colour
+from hemo.colour import MARKS_NOTE, MARKS_SAID, grey, is_colour
 from hemo.errors import HemoInputError
 
 SIZE = 256
@@ -193,11 +193,17 @@ def _read_raster(data: bytes, name: str, crop: bool, model_window: tuple[float, 
         top = 65535.0 if image.mode.startswith("I;16") or values.max() > 255 else 255.0
         gray = values * (255.0 / top)
         return [Slice(prepare(gray, crop), name, info=info, quality=measure(gray))]
-    if image.mode not in ("L", "1") and is_colour(np.asarray(image.convert("RGB"))):
-        raise HemoInputError(f"{name}: a colour picture, not a CT slice (CT is grey: a screenshot with a heatmap or "
-                             "other colour overlay?); upload the slice itself.")
-    gray = np.asarray(image.convert("L"), dtype=np.float32)
-    return [Slice(prepare(gray, crop), name, info=info, warnings=(EIGHT_BIT_NOTE,), quality=measure(gray))]
+    notes = (EIGHT_BIT_NOTE,)
+    if image.mode in ("L", "1"):
+        gray = np.asarray(image.convert("L"), dtype=np.float32)
+    else:
+        rgb = np.asarray(image.convert("RGB"))
+        if is_colour(rgb):
+            raise HemoInputError(f"{name}: a colour picture, not a CT slice (CT is grey: a screenshot with a heatmap "
+                                 "or other colour overlay?); upload the slice itself.")
+        gray, marked = grey(rgb)
+        notes += (MARKS_NOTE,) if marked > MARKS_SAID else ()
+    return [Slice(prepare(gray, crop), name, info=info, warnings=notes, quality=measure(gray))]
 
 
 def resolve_window(window_name: str, own: tuple[float, float] | None = None) -> tuple[tuple[float, float], str | None]:

@@ -8,6 +8,7 @@ import pytest
 from PIL import Image
 from pydicom.uid import JPEG2000Lossless
 
+from hemo.colour import MARKS_NOTE
 from hemo.imaging import SIZE, HemoInputError, head_bbox, read_file, read_slices, sort_series, window
 import corpus
 from conftest import dicom_bytes, head_phantom
@@ -237,6 +238,22 @@ def test_a_colour_picture_is_refused_but_a_grey_slice_saved_in_colour_or_marked_
     assert read_slices(cv2.imencode(".png", marked)[1].tobytes(), "marked.png")
     with pytest.raises(HemoInputError, match="colour picture"):
         read_slices(cv2.imencode(".png", overlaid)[1].tobytes(), "screenshot.png")
+
+
+def test_coloured_marks_on_a_grey_slice_are_painted_out_not_averaged_into_a_grey_shape():
+    """A key slice with a few cells of a heatmap (hemo's own bleed-map capture: 3 % coloured) was read as a grey
+    slice with bright blobs where the cells were, and scored 0.996."""
+    grey = np.round(window(head_phantom(256), 40, 120)).astype(np.uint8)
+    cells = np.zeros(grey.shape, bool)
+    for y, x in ((100, 60), (150, 190), (70, 160)):
+        cells[y:y + 8, x:x + 8] = True  # three bleed-map cells, in jet's yellow and red, inside the head
+    marked = np.repeat(grey[..., None], 3, axis=2)
+    marked[cells] = (0, 220, 255)  # BGR
+    [plain] = read_slices(cv2.imencode(".png", grey)[1].tobytes(), "slice.png")
+    [read] = read_slices(cv2.imencode(".png", marked)[1].tobytes(), "marked.png")
+    # phantom tissue is uniform, so what is painted out from its surroundings is that tissue again
+    assert np.abs(read.pixels - plain.pixels).max() < 3  # grey levels of 255; averaged, a cell stood out by 88
+    assert MARKS_NOTE in read.warnings and MARKS_NOTE not in plain.warnings
 
 
 def test_no_identifiers_in_slice_info():

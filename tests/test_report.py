@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import io
 
 import highdicom as hd
@@ -218,6 +219,10 @@ def test_cli_writes_report_and_dicom(small_model_path, tmp_path, capsys):
     assert written == ["hemo-study1-key1.dcm", "hemo-study1-key2.dcm", "hemo-study1-key3.dcm",
                        "hemo-study1-report.dcm"]
     assert main(["predict", str(tmp_path / "in"), "--model", str(small_model_path), "--dicom-out", str(out)]) == 2
+    capsys.readouterr()
+    assert main(["predict", str(out), "--model", str(small_model_path), "--csv", str(tmp_path / "again.csv")]) == 0
+    rows = list(csv.DictReader(open(tmp_path / "again.csv")))  # hemo's results, read back, are no slices
+    assert len(rows) == 4 and all(r["verdict"] == "error" and "one of hemo's own results" in r["error"] for r in rows)
 
 
 def test_a_series_of_a_study_with_several_is_named_by_study_and_series_in_its_reports(study):
