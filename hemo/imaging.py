@@ -67,7 +67,9 @@ def window(hu: np.ndarray, level: float, width: float) -> np.ndarray:
 def head_bbox(gray: np.ndarray) -> tuple[int, int, int, int]:
     """Bounding box (top, bottom, left, right) of the largest bright object: the head.
 
-    The scanner table, burnt-in text and padding are separate, smaller objects and fall away.
+    The scanner table, burnt-in text and padding are separate, smaller objects and fall away. A light margin
+    round the picture (a figure's white page, a viewer's grey frame) is bright and large, but it touches all
+    four edges, which a head does not: it is passed over (with it, an epidural bleed scored 0.98 -> 0.62).
     """
     mask = (gray > 0.1 * max(float(gray.max()), 1.0)).astype(np.uint8)
     kernel = np.ones((5, 5), np.uint8)
@@ -76,7 +78,9 @@ def head_bbox(gray: np.ndarray) -> tuple[int, int, int, int]:
     h, w = gray.shape
     if count < 2:
         return 0, h, 0, w
-    largest = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
+    x, y, bw, bh, area = stats[1:].T
+    framing = (x == 0) & (y == 0) & (x + bw == w) & (y + bh == h)
+    largest = 1 + int(np.argmax(np.where(framing & (count > 2), -1, area)))
     x, y, bw, bh = stats[largest, :4]
     if bw * bh < 0.02 * h * w:
         return 0, h, 0, w
