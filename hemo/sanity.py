@@ -19,6 +19,9 @@ BLANK_STD = 3.0
 MIN_NEIGHBOUR_CORRELATION = 0.5
 #: Share of the picture that must be more than background for a head to be there.
 MIN_HEAD_FRACTION = 0.05
+#: Share of a slice in HU that must be air (below -500 HU): a head CT slice has air round the head (42-58 % of each
+#: of the 50 real slices in HU in ``../shared/data``); a page a scanner saves as CT (a dose report) has none.
+MIN_AIR = 0.01
 #: Above this pixel noise in brain tissue (HU, ``imaging.tissue_noise``) the model misses blood: real soft-kernel
 #: slices measure 0.7-3.1 HU, 8 HU of added noise cost nothing, 15 HU or an emulated sharp kernel at 10-14 HU
 #: cost it from a fifth to more than half of the bleeds it found (``tools/kernel_probe.py``, BENCHMARKS.md).
@@ -53,9 +56,14 @@ def check(slice_: Slice) -> tuple[str, ...]:
         raise HemoInputError(f"{name}{frame}: the image is blank in the brain window; there is no head to analyse.")
     if q.get("neighbour_correlation", 1.0) < MIN_NEIGHBOUR_CORRELATION:
         raise HemoInputError(f"{name}{frame}: the image looks like random noise, not a CT slice.")
+    unrescaled = "hu_min" in q and q["hu_min"] > -200 and q["hu_max"] > 1000
+    if "air" in q and q["air"] < MIN_AIR and not unrescaled:
+        raise HemoInputError(f"{name}{frame}: no air in the image (nothing below -500 HU), where a head CT slice has "
+                             "air round the head: a page saved as CT (a dose report, a protocol) or a reconstruction "
+                             "inside the head, not a whole axial slice.")
     warnings: list[str] = []
     if "hu_min" in q:
-        if q["hu_min"] > -200 and q["hu_max"] > 1000:
+        if unrescaled:
             warnings.append("The values look un-rescaled (no air near -1000 HU, values far above bone): check "
                             "RescaleIntercept; the verdict may be meaningless.")
         elif q["tissue"] < 0.03:

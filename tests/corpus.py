@@ -29,6 +29,14 @@ def stored_head(size: int = 128, blob=(50, 70)) -> np.ndarray:
     return (head_phantom(size, blob) + 1024).astype(np.int16)
 
 
+def dose_page() -> np.ndarray:
+    """A dose report as scanners save it beside a series, in CT values: lines of text (255) on 0, no air."""
+    page = np.zeros((256, 256), np.uint8)
+    for row in range(30, 230, 25):
+        cv2.putText(page, "CTDIvol 52.3 mGy DLP 904", (10, row), cv2.FONT_HERSHEY_SIMPLEX, 0.5, 255, 1)
+    return page.astype(np.int16)
+
+
 def png(array: np.ndarray) -> bytes:
     buffer = io.BytesIO()
     Image.fromarray(array).save(buffer, format="PNG")
@@ -201,6 +209,7 @@ def hostile() -> list[tuple[str, bytes, str]]:
         ("noise.png", png(rng.integers(0, 256, (256, 256), dtype=np.uint8)), "error"),
         ("noise16.png", png(rng.integers(0, 65535, (256, 256)).astype(np.uint16)), "error"),
         ("air.dcm", dicom_bytes(np.full((128, 128), 24, np.int16)), "error"),
+        ("dose-page.dcm", dicom_bytes(dose_page() + 1024), "error"),  # a scanner's dose report saved as CT
         ("noise.dcm", dicom_bytes(rng.integers(0, 2200, (128, 128)).astype(np.int16)), "error"),
         ("bomb.dcm", deflate_bomb(), "error"),
         ("huge-rle.dcm", huge_rle(), "error"),
