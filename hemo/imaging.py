@@ -16,7 +16,7 @@ from typing import Iterable, Sequence
 
 import cv2
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from hemo import dicom
 from hemo.colour import MARKS_NOTE, MARKS_SAID, grey, is_colour
@@ -184,6 +184,10 @@ def _read_raster(data: bytes, name: str, crop: bool, model_window: tuple[float, 
     except (OSError, SyntaxError, ValueError) as error:
         raise HemoInputError(f"{name}: the image file is damaged or incomplete ({error}).") from None
     info = {"format": image.format or "image"}
+    try:
+        image = ImageOps.exif_transpose(image)  # turned as its EXIF orientation says, as every viewer shows it
+    except (OSError, SyntaxError, TypeError, ValueError):
+        pass  # an EXIF block that cannot be read: the pixels as stored, as viewers show them then
     if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
         values = np.asarray(image, dtype=np.float32)
         if not np.isfinite(values).all():

@@ -110,6 +110,18 @@ def test_jpeg_rgb_is_read():
     assert s.pixels.mean() == pytest.approx(200, abs=2)
 
 
+def test_a_picture_is_read_turned_as_its_exif_orientation_says():
+    """A slice turned in a photo viewer is often saved as it was with an EXIF Orientation; browsers and viewers
+    show it turned, and so must the model read it."""
+    grey = np.round(window(head_phantom(256, blob=(60, 90)), 40, 120)).astype(np.uint8)  # the bleed top left
+    exif = Image.Exif()
+    exif[0x0112] = 6  # Orientation: shown turned 90 degrees clockwise
+    buffer = io.BytesIO()
+    Image.fromarray(np.rot90(grey, 1)).save(buffer, format="PNG", exif=exif)  # stored turned back
+    [upright], [read] = read_slices(png_bytes(grey), "upright.png"), read_slices(buffer.getvalue(), "turned.png")
+    assert np.array_equal(read.pixels, upright.pixels)
+
+
 def test_head_crop_ignores_table_and_padding():
     image = np.zeros((400, 300), np.float32)
     image[100:260, 80:220] = 200  # head
