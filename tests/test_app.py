@@ -140,6 +140,9 @@ def test_several_studies_are_summed_up_above_them_highest_probability_first(app)
         s.value for s in app.subheader]
     assert "file" not in overview and "model" not in overview  # file names identify; the model is said once
     assert "Report of all 3 studies (PDF, a page each)" in [button.label for button in app.get("download_button")]
+    # twenty examples are a long page: each study one click away, in the table's order
+    assert "Go to: [Study 3](#study3) · [Study 2](#study2) · [Study 1](#study1)" in [m.value for m in app.markdown]
+    assert [s.proto.anchor for s in app.subheader if s.value.startswith("Study")] == ["study1", "study2", "study3"]
     assert ((overview["probability"] >= overview["threshold"]) == (overview["verdict"] == "indicative of "
                                                                   "haemorrhage")).all()
 

@@ -192,4 +192,7 @@ def test_each_folder_of_an_uploaded_folder_is_a_study(server, tmp_path):
         page.get_by_text("Study 2: 2 slices").wait_for(timeout=180_000)
         assert page.get_by_text("Study 1: 2 slices").count() == 1 and page.get_by_text("Study 3").count() == 0
         assert page.get_by_test_id("stAlert").filter(has_text="not a readable").count() == 0
+        page.get_by_role("link", name="Study 1", exact=True).click()  # the overview's "Go to:" line
+        page.wait_for_url("**#study1", timeout=10_000)
+        assert page.evaluate("() => document.querySelector('[data-testid=stMain]').scrollTop") > 0  # this tab
         browser.close()

@@ -234,11 +234,13 @@ def _overview(verdicts: pd.DataFrame, found: list[Study], analyzer) -> None:
     st.dataframe(shown.sort_values("probability", ascending=False), hide_index=True)
     st.download_button(f"Report of all {len(found)} studies (PDF, a page each)", _report(found, analyzer),
                        "hemo-studies.pdf", "application/pdf", key="pdf-all")
+    ranked = sorted(found, key=lambda study: study.probability, reverse=True)
+    st.markdown("Go to: " + " · ".join(f"[{study.label}](#{study.slug})" for study in ranked))
     st.caption("Each study's section below holds its slices, their evidence and its own report.")
 
 
 def _study_section(study: Study, labels: Labels, opacity: float, analyzer) -> None:
-    st.subheader(f"{study.label}: {len(study.slices)} slice{'s' if len(study.slices) > 1 else ''}")
+    st.subheader(f"{study.label}: {len(study.slices)} slice{'s' if len(study.slices) > 1 else ''}", anchor=study.slug)
     st.markdown(f"Study verdict ({study.how}): " + _verdict_line(study.probability, study.threshold, study.verdict))
     if said := study_trust(resources.shipped_json("evaluation.json"), study.method):
         st.caption(said)
