@@ -44,7 +44,8 @@ def _series(rows: pd.DataFrame) -> pd.Series:
 def expected(metrics: dict, model: Path) -> dict | None:
     """What the model's own evaluation (``evaluation.json`` beside it) measured at the same operating points, when
     the rows were scored by that model file; the study numbers only for the rule the series were judged by."""
-    from hemo.model import evaluation, version
+    from hemo.model import evaluation
+    from hemo.options import version
 
     shipped = evaluation(model) if metrics["model"] == [version(model)] else None
     if shipped is None:

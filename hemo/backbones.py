@@ -13,8 +13,8 @@ import keras
 import numpy as np
 from keras import layers
 
-BACKBONES = ("efficientnet_lite0", "efficientnet_b0")
-PRETRAINED = ("imagenet", "none")
+from hemo.options import BACKBONES, PRETRAINED
+
 FEATURE_LAYER = "top_activation"
 
 # EfficientNet-Lite's published input normalisation: (x - 127) / 128 on 0..255 pixels.

@@ -114,7 +114,8 @@ def run(inputs: list[str], out: str | Path, model: str, workers: int = 1, addres
     import ray
 
     from hemo.inputs import find_files
-    from hemo.model import load, version
+    from hemo.model import load
+    from hemo.options import version
 
     out = Path(out)
     model_version = version(model)

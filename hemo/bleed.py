@@ -21,13 +21,12 @@ from keras import layers, ops
 
 from hemo.backbones import FEATURE_LAYER
 from hemo.model import logit
+from hemo.options import MAP_SIZE, MAP_SIZES, SLICE_SCORES
 
-MAP_SIZE = 32  # the decoder's default output resolution (stride 8 at a 256x256 input)
 #: The EfficientNet stages the decoder joins on its way up, coarse to fine (16x16, 32x32, 64x64), and its
 #: filters there. A MAP_SIZE map reads the first two; a 64 x 64 map (cells of 4 x 4 pixels) all three.
 SKIPS = ("block5c_add", "block3b_add", "block2b_add")
 _FILTERS = (64, 32, 16)
-MAP_SIZES = (32, 64)
 
 
 def _checked(size: int) -> int:
@@ -137,11 +136,6 @@ def top_cells(maps: np.ndarray, cells: int = 1) -> np.ndarray:
     if cells == 1:
         return maps.max(axis=1)
     return -np.mean(np.partition(-maps, cells - 1, axis=1)[:, :cells], axis=1)
-
-
-#: The slice scores ``hemo calibrate`` chooses from, each with how many of the decoder map's highest cells it
-#: joins to the paper model's probability (0: the paper model alone). ``hemo cv`` records both readings.
-SLICE_SCORES = {"head": 0, "head+bleed": 1, "head+bleed-top4": 4}
 
 
 def cells_of(score: str) -> int:

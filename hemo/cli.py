@@ -13,11 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
-from hemo.backbones import BACKBONES, PRETRAINED
-from hemo.bleed import MAP_SIZE, MAP_SIZES, SLICE_SCORES
 from hemo.distribution import CHOICES as DISTRIBUTE
 from hemo.imaging import WINDOW_NAMES
-from hemo.model import DEFAULT_MODEL
+from hemo.options import BACKBONES, DEFAULT_MODEL, MAP_SIZE, MAP_SIZES, PRETRAINED, SLICE_SCORES
 
 
 def _progress(done: int, total: int) -> None:
@@ -241,19 +239,21 @@ def _read_all(args, analyzer, files: list[Path], out: Path | None, partial, mode
 
 
 def cmd_predict(args) -> int:
-    from hemo.analysis import Analyzer
     from hemo.inputs import find_files
-    from hemo.model import evaluation, version
-    from hemo.study import HIGHEST, min_series, studies
-    from hemo.table import FIELDS, terminal
-    from hemo.trust import slice_trust, study_trust
+    from hemo.options import version
 
-    files = find_files(args.paths)  # before the table is opened (it may lie in a folder being read) or the model
+    files = find_files(args.paths)  # before the table is opened (it may lie in a folder being read), before Keras
     if not files:
         raise ValueError(f"no files to read in {', '.join(args.paths)}")
     out = Path(args.explain) if args.explain else None
     if out is not None and out.exists() and any(out.iterdir()):
         raise ValueError(f"--explain folder {out} is not empty; hemo never overwrites explanation files")
+    from hemo.analysis import Analyzer
+    from hemo.model import evaluation
+    from hemo.study import HIGHEST, min_series, studies
+    from hemo.table import FIELDS, terminal
+    from hemo.trust import slice_trust, study_trust
+
     analyzer = Analyzer.load(args.model)
     model_version = version(args.model)
     with open(args.csv, "w", newline="") if args.csv else contextlib.nullcontext() as partial:
@@ -486,7 +486,7 @@ class _Version(argparse.Action):
         from importlib.metadata import PackageNotFoundError
         from importlib.metadata import version as installed
 
-        from hemo.model import version
+        from hemo.options import version
 
         try:
             package = installed("hemo")

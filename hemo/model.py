@@ -16,20 +16,10 @@ from keras import layers
 
 from hemo.backbones import FEATURE_LAYER, build_backbone
 from hemo.imaging import SIZE
+from hemo.options import DEFAULT_MODEL
 
 STEPS, STEP_FEATURES = 10, 128
 CLASSES = ("normal", "haemorrhage")
-
-
-def _shipped_model() -> Path:
-    """The shipped model: ``models/`` beside the package in a checkout, ``hemo/models`` where hemo is installed
-    (``pyproject.toml`` maps one to the other)."""
-    package = Path(__file__).resolve().parent
-    installed = package / "models" / "hemo-hybrid.keras"
-    return installed if installed.exists() else package.parent / "models" / "hemo-hybrid.keras"
-
-
-DEFAULT_MODEL = _shipped_model()
 
 
 @dataclass
@@ -199,14 +189,6 @@ def embed(model: keras.Model, images: np.ndarray, batch_size: int = 32) -> tuple
     both = keras.Model(model.input, [model.output, model.get_layer("dense").output])
     probabilities, embeddings = both.predict(images, batch_size=batch_size, verbose=0)
     return np.asarray(probabilities)[:, 1], np.asarray(embeddings)
-
-
-def version(path: str | Path) -> str:
-    """The model file's name and the start of its SHA-256: what a report says it was made with."""
-    import hashlib
-
-    path = Path(path)
-    return f"{path.name} (sha256 {hashlib.sha256(path.read_bytes()).hexdigest()[:12]})"
 
 
 def evaluation(path: str | Path) -> dict | None:

@@ -57,7 +57,7 @@ def test_analyse_png_dicom_and_a_bad_file(app):
     slices = app.dataframe[-1].value  # the slice table, last (the two studies' overview comes first)
     assert "file" not in slices.columns and len(slices) == 3
     from hemo.app.resources import model_path
-    from hemo.model import version
+    from hemo.options import version
 
     assert set(slices["model"]) == {version(model_path())}  # what scored them, in the download too
     assert "Doe" not in shown and "SECRET" not in shown
@@ -383,7 +383,7 @@ def test_model_card_shows_metrics(app):
     assert not app.exception
     table = app.table[0].value
     assert "ROC AUC (slice level)" in list(table["metric"])
-    from hemo.model import version
+    from hemo.options import version
 
     assert f"Model in use: {version(ROOT / 'models' / 'hemo-hybrid.keras')}" in [c.value for c in app.caption]
     evaluation = json.loads((ROOT / "models" / "evaluation.json").read_text())

@@ -13,7 +13,7 @@ from sklearn.metrics import roc_auc_score
 from conftest import dicom_bytes, head_phantom
 from test_archive import zipped
 from hemo.cli import main
-from hemo.model import version
+from hemo.options import version
 
 pytest.importorskip("ray.data")
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from hemo.cli import main
-from hemo.model import version
+from hemo.options import version
 from conftest import ROOT, dicom_bytes, head_phantom
 
 
@@ -126,6 +126,20 @@ def test_predict_into_a_pipe_closed_early_ends_quietly(small_model_path, tmp_pat
     done = subprocess.run(f"{sys.executable} -m hemo predict {tmp_path / '0.png'} --model {small_model_path} | true",
                           shell=True, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert "Traceback" not in done.stderr and "BrokenPipeError" not in done.stderr, done.stderr[-2000:]
+
+
+def test_help_version_and_a_mistyped_path_answer_without_importing_tensorflow():
+    """Importing TensorFlow takes seconds: `hemo --help` took 7 s, and a mistyped path 5 s to be told so."""
+    code = ("import sys\n"
+            "from hemo.cli import main\n"
+            "for argv in (['--help'], ['--version'], ['predict', 'nosuch/'], ['predict', '--help']):\n"
+            "    try:\n"
+            "        main(argv)\n"
+            "    except SystemExit:\n"
+            "        pass\n"
+            "print('imported:', sorted({'keras', 'tensorflow'} & set(sys.modules)))")
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert "imported: []" in done.stdout and "no such file or folder: nosuch" in done.stderr, done.stderr[-2000:]
 
 
 def test_predict_stops_at_a_path_that_is_not_there_or_holds_nothing(small_model_path, tmp_path, capsys):

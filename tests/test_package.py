@@ -15,7 +15,7 @@ import pytest
 
 from conftest import ROOT, head_phantom
 from hemo.cli import main
-from hemo.model import version
+from hemo.options import version
 
 
 @pytest.mark.skipif(not (ROOT / "models" / "hemo-hybrid.keras").exists(), reason="no shipped model")

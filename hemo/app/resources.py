@@ -143,7 +143,7 @@ def digest(data: bytes) -> str:
 @functools.lru_cache(maxsize=4)
 def model_version(path: str) -> str:
     """Name and SHA-256 prefix of the model file, hashed once per server."""
-    from hemo.model import version
+    from hemo.options import version
 
     return version(path)
 
