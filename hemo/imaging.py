@@ -64,6 +64,19 @@ def window(hu: np.ndarray, level: float, width: float) -> np.ndarray:
     return (np.clip((hu.astype(np.float32) - low) / width, 0.0, 1.0) * 255.0).astype(np.float32)
 
 
+def _bright_parts(gray: np.ndarray) -> np.ndarray:
+    """(x, y, width, height, area) of each bright object (above a tenth of the brightest), specks opened away."""
+    mask = (gray > 0.1 * max(float(gray.max()), 1.0)).astype(np.uint8)
+    mask = cv2.morphologyEx(mask, cv2.MORPH_OPEN, np.ones((5, 5), np.uint8))
+    return cv2.connectedComponentsWithStats(mask, connectivity=8)[2][1:]
+
+
+def _framing(parts: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """Which of the bright objects touch all four edges of the picture: a head never does."""
+    x, y, width, height, _ = parts.T
+    return (x == 0) & (y == 0) & (x + width == shape[1]) & (y + height == shape[0])
+
+
 def head_bbox(gray: np.ndarray) -> tuple[int, int, int, int]:
     """Bounding box (top, bottom, left, right) of the largest bright object: the head.
 
@@ -71,20 +84,26 @@ def head_bbox(gray: np.ndarray) -> tuple[int, int, int, int]:
     round the picture (a figure's white page, a viewer's grey frame) is bright and large, but it touches all
     four edges, which a head does not: it is passed over (with it, an epidural bleed scored 0.98 -> 0.62).
     """
-    mask = (gray > 0.1 * max(float(gray.max()), 1.0)).astype(np.uint8)
-    kernel = np.ones((5, 5), np.uint8)
-    mask = cv2.morphologyEx(mask, cv2.MORPH_OPEN, kernel)
-    count, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    parts = _bright_parts(gray)
     h, w = gray.shape
-    if count < 2:
+    if not len(parts):
         return 0, h, 0, w
-    x, y, bw, bh, area = stats[1:].T
-    framing = (x == 0) & (y == 0) & (x + bw == w) & (y + bh == h)
-    largest = 1 + int(np.argmax(np.where(framing & (count > 2), -1, area)))
-    x, y, bw, bh = stats[largest, :4]
+    area = np.where(_framing(parts, gray.shape) & (len(parts) > 1), -1, parts[:, cv2.CC_STAT_AREA])
+    x, y, bw, bh = parts[int(np.argmax(area)), :4]
     if bw * bh < 0.02 * h * w:
         return 0, h, 0, w
     return int(y), int(y + bh), int(x), int(x + bw)
+
+
+def looks_inverted(gray: np.ndarray) -> bool:
+    """Whether an 8-bit picture is a negative: its air white round the head, its bone dark.
+
+    Then little of it is black (below 20) and much white (above 235), and the white air frames it. A slice in a
+    brain window is about half black; a light margin round one frames it too, but the black air lies inside.
+    """
+    if (gray < 20).mean() >= 0.2 or (gray > 235).mean() <= 0.3:
+        return False
+    return bool(_framing(_bright_parts(gray), gray.shape).any())
 
 
 def square_resize(gray: np.ndarray) -> np.ndarray:
@@ -165,6 +184,8 @@ def is_dicom(data: bytes, name: str) -> bool:
 _CT_NUMBER_NOTE = ("16-bit image whose values fit in 12 bits: read as CT numbers (HU + 1024) and windowed "
                    "like DICOM. Check that the export holds raw CT values.")
 EIGHT_BIT_NOTE = "8-bit image: taken as already in a brain window (the model was trained on such exports)."
+INVERTED_NOTE = ("A negative picture (white air round the head, dark bone): read with its grey levels turned back, as "
+                 "it is shown here. A negative read as it was made normal slices look like bleeds.")
 
 
 def _read_raster(data: bytes, name: str, crop: bool, model_window: tuple[float, float],
@@ -211,6 +232,9 @@ def _read_raster(data: bytes, name: str, crop: bool, model_window: tuple[float, 
                                  "or other colour overlay?); upload the slice itself.")
         gray, marked = grey(rgb)
         notes += (MARKS_NOTE,) if marked > MARKS_SAID else ()
+    if looks_inverted(gray):
+        gray = 255.0 - gray
+        notes += (INVERTED_NOTE,)
     return [Slice(prepare(gray, crop), name, info=info, warnings=notes, quality=measure(gray))]
 
 

@@ -9,7 +9,7 @@ from PIL import Image
 from pydicom.uid import JPEG2000Lossless
 
 from hemo.colour import MARKS_NOTE
-from hemo.imaging import SIZE, HemoInputError, head_bbox, read_file, read_slices, sort_series, window
+from hemo.imaging import INVERTED_NOTE, SIZE, HemoInputError, head_bbox, read_file, read_slices, sort_series, window
 import corpus
 from conftest import dicom_bytes, head_phantom
 
@@ -139,6 +139,14 @@ def test_head_crop_passes_over_a_light_margin_round_the_picture(margin):
     framed = cv2.copyMakeBorder(grey, 40, 40, 40, 40, cv2.BORDER_CONSTANT, value=margin)
     [plain], [read] = read_slices(png_bytes(grey), "slice.png"), read_slices(png_bytes(framed), "figure.png")
     assert np.array_equal(read.pixels, plain.pixels)
+
+
+def test_a_negative_picture_is_read_turned_back_and_said_so():
+    """A negative (white air, dark bone) made a normal CT-ICH slice 0.009 -> 0.676, "indicative"."""
+    grey = np.round(window(head_phantom(256, blob=(120, 140)), 40, 120)).astype(np.uint8)
+    [plain], [negative] = read_slices(png_bytes(grey), "slice.png"), read_slices(png_bytes(255 - grey), "neg.png")
+    assert np.array_equal(negative.pixels, plain.pixels)
+    assert INVERTED_NOTE in negative.warnings and INVERTED_NOTE not in plain.warnings
 
 
 @pytest.mark.parametrize("data, name, words", [
