@@ -188,6 +188,11 @@ INVERTED_NOTE = ("A negative picture (white air round the head, dark bone): read
                  "it is shown here. A negative read as it was made normal slices look like bleeds.")
 
 
+def _positive(gray: np.ndarray, notes: tuple[str, ...]) -> tuple[np.ndarray, tuple[str, ...]]:
+    """An 8-bit picture as a slice is shown (a negative turned back, and said so), and its notes."""
+    return (255.0 - gray, (*notes, INVERTED_NOTE)) if looks_inverted(gray) else (gray, notes)
+
+
 def _read_raster(data: bytes, name: str, crop: bool, model_window: tuple[float, float],
                  display_window: tuple[float, float]) -> list[Slice]:
     try:
@@ -232,9 +237,7 @@ def _read_raster(data: bytes, name: str, crop: bool, model_window: tuple[float, 
                                  "or other colour overlay?); upload the slice itself.")
         gray, marked = grey(rgb)
         notes += (MARKS_NOTE,) if marked > MARKS_SAID else ()
-    if looks_inverted(gray):
-        gray = 255.0 - gray
-        notes += (INVERTED_NOTE,)
+    gray, notes = _positive(gray, notes)
     return [Slice(prepare(gray, crop), name, info=info, warnings=notes, quality=measure(gray))]
 
 
@@ -259,9 +262,9 @@ def _read_dicom(data: bytes, name: str, crop: bool, model_window: tuple[float, f
                 "model input window": f"L {model_window[0]:g} / W {model_window[1]:g}"}
         if frame.picture:  # an 8-bit key image: already in whatever window it was saved in, read as a PNG is
             info = {**frame.info, "model input window": "as saved (8-bit picture)"}
-            pixels = prepare(frame.hu, crop)
-            slices.append(Slice(pixels, name, frame.index, frame.position, info, (*frame.notes, EIGHT_BIT_NOTE),
-                                None, measure(frame.hu), frame.study or folder, frame.series or folder))
+            picture, said = _positive(frame.hu, (*frame.notes, EIGHT_BIT_NOTE))
+            slices.append(Slice(prepare(picture, crop), name, frame.index, frame.position, info, said, None,
+                                measure(picture), frame.study or folder, frame.series or folder))
             continue
         gray = window(frame.hu, *model_window)
         pixels, shown = prepare(gray, crop, window(frame.hu, *shown_window))

@@ -141,14 +141,6 @@ def test_head_crop_passes_over_a_light_margin_round_the_picture(margin):
     assert np.array_equal(read.pixels, plain.pixels)
 
 
-def test_a_negative_picture_is_read_turned_back_and_said_so():
-    """A negative (white air, dark bone) made a normal CT-ICH slice 0.009 -> 0.676, "indicative"."""
-    grey = np.round(window(head_phantom(256, blob=(120, 140)), 40, 120)).astype(np.uint8)
-    [plain], [negative] = read_slices(png_bytes(grey), "slice.png"), read_slices(png_bytes(255 - grey), "neg.png")
-    assert np.array_equal(negative.pixels, plain.pixels)
-    assert INVERTED_NOTE in negative.warnings and INVERTED_NOTE not in plain.warnings
-
-
 @pytest.mark.parametrize("data, name, words", [
     (np.random.default_rng(0).bytes(5000), "noise.png", "not a readable"),
     (b"", "empty.dcm", "empty"),
@@ -195,22 +187,27 @@ def test_secondary_capture_with_hounsfield_values_is_accepted_with_warning():
         read_slices(dicom_bytes(np.full((64, 64), 120, np.int16), modality="OT", slope=None), "shot.dcm")
 
 
-@pytest.mark.parametrize("photometric", ["MONOCHROME2", "MONOCHROME1"])
-def test_an_8_bit_secondary_capture_is_read_as_the_picture_it_is(photometric):
+def key_image(picture: np.ndarray, photometric: str = "MONOCHROME2") -> bytes:
+    """An 8-bit Secondary Capture of a picture, as a viewer saves a key image (MONOCHROME1: stored inverted)."""
     import pydicom
 
-    from hemo import sanity
-    from hemo.imaging import EIGHT_BIT_NOTE
-
-    picture = np.round(window(head_phantom(128, blob=(40, 70)), 40, 120)).astype(np.uint8)  # a key image, saved
     ds = pydicom.dcmread(io.BytesIO(dicom_bytes(picture.astype(np.int16), modality="OT", slope=None)))
     stored = 255 - picture if photometric == "MONOCHROME1" else picture
     ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 8, 8, 7, 0
     ds.PhotometricInterpretation, ds.PixelData = photometric, stored.tobytes()
     buffer = io.BytesIO()
     ds.save_as(buffer)
-    [key], [png] = read_slices(buffer.getvalue(), "key.dcm"), read_slices(cv2.imencode(".png", picture)[1].tobytes(),
-                                                                          "key.png")
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("photometric", ["MONOCHROME2", "MONOCHROME1"])
+def test_an_8_bit_secondary_capture_is_read_as_the_picture_it_is(photometric):
+    from hemo import sanity
+    from hemo.imaging import EIGHT_BIT_NOTE
+
+    picture = np.round(window(head_phantom(128, blob=(40, 70)), 40, 120)).astype(np.uint8)  # a key image, saved
+    [key], [png] = read_slices(key_image(picture, photometric), "key.dcm"), read_slices(
+        cv2.imencode(".png", picture)[1].tobytes(), "key.png")
     assert np.array_equal(key.pixels, png.pixels) and EIGHT_BIT_NOTE in key.warnings
     assert not any("Hounsfield" in w for w in key.warnings) and not sanity.check(key)
 
@@ -235,6 +232,15 @@ def test_an_rgb_secondary_capture_is_read_when_grey_and_refused_when_a_colour_pi
     assert np.array_equal(key.pixels, png.pixels)
     with pytest.raises(HemoInputError, match="colour picture"):
         read_slices(saved(heatmap), "screenshot.dcm")
+
+
+@pytest.mark.parametrize("saved", [png_bytes, key_image])
+def test_a_negative_picture_is_read_turned_back_and_said_so(saved):
+    """A negative (white air, dark bone) made a normal CT-ICH slice 0.009 -> 0.676, "indicative"."""
+    grey = np.round(window(head_phantom(256, blob=(120, 140)), 40, 120)).astype(np.uint8)
+    [plain], [negative] = read_slices(png_bytes(grey), "slice.png"), read_slices(saved(255 - grey), "negative")
+    assert np.array_equal(negative.pixels, plain.pixels)
+    assert INVERTED_NOTE in negative.warnings and INVERTED_NOTE not in plain.warnings
 
 
 @pytest.mark.parametrize("photometric", ["YBR_FULL", "YBR_FULL_422"])
