@@ -146,7 +146,8 @@ class Analyzer:
             except HemoInputError as error:
                 results.append(SliceResult(name, s.frame, error=str(error)))
                 continue
-            if self.trained and seen.digest(s.pixels) in self.trained:
+            s = replace(s, digest=seen.digest(s.pixels))
+            if s.digest in self.trained:
                 notes += (seen.NOTE,)
             results.append(SliceResult(name, s.frame, slice=s, threshold=self.info.threshold,
                                        warnings=s.warnings + notes))

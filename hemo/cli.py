@@ -250,14 +250,16 @@ def cmd_predict(args) -> int:
         raise ValueError(f"--explain folder {out} is not empty; hemo never overwrites explanation files")
     from hemo.analysis import Analyzer
     from hemo.model import evaluation
-    from hemo.study import HIGHEST, min_series, studies
+    from hemo.study import HIGHEST, min_series, once, studies
     from hemo.table import FIELDS, terminal
     from hemo.trust import slice_trust, study_trust
 
     analyzer = Analyzer.load(args.model)
     model_version = version(args.model)
     with open(args.csv, "w", newline="") if args.csv else contextlib.nullcontext() as partial:
-        kept, written = _read_all(args, analyzer, files, out, partial, model_version)
+        read, written = _read_all(args, analyzer, files, out, partial, model_version)
+    kept = once(read)  # a file given twice is one slice, its copy an error row
+    written.update({id(copy): written[id(first)] for first, copy in zip(read, kept) if copy is not first})
     found = studies(kept, analyzer)
     rows = _ordered_rows(found, kept, written, model_version)
     if not args.csv and sys.stdout.isatty():  # a person reading: aligned columns; a pipe or a file gets the CSV

@@ -52,6 +52,7 @@ class Slice:
     quality: dict = field(default_factory=dict)  # measured on the full image before cropping (hemo.sanity)
     study: str = ""  # StudyInstanceUID, else the folder; groups uploads, never shown
     series: str = ""
+    digest: str = ""  # of ``pixels`` (``hemo.seen.digest``, set by ``Analyzer.read``): known again without them
 
     @property
     def shown(self) -> np.ndarray:

@@ -21,6 +21,7 @@ from hemo.analysis import NEGATIVE, POSITIVE, Analyzer, SliceResult
 from hemo.context import neighbour_mean
 from hemo.imaging import scan_key
 from hemo.model import ModelInfo, platt
+from hemo.seen import digest
 
 #: Fewer slices than this are not a series the study rules were chosen on (CT-ICH: 19-39 per study).
 MIN_SERIES = 8
@@ -96,6 +97,29 @@ def group(results: list[SliceResult]) -> dict[tuple[str, str], list[SliceResult]
         if result.analysed and result.slice is not None:
             groups.setdefault((result.slice.study, result.slice.series), []).append(result)
     return {key: order(members) for key, members in groups.items()}
+
+
+#: What a slice given twice says in place of its verdict.
+TWICE = ("the same slice as one before it in this series (the file given twice?): counted once, as the slice "
+         "before it.")
+
+
+def once(results: list[SliceResult]) -> list[SliceResult]:
+    """Each slice once. A file given twice (a folder and a file in it, two copies of one export) was two slices of its
+    series, counted twice in its top-k mean and its neighbours' reading; the later copy (the same study, series,
+    position and pixels) becomes a result with the error ``TWICE``, so the tables still say what became of it.
+    Only slices with a position (DICOM) are compared: pictures have none to tell a copy from a like slice."""
+    seen_before: set[tuple] = set()
+    kept = []
+    for result in results:
+        if result.analysed and result.slice is not None and result.slice.position is not None:
+            found = result.slice
+            key = (found.study, found.series, found.position, found.digest or digest(found.pixels))
+            if key in seen_before:
+                result = SliceResult(result.source, result.frame, error=TWICE)
+            seen_before.add(key)
+        kept.append(result)
+    return kept
 
 
 def alone(results: list[SliceResult], key: str) -> list[SliceResult]:

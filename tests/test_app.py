@@ -247,6 +247,16 @@ def test_two_studies_get_two_verdicts(app):
     assert {s.value for s in app.subheader} >= {"Study 1: 2 slices", "Study 2: 2 slices"}
 
 
+def test_a_slice_uploaded_twice_is_one_slice_of_its_series(app):
+    series = [dicom_bytes((head_phantom(256) + 1024).astype(np.int16), position=(0, 0, z)) for z in (0.0, 5.0)]
+    for name, data in (("a.dcm", series[0]), ("b.dcm", series[1]), ("copy of a.dcm", series[0])):
+        app.file_uploader[0].upload(name, data, "application/dicom")
+    app.run()
+    assert not app.exception
+    assert [s.value for s in app.subheader if s.value.startswith("Study")] == ["Study 1: 2 slices"]
+    assert any("given twice" in e.value for e in app.error)
+
+
 def test_two_series_of_one_study_are_one_study_numbered_by_series(app):
     for series in ("1.2.3.1.5", "1.2.3.1.6"):  # e.g. a thick and a thin reconstruction of one head
         for z in (0.0, 5.0):

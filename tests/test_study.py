@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 
 import cv2
@@ -394,6 +395,39 @@ def test_non_dicom_files_group_by_folder(analyzer):
     found = studies(results, analyzer)
     assert len(found) == 2
     assert [r.source for r in found[0].slices] == ["1.png", "2.png", "10.png"]  # natural order of file names
+
+
+def test_a_slice_given_twice_counts_once_and_its_copy_says_why(analyzer, small_model_path, tmp_path):
+    from hemo.study import TWICE, once
+
+    series = [dicom_bytes((head_phantom(128, blob=(50, 40 + 8 * z)) + 1024).astype(np.int16), position=(0, 0, 5.0 * z))
+              for z in range(3)]
+    results = [r for n, data in enumerate([*series, series[1]]) for r in analyzer.analyse(data, f"{n}.dcm")]
+    kept = once(results)
+    assert [r.error for r in kept] == [None, None, None, TWICE] and kept[:3] == results[:3]
+    assert [len(study.slices) for study in studies(kept, analyzer)] == [3]  # not 4, the middle slice twice
+    twin = replace_position(series[1], 7.5)  # the same pixels at another place is another slice
+    assert all(r.error is None for r in once(results[:3] + analyzer.analyse(twin, "twin.dcm")))
+    for n, data in enumerate(series):  # a folder and a file in it, on the command line
+        (tmp_path / "scan" / f"{n}.dcm").parent.mkdir(exist_ok=True)
+        (tmp_path / "scan" / f"{n}.dcm").write_bytes(data)
+    table = tmp_path / "out.csv"
+    assert main(["predict", str(tmp_path / "scan"), str(tmp_path / "scan" / "1.dcm"), "--model",
+                 str(small_model_path), "--csv", str(table)]) == 0
+    rows = list(csv.DictReader(open(table)))
+    assert [r["slice"] for r in rows] == ["1", "2", "3", ""] and rows[3]["error"] == TWICE
+
+
+def replace_position(data: bytes, z: float) -> bytes:
+    import io
+
+    import pydicom
+
+    ds = pydicom.dcmread(io.BytesIO(data))
+    ds.ImagePositionPatient = [0, 0, z]
+    buffer = io.BytesIO()
+    ds.save_as(buffer)
+    return buffer.getvalue()
 
 
 def test_a_series_shorter_than_k_keeps_the_highest_slice():

@@ -15,7 +15,7 @@ from hemo.datasets import ignored, is_annotation
 from hemo.errors import HemoInputError
 from hemo.explain import colour_bar
 from hemo.imaging import WINDOW_NAMES, is_dicom
-from hemo.study import HIGHEST, Study, alone, min_series, places, studies
+from hemo.study import HIGHEST, Study, alone, min_series, once, places, studies
 from hemo.table import slice_rows, study_row, without_name
 from hemo.trust import slice_trust, study_trust
 
@@ -405,6 +405,7 @@ def page() -> None:
     progress.empty()
     if annotations:
         st.caption(f"{len(MASKS)} slice(s) came with a bleed annotation: its outline and overlap are shown with them.")
+    results = once(results)  # a file given twice (a folder and a file in it) is one slice, its copy an error
     found = studies(results, analyzer)
     labels = Labels(found, show_names)
     _errors([r for r in results if r.error], labels)
