@@ -109,15 +109,15 @@ def once(results: list[SliceResult]) -> list[SliceResult]:
     series, counted twice in its top-k mean and its neighbours' reading; the later copy (the same study, series,
     position and pixels) becomes a result with the error ``TWICE``, so the tables still say what became of it.
     Only slices with a position (DICOM) are compared: pictures have none to tell a copy from a like slice."""
-    seen_before: set[tuple] = set()
+    met: set[tuple] = set()
     kept = []
     for result in results:
-        if result.analysed and result.slice is not None and result.slice.position is not None:
-            found = result.slice
-            key = (found.study, found.series, found.position, found.digest or digest(found.pixels))
-            if key in seen_before:
+        read = result.slice
+        if result.analysed and read is not None and read.position is not None:
+            key = (read.study, read.series, read.position, read.digest or digest(read.pixels))
+            if key in met:
                 result = SliceResult(result.source, result.frame, error=TWICE)
-            seen_before.add(key)
+            met.add(key)
         kept.append(result)
     return kept
 
