@@ -499,6 +499,16 @@ class _Version(argparse.Action):
         parser.exit()
 
 
+def _check_paths(args) -> None:
+    """A mistyped data path is said at once, whatever the command, before TensorFlow or Ray is imported (seconds)
+    and in those words, not as "no labelled slices found"."""
+    for name in ("data", "paths", "inputs"):
+        value = getattr(args, name, None)
+        for path in [value] if isinstance(value, str) else value or []:
+            if not Path(path).exists():
+                raise FileNotFoundError(f"no such file or folder: {path}")
+
+
 def main(argv: list[str] | None = None) -> int:
     named = Path(sys.argv[0]).name == "hemo"  # the installed command, else python -m hemo
     parser = argparse.ArgumentParser(prog="hemo" if named else "python -m hemo", description=__doc__)
@@ -625,6 +635,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     started = time.time()
     try:
+        _check_paths(args)
         return args.run(args)
     except (FileNotFoundError, FileExistsError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
