@@ -186,7 +186,7 @@ _CT_NUMBER_NOTE = ("16-bit image whose values fit in 12 bits: read as CT numbers
                    "like DICOM. Check that the export holds raw CT values.")
 EIGHT_BIT_NOTE = "8-bit image: taken as already in a brain window (the model was trained on such exports)."
 INVERTED_NOTE = ("A negative picture (white air round the head, dark bone): read with its grey levels turned back, as "
-                 "it is shown here. A negative read as it was made normal slices look like bleeds.")
+                 "it is shown here; read as made, slices scored far from their own score, both ways.")
 
 
 def _positive(gray: np.ndarray, notes: tuple[str, ...]) -> tuple[np.ndarray, tuple[str, ...]]:
