@@ -213,7 +213,7 @@ def test_the_bleed_decoder_keeps_learning_when_it_is_sure_there_is_no_blood():
     assert float(bleed_loss(no_blood, np.zeros_like(no_blood))[0]) == pytest.approx(np.log(2), abs=1e-6)
 
 
-def test_the_map_score_term_makes_one_bright_cell_on_a_normal_slice_cost_what_it_costs_the_slice_score():
+def test_the_map_score_term_makes_one_bright_cell_on_a_normal_slice_cost_what_it_costs_the_slice_score(tmp_path):
     from hemo.bleed import bleed_loss, loss, slice_term
 
     no_blood = np.zeros((1, 32, 32, 1), np.float32)
@@ -231,7 +231,8 @@ def test_the_map_score_term_makes_one_bright_cell_on_a_normal_slice_cost_what_it
     assert float(slice_term(tiny, at_target)[0]) > 2.5  # the slice score asks for more than the cell's share
     with pytest.raises(SystemExit, match="--mask-weight"):
         from hemo.cli import main
-        main(["cv", "x.npz", "--map-score-weight", "1"])
+        (tmp_path / "x.npz").touch()  # there, so that the flags are what is wrong
+        main(["cv", str(tmp_path / "x.npz"), "--map-score-weight", "1"])
 
 
 def test_a_bleed_smaller_than_a_map_cell_asks_for_a_sure_peak_only_with_any_targets():
