@@ -219,13 +219,12 @@ def read_frames(data: bytes, name: str) -> list[Frame]:
     result = []
     try:
         for index, pixels in enumerate(iter_pixels(ds)):
+            marked = 0.0
             if pixels.ndim == 3:  # an RGB Secondary Capture: a grey slice saved in colour, or a colour picture
                 if is_colour(pixels):
                     raise HemoInputError(f"{name}: this DICOM holds a colour picture (a screenshot with a colour "
                                          "overlay?), not a CT slice; send the slice itself.")
                 pixels, marked = grey(pixels)
-                if marked > MARKS_SAID and MARKS_NOTE not in notes:
-                    notes.append(MARKS_NOTE)
             slope, intercept = (1.0, 0.0) if picture else _rescale(ds, index, name)
             values = pixels.astype(np.float32) * np.float32(slope) + np.float32(intercept)
             if picture and inverted:  # a picture's grey levels, shown dark for high: what a viewer shows is 255 - v
@@ -240,7 +239,8 @@ def read_frames(data: bytes, name: str) -> list[Frame]:
                                  "ordered by file name.")
             info = _technical_info(ds, index)
             said = (tilt_note(tilt(ds, index)), thin_note(info.get("SliceThickness")),  # per frame, as Enhanced CT
-                    kernel_note(ds, index), contrast_note(ds, index), TURNED_NOTE if turned else None)
+                    kernel_note(ds, index), contrast_note(ds, index), TURNED_NOTE if turned else None,
+                    MARKS_NOTE if marked > MARKS_SAID else None)
             result.append(Frame(hu, index, position, _frame_window(ds, index, name), info,
                                 (*notes, *(note for note in said if note)), study, series, picture))
     except HemoInputError:

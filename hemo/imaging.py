@@ -212,7 +212,7 @@ def _read_raster(data: bytes, name: str, crop: bool, model_window: tuple[float, 
         raise HemoInputError(f"{name}: the image file is damaged or incomplete ({error}).") from None
     info = {"format": image.format or "image"}
     try:
-        image = ImageOps.exif_transpose(image)  # turned as its EXIF orientation says, as every viewer shows it
+        ImageOps.exif_transpose(image, in_place=True)  # turned as its EXIF orientation says, as viewers show it
     except (OSError, SyntaxError, TypeError, ValueError):
         pass  # an EXIF block that cannot be read: the pixels as stored, as viewers show them then
     if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
